@@ -1,0 +1,240 @@
+import { z } from 'zod';
+import { BILLING_ERROR_CODES, BillingError, type BillingErrorCode } from './errors.ts';
+import {
+  ActivationAnswerSchema, AdjustmentSchema, BalanceSchema, BillingSettingsSchema, CardSchema, DeductionSchema,
+  ExpiryRunSchema, PricingTierSchema, ReapRunSchema, RestorationSchema, RevocationSchema, SessionStateSchema,
+  type Adjustment, type Balance, type BillingSettings, type Card, type Deduction, type ExpiryRun, type PricingTier,
+  type ReapRun, type Restoration, type Revocation, type SessionState,
+} from './types.ts';
+
+export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
+  Revocation, SessionState };
+
+/** The billing clock. Absent, the database's own now() bills; tests and benchmarks pass a fake one. */
+export type Clock = () => Date;
+
+/**
+ * The one billing port. Everything above src/billing (the agent, the tools, the sidecar) talks to this and
+ * nothing else; the rules themselves live in the SQL functions it calls.
+ */
+export interface BillingStore {
+  getBalance(userId: string): Promise<Balance>;
+  listPricingTiers(options?: { includeInactive?: boolean }): Promise<PricingTier[]>;
+  deductTime(input: { userId: string; seconds: number; idempotencyKey: string }): Promise<Deduction>;
+  grantCard(input: {
+    userId: string | null;
+    tierId: string;
+    paymentId?: string | null;
+    purchaserId?: string | null;
+    idempotencyKey: string;
+  }): Promise<Card>;
+  activateCard(input: { userId: string; code: string }): Promise<Card>;
+  revokeCardTime(input: {
+    cardId: string;
+    seconds: number | 'all';
+    kind: 'refund' | 'revoke' | 'adjustment';
+    idempotencyKey: string;
+    reason?: string;
+  }): Promise<Revocation>;
+  restoreCardTime(input: { cardId: string; revokeIdempotencyKey: string }): Promise<Restoration>;
+  adjustUserTime(input: { userId: string; seconds: number; reason: string; idempotencyKey: string }): Promise<Adjustment>;
+  startSession(input: { userId: string; externalKey: string; roomName: string }): Promise<SessionState>;
+  meterSession(sessionId: string): Promise<SessionState>;
+  endSession(input: { sessionId: string; reason: string; endedAt?: Date }): Promise<SessionState>;
+  expireCards(options?: { limit?: number }): Promise<ExpiryRun>;
+  reapStaleSessions(maxSilenceSeconds: number): Promise<ReapRun>;
+  updateSettings(changes: SettingsChanges): Promise<BillingSettings>;
+  close(): Promise<void>;
+}
+
+export interface SettingsChanges {
+  billing_increment_seconds?: number;
+  minimum_charge_seconds?: number;
+  max_concurrent_sessions?: number;
+  card_validity?: string;
+  gift_redeem_window?: string;
+  activation_max_failures?: number;
+  activation_failure_window?: string;
+}
+
+/**
+ * What an adapter provides: call one SQL function with named arguments and return its JSON answer, or throw
+ * a BillingError. Arguments that are undefined are left out so the function's default applies.
+ */
+export interface RpcTransport {
+  call(fn: string, args: Record<string, unknown>): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+const userId = z.guid({ message: 'a user id must be a uuid' });
+const uuid = z.guid({ message: 'must be a uuid' });
+const key = z.string().min(1).max(200);
+const positiveSeconds = z.number().int().positive().max(2_000_000_000);
+
+const inputs = {
+  userId,
+  deduct: z.object({ userId, seconds: positiveSeconds, idempotencyKey: key }),
+  grant: z.object({
+    userId: userId.nullable(),
+    tierId: z.string().min(1).max(40),
+    paymentId: uuid.nullish(),
+    purchaserId: userId.nullish(),
+    idempotencyKey: key,
+  }),
+  activate: z.object({ userId, code: z.string().max(64) }),
+  revoke: z.object({
+    cardId: uuid,
+    seconds: z.union([positiveSeconds, z.literal('all')]),
+    kind: z.enum(['refund', 'revoke', 'adjustment']),
+    idempotencyKey: key,
+    reason: z.string().max(500).optional(),
+  }),
+  restore: z.object({ cardId: uuid, revokeIdempotencyKey: key }),
+  adjust: z.object({
+    userId,
+    seconds: z.number().int().min(-2_000_000_000).max(2_000_000_000).refine((s) => s !== 0, 'must not be zero'),
+    reason: z.string().trim().min(3).max(500),
+    idempotencyKey: key,
+  }),
+  start: z.object({ userId, externalKey: z.string().min(1).max(400), roomName: z.string().min(1).max(200) }),
+  sessionId: uuid,
+  end: z.object({ sessionId: uuid, reason: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/), endedAt: z.date().optional() }),
+  limit: z.number().int().min(1).max(100_000),
+  silence: positiveSeconds,
+  settings: z
+    .object({
+      billing_increment_seconds: z.number().int().min(1).max(3600),
+      minimum_charge_seconds: z.number().int().min(0).max(86400),
+      max_concurrent_sessions: z.number().int().min(1).max(100),
+      card_validity: z.string().min(1),
+      gift_redeem_window: z.string().min(1),
+      activation_max_failures: z.number().int().min(1).max(1000),
+      activation_failure_window: z.string().min(1),
+    })
+    .partial()
+    .strict(),
+};
+
+function validated<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ');
+    throw new BillingError('invalid_argument', `invalid billing request: ${detail}`);
+  }
+  return parsed.data;
+}
+
+function answer<T>(schema: z.ZodType<T>, fn: string, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new BillingError('internal', `unexpected answer from ${fn}: ${parsed.error.message}`);
+  }
+  return parsed.data;
+}
+
+const KNOWN_CODES = new Set<string>(BILLING_ERROR_CODES);
+
+/** The store over any transport: validates input, adds the clock, parses the answer. */
+export class RpcBillingStore implements BillingStore {
+  constructor(
+    private readonly transport: RpcTransport,
+    private readonly clock?: Clock,
+  ) {}
+
+  private async call<T>(fn: string, args: Record<string, unknown>, schema: z.ZodType<T>, clocked = true): Promise<T> {
+    const withClock = clocked && this.clock ? { ...args, p_now: this.clock() } : args;
+    return answer(schema, fn, await this.transport.call(fn, withClock));
+  }
+
+  getBalance(id: string): Promise<Balance> {
+    return this.call('get_user_time_balance', { p_user_id: validated(inputs.userId, id) }, BalanceSchema);
+  }
+
+  listPricingTiers(options: { includeInactive?: boolean } = {}): Promise<PricingTier[]> {
+    return this.call('get_pricing_tiers', { p_include_inactive: options.includeInactive ?? false },
+      z.array(PricingTierSchema), false);
+  }
+
+  deductTime(input: { userId: string; seconds: number; idempotencyKey: string }): Promise<Deduction> {
+    const v = validated(inputs.deduct, input);
+    return this.call('deduct_user_time',
+      { p_user_id: v.userId, p_seconds: v.seconds, p_idempotency_key: v.idempotencyKey }, DeductionSchema);
+  }
+
+  grantCard(input: Parameters<BillingStore['grantCard']>[0]): Promise<Card> {
+    const v = validated(inputs.grant, input);
+    return this.call('grant_time_card', {
+      p_user_id: v.userId,
+      p_tier_id: v.tierId,
+      p_payment_id: v.paymentId ?? null,
+      p_idempotency_key: v.idempotencyKey,
+      p_purchaser_id: v.purchaserId ?? undefined,
+    }, CardSchema);
+  }
+
+  async activateCard(input: { userId: string; code: string }): Promise<Card> {
+    const v = validated(inputs.activate, input);
+    const result = await this.call('activate_time_card', { p_user_id: v.userId, p_code: v.code }, ActivationAnswerSchema);
+    if (result.ok) return result.card;
+    const code: BillingErrorCode = KNOWN_CODES.has(result.error.code) ? (result.error.code as BillingErrorCode) : 'internal';
+    throw new BillingError(code, result.error.message);
+  }
+
+  revokeCardTime(input: Parameters<BillingStore['revokeCardTime']>[0]): Promise<Revocation> {
+    const v = validated(inputs.revoke, input);
+    return this.call('revoke_card_time', {
+      p_card_id: v.cardId,
+      p_seconds: v.seconds === 'all' ? null : v.seconds,
+      p_kind: v.kind,
+      p_idempotency_key: v.idempotencyKey,
+      p_reason: v.reason ?? null,
+    }, RevocationSchema);
+  }
+
+  restoreCardTime(input: { cardId: string; revokeIdempotencyKey: string }): Promise<Restoration> {
+    const v = validated(inputs.restore, input);
+    return this.call('restore_card_time',
+      { p_card_id: v.cardId, p_revoke_idempotency_key: v.revokeIdempotencyKey }, RestorationSchema);
+  }
+
+  adjustUserTime(input: { userId: string; seconds: number; reason: string; idempotencyKey: string }): Promise<Adjustment> {
+    const v = validated(inputs.adjust, input);
+    return this.call('adjust_user_time', {
+      p_user_id: v.userId, p_seconds: v.seconds, p_reason: v.reason, p_idempotency_key: v.idempotencyKey,
+    }, AdjustmentSchema);
+  }
+
+  startSession(input: { userId: string; externalKey: string; roomName: string }): Promise<SessionState> {
+    const v = validated(inputs.start, input);
+    return this.call('start_voice_session',
+      { p_user_id: v.userId, p_external_key: v.externalKey, p_room_name: v.roomName }, SessionStateSchema);
+  }
+
+  meterSession(sessionId: string): Promise<SessionState> {
+    return this.call('meter_voice_session', { p_session_id: validated(inputs.sessionId, sessionId) }, SessionStateSchema);
+  }
+
+  endSession(input: { sessionId: string; reason: string; endedAt?: Date }): Promise<SessionState> {
+    const v = validated(inputs.end, input);
+    return this.call('end_voice_session',
+      { p_session_id: v.sessionId, p_reason: v.reason, p_ended_at: v.endedAt ?? null }, SessionStateSchema);
+  }
+
+  expireCards(options: { limit?: number } = {}): Promise<ExpiryRun> {
+    return this.call('expire_time_cards', { p_limit: validated(inputs.limit, options.limit ?? 1000) }, ExpiryRunSchema);
+  }
+
+  reapStaleSessions(maxSilenceSeconds: number): Promise<ReapRun> {
+    return this.call('reap_stale_sessions',
+      { p_max_silence_seconds: validated(inputs.silence, maxSilenceSeconds) }, ReapRunSchema);
+  }
+
+  updateSettings(changes: SettingsChanges): Promise<BillingSettings> {
+    return this.call('update_billing_settings', { p_changes: validated(inputs.settings, changes) },
+      BillingSettingsSchema, false);
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+}

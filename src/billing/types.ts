@@ -1,0 +1,166 @@
+import { z } from 'zod';
+
+// The shapes the SQL functions answer with. Parsing them checks the boundary: a migration that changed a
+// field's meaning fails loudly here instead of leaking a wrong number into a call.
+
+const timestamp = z.string().transform((value, ctx) => {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) {
+    ctx.addIssue({ code: 'custom', message: `not a timestamp: ${value}` });
+    return z.NEVER;
+  }
+  return date;
+});
+const seconds = z.number().int();
+const id = z.string().min(1);
+
+export const CardSchema = z.object({
+  id,
+  user_id: id.nullable(),
+  purchaser_id: id.nullable(),
+  tier_id: z.string().nullable(),
+  source: z.enum(['purchase', 'gift', 'adjustment']),
+  activation_code: z.string(),
+  total_seconds: seconds,
+  remaining_seconds: seconds,
+  status: z.enum(['pending', 'active', 'exhausted', 'expired', 'revoked']),
+  activated_at: timestamp.nullable(),
+  expires_at: timestamp,
+  payment_id: id.nullable(),
+  note: z.string().nullable(),
+  created_at: timestamp,
+  replayed: z.boolean().optional(),
+});
+export type Card = z.infer<typeof CardSchema>;
+
+export const BalanceSchema = z.object({
+  user_id: id,
+  total_seconds: seconds,
+  card_count: z.number().int(),
+  next_expiry: timestamp.nullable(),
+  cards: z.array(
+    z.object({
+      card_id: id,
+      tier_id: z.string().nullable(),
+      source: z.enum(['purchase', 'gift', 'adjustment']),
+      remaining_seconds: seconds,
+      total_seconds: seconds,
+      activated_at: timestamp.nullable(),
+      expires_at: timestamp,
+    }),
+  ),
+});
+export type Balance = z.infer<typeof BalanceSchema>;
+
+export const PricingTierSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string(),
+  base_seconds: seconds,
+  bonus_seconds: seconds,
+  total_seconds: seconds,
+  price_cents: z.number().int(),
+  currency: z.string(),
+  active: z.boolean(),
+  sort_order: z.number().int(),
+  stripe_price_id: z.string().nullable(),
+});
+export type PricingTier = z.infer<typeof PricingTierSchema>;
+
+const LedgerSplitSchema = z.object({ card_id: id, seconds });
+
+export const DeductionSchema = z.object({
+  user_id: id,
+  deducted_seconds: seconds,
+  shortfall_seconds: seconds,
+  remaining_seconds: seconds,
+  entries: z.array(LedgerSplitSchema),
+  replayed: z.boolean(),
+});
+export type Deduction = z.infer<typeof DeductionSchema>;
+
+export const RevocationSchema = z.object({
+  card_id: id,
+  user_id: id.nullable(),
+  revoked_seconds: seconds,
+  remaining_seconds: seconds,
+  status: CardSchema.shape.status,
+  replayed: z.boolean(),
+});
+export type Revocation = z.infer<typeof RevocationSchema>;
+
+export const RestorationSchema = z.object({
+  card_id: id,
+  user_id: id.nullable(),
+  restored_seconds: seconds,
+  forfeited_seconds: seconds,
+  remaining_seconds: seconds,
+  status: CardSchema.shape.status,
+  replayed: z.boolean(),
+});
+export type Restoration = z.infer<typeof RestorationSchema>;
+
+export const AdjustmentSchema = z.object({
+  user_id: id,
+  adjusted_seconds: seconds,
+  shortfall_seconds: seconds,
+  card_id: id.nullable(),
+  remaining_seconds: seconds,
+  replayed: z.boolean(),
+});
+export type Adjustment = z.infer<typeof AdjustmentSchema>;
+
+export const SessionStateSchema = z.object({
+  session_id: id,
+  user_id: id,
+  external_key: z.string(),
+  room_name: z.string(),
+  status: z.enum(['active', 'ended', 'cut_off', 'abandoned']),
+  started_at: timestamp,
+  last_metered_at: timestamp,
+  ended_at: timestamp.nullable(),
+  end_reason: z.string().nullable(),
+  billed_seconds: seconds,
+  /** The call is paid up to this moment; past it, with nothing left, the call must end. */
+  covered_until: timestamp,
+  increment_seconds: seconds,
+  /** Charged by this call of the function. */
+  charged_seconds: seconds,
+  /** What this call could not charge because the balance ran out. */
+  shortfall_seconds: seconds,
+  /** The user's spendable balance after this call (shared with their other sessions). */
+  remaining_seconds: seconds,
+  replayed: z.boolean(),
+});
+export type SessionState = z.infer<typeof SessionStateSchema>;
+
+export const ExpiryRunSchema = z.object({
+  expired_cards: z.number().int(),
+  forfeited_seconds: seconds,
+  skipped_cards: z.number().int(),
+});
+export type ExpiryRun = z.infer<typeof ExpiryRunSchema>;
+
+export const ReapRunSchema = z.object({
+  reaped_sessions: z.number().int(),
+  session_ids: z.array(id),
+  skipped_sessions: z.number().int(),
+});
+export type ReapRun = z.infer<typeof ReapRunSchema>;
+
+export const BillingSettingsSchema = z.object({
+  billing_increment_seconds: seconds,
+  minimum_charge_seconds: seconds,
+  max_concurrent_sessions: z.number().int(),
+  card_validity: z.string(),
+  gift_redeem_window: z.string(),
+  activation_max_failures: z.number().int(),
+  activation_failure_window: z.string(),
+  updated_at: timestamp,
+});
+export type BillingSettings = z.infer<typeof BillingSettingsSchema>;
+
+export const ActivationAnswerSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), card: CardSchema }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
