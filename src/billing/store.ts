@@ -146,22 +146,22 @@ export class RpcBillingStore implements BillingStore {
     return answer(schema, fn, await this.transport.call(fn, withClock));
   }
 
-  getBalance(id: string): Promise<Balance> {
+  async getBalance(id: string): Promise<Balance> {
     return this.call('get_user_time_balance', { p_user_id: validated(inputs.userId, id) }, BalanceSchema);
   }
 
-  listPricingTiers(options: { includeInactive?: boolean } = {}): Promise<PricingTier[]> {
+  async listPricingTiers(options: { includeInactive?: boolean } = {}): Promise<PricingTier[]> {
     return this.call('get_pricing_tiers', { p_include_inactive: options.includeInactive ?? false },
       z.array(PricingTierSchema), false);
   }
 
-  deductTime(input: { userId: string; seconds: number; idempotencyKey: string }): Promise<Deduction> {
+  async deductTime(input: { userId: string; seconds: number; idempotencyKey: string }): Promise<Deduction> {
     const v = validated(inputs.deduct, input);
     return this.call('deduct_user_time',
       { p_user_id: v.userId, p_seconds: v.seconds, p_idempotency_key: v.idempotencyKey }, DeductionSchema);
   }
 
-  grantCard(input: Parameters<BillingStore['grantCard']>[0]): Promise<Card> {
+  async grantCard(input: Parameters<BillingStore['grantCard']>[0]): Promise<Card> {
     const v = validated(inputs.grant, input);
     return this.call('grant_time_card', {
       p_user_id: v.userId,
@@ -180,7 +180,7 @@ export class RpcBillingStore implements BillingStore {
     throw new BillingError(code, result.error.message);
   }
 
-  revokeCardTime(input: Parameters<BillingStore['revokeCardTime']>[0]): Promise<Revocation> {
+  async revokeCardTime(input: Parameters<BillingStore['revokeCardTime']>[0]): Promise<Revocation> {
     const v = validated(inputs.revoke, input);
     return this.call('revoke_card_time', {
       p_card_id: v.cardId,
@@ -191,50 +191,50 @@ export class RpcBillingStore implements BillingStore {
     }, RevocationSchema);
   }
 
-  restoreCardTime(input: { cardId: string; revokeIdempotencyKey: string }): Promise<Restoration> {
+  async restoreCardTime(input: { cardId: string; revokeIdempotencyKey: string }): Promise<Restoration> {
     const v = validated(inputs.restore, input);
     return this.call('restore_card_time',
       { p_card_id: v.cardId, p_revoke_idempotency_key: v.revokeIdempotencyKey }, RestorationSchema);
   }
 
-  adjustUserTime(input: { userId: string; seconds: number; reason: string; idempotencyKey: string }): Promise<Adjustment> {
+  async adjustUserTime(input: { userId: string; seconds: number; reason: string; idempotencyKey: string }): Promise<Adjustment> {
     const v = validated(inputs.adjust, input);
     return this.call('adjust_user_time', {
       p_user_id: v.userId, p_seconds: v.seconds, p_reason: v.reason, p_idempotency_key: v.idempotencyKey,
     }, AdjustmentSchema);
   }
 
-  startSession(input: { userId: string; externalKey: string; roomName: string }): Promise<SessionState> {
+  async startSession(input: { userId: string; externalKey: string; roomName: string }): Promise<SessionState> {
     const v = validated(inputs.start, input);
     return this.call('start_voice_session',
       { p_user_id: v.userId, p_external_key: v.externalKey, p_room_name: v.roomName }, SessionStateSchema);
   }
 
-  meterSession(sessionId: string): Promise<SessionState> {
+  async meterSession(sessionId: string): Promise<SessionState> {
     return this.call('meter_voice_session', { p_session_id: validated(inputs.sessionId, sessionId) }, SessionStateSchema);
   }
 
-  endSession(input: { sessionId: string; reason: string; endedAt?: Date }): Promise<SessionState> {
+  async endSession(input: { sessionId: string; reason: string; endedAt?: Date }): Promise<SessionState> {
     const v = validated(inputs.end, input);
     return this.call('end_voice_session',
       { p_session_id: v.sessionId, p_reason: v.reason, p_ended_at: v.endedAt ?? null }, SessionStateSchema);
   }
 
-  expireCards(options: { limit?: number } = {}): Promise<ExpiryRun> {
+  async expireCards(options: { limit?: number } = {}): Promise<ExpiryRun> {
     return this.call('expire_time_cards', { p_limit: validated(inputs.limit, options.limit ?? 1000) }, ExpiryRunSchema);
   }
 
-  reapStaleSessions(maxSilenceSeconds: number): Promise<ReapRun> {
+  async reapStaleSessions(maxSilenceSeconds: number): Promise<ReapRun> {
     return this.call('reap_stale_sessions',
       { p_max_silence_seconds: validated(inputs.silence, maxSilenceSeconds) }, ReapRunSchema);
   }
 
-  updateSettings(changes: SettingsChanges): Promise<BillingSettings> {
+  async updateSettings(changes: SettingsChanges): Promise<BillingSettings> {
     return this.call('update_billing_settings', { p_changes: validated(inputs.settings, changes) },
       BillingSettingsSchema, false);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     return this.transport.close();
   }
 }
