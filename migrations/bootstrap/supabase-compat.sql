@@ -3,23 +3,32 @@
 -- The migration runner applies this file only where schema "auth" does not exist, so it never runs on a
 -- Supabase project (hosted Supabase forbids creating objects in auth). It is idempotent.
 
+-- Roles are cluster-wide, so two databases of one cluster may bootstrap at the same moment (parallel test
+-- runs do): a role or membership that appears meanwhile is fine.
 do $$
+declare
+  v_role text;
 begin
-  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
-  end if;
-  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticator') then
-    create role authenticator noinherit nologin;
-  end if;
+  foreach v_role in array array['anon', 'authenticated', 'service_role', 'authenticator'] loop
+    if not exists (select 1 from pg_catalog.pg_roles where rolname = v_role) then
+      begin
+        execute pg_catalog.format('create role %I nologin noinherit%s', v_role,
+          case when v_role = 'service_role' then ' bypassrls' else '' end);
+      exception when duplicate_object or unique_violation then
+        null;
+      end;
+    end if;
+  end loop;
+  foreach v_role in array array['anon', 'authenticated', 'service_role'] loop
+    if not pg_catalog.pg_has_role('authenticator', v_role, 'member') then
+      begin
+        execute pg_catalog.format('grant %I to authenticator', v_role);
+      exception when duplicate_object or unique_violation or internal_error then
+        null;  -- internal_error: "tuple concurrently updated" from a parallel grant of the same membership
+      end;
+    end if;
+  end loop;
 end $$;
-
-grant anon, authenticated, service_role to authenticator;
 
 create schema if not exists auth;
 

@@ -62,7 +62,7 @@ function takeLock(dataDir: string): void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = readLock(dataDir);
-      if (holder && isAlive(holder.pid) && holder.pid !== process.pid) {
+      if (holder && isAlive(holder.pid)) {
         throw new Error(
           `the embedded database in ${dataDir} is already open in process ${holder.pid}` +
             (holder.url ? ` (served at ${holder.url})` : ''),
