@@ -36,8 +36,9 @@ export function supabaseTransport(client: SupabaseClient): RpcTransport {
       }
       const { data, error, status } = response;
       if (error) {
-        // postgrest-js reports a failed fetch as status 0 with no SQLSTATE.
-        if (!error.code && (status === 0 || status >= 500)) {
+        // postgrest-js reports a failed fetch as status 0 with no SQLSTATE; PostgREST reports a lost database
+        // as PGRST000-PGRST003 (503/504).
+        if ((!error.code || /^PGRST00\d$/.test(error.code)) && (status === 0 || status >= 500)) {
           throw new BillingError('storage_unavailable', `Supabase unreachable: ${error.message}`, { cause: error });
         }
         throw billingErrorFromDatabase(error, error);
