@@ -12,6 +12,8 @@ export interface LoadOptions {
   op: (worker: number, seq: number) => Promise<void>;
   /** Stop early after this many failures (the run is then reported as broken). */
   maxErrors?: number;
+  /** Stops every worker (an interrupted benchmark). */
+  signal?: AbortSignal;
 }
 
 export interface LoadResult {
@@ -42,7 +44,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const worker = async (w: number) => {
     for (let seq = 0; ; seq++) {
       const t0 = nowNs();
-      if (t0 >= measureTo || errors >= maxErrors) return;
+      if (t0 >= measureTo || errors >= maxErrors || options.signal?.aborted) return;
       try {
         await options.op(w, seq);
       } catch (error) {
@@ -60,6 +62,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
 
   await Promise.all(Array.from({ length: options.workers }, (_, w) => worker(w)));
+  if (options.signal?.aborted) throw new Error('interrupted');
   const seconds = options.durationMs / 1000;
   return {
     workers: options.workers,

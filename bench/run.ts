@@ -17,7 +17,9 @@ import { createPostgresDatabase, TestClock, newUserId, type TestDatabase } from 
 import type { BillingStore } from '../src/billing/store.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { mark, Report } from './report.ts';
-import { cardBalances, drift, ledgerMismatchedCards, ledgerUsageSeconds, operationsRecorded, seedUsers } from './seed.ts';
+import {
+  cardBalances, drift, ledgerMismatchedCards, ledgerUsageSeconds, operationsRecorded, seedUsers, walBytesSince, walPosition,
+} from './seed.ts';
 import { msBetween, nowNs, round, summarize, type Summary } from './stats.ts';
 
 const envNumber = (name: string, fallback: number) => {
@@ -32,6 +34,7 @@ const CONFIG = {
   meterSessions: 20, // one active session on each of 20 users, metered round-robin
   historySessions: 20_000, // past sessions given to one user for the history probe
   historySamples: 200,
+  activeElsewhere: 20_000, // active calls of other users for the concurrent-call-cap probe
   warmupMs: 1000,
   durationMs: Math.round(envNumber('BENCH_SECONDS', 5) * 1000),
   increment: 60, // billing_increment_seconds of the default settings
@@ -40,6 +43,12 @@ const CONFIG = {
 const TARGETS = { startP99Ms: 2, ratioToCeiling8: 0.5 };
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+/** Set by SIGINT/SIGTERM: loops stop, the database is dropped, the process exits 130. */
+const interrupt = new AbortController();
+const checkInterrupted = () => {
+  if (interrupt.signal.aborted) throw new Error('interrupted');
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // 1. Session latency
@@ -50,6 +59,7 @@ interface LatencyFigures {
   end: Summary;
   startWithHistory: Summary;
   endWithHistory: Summary;
+  startWithActive: Summary;
   anomalies: string[];
 }
 
@@ -66,6 +76,7 @@ async function measureSessionLatency(db: TestDatabase): Promise<LatencyFigures> 
     const ends: number[] = [];
     const total = CONFIG.latencyWarmup + CONFIG.latencySamples;
     for (let i = 0; i < total; i++) {
+      checkInterrupted();
       clock.advance(1);
       const t0 = nowNs();
       const s = await store.startSession({ userId: users[i % users.length]!, externalKey: `bench:start:${i}`, roomName: 'bench-room' });
@@ -91,6 +102,7 @@ async function measureSessionLatency(db: TestDatabase): Promise<LatencyFigures> 
     clock.advance(1);
     const meters: number[] = [];
     for (let i = 0; i < total; ) {
+      checkInterrupted();
       clock.advance(CONFIG.increment);
       for (const sessionId of sessions) {
         if (i >= total) break;
@@ -133,16 +145,42 @@ async function measureSessionLatency(db: TestDatabase): Promise<LatencyFigures> 
         hEnds.push(msBetween(t2, t3));
       }
     }
+
+    // Concurrent-call-cap probe: start_voice_session counts the user's active calls; measure a start while
+    // many OTHER users are on a call (inserted directly, then closed again).
+    await db.sql.query(
+      `insert into public.voice_sessions (user_id, external_key, room_name, status, started_at, last_metered_at,
+         increment_seconds, minimum_seconds)
+       select gen_random_uuid(), 'bench:active:' || g, 'bench-room', 'active', $1::timestamptz, $1::timestamptz, 60, 60
+         from generate_series(1, $2::int) g`,
+      [clock.now().toISOString(), CONFIG.activeElsewhere],
+    );
+    await db.sql.exec('analyze public.voice_sessions');
+    const aStarts: number[] = [];
+    for (let i = 0; i < 20 + CONFIG.historySamples; i++) {
+      clock.advance(1);
+      const t0 = nowNs();
+      const s = await store.startSession({ userId: heavy!, externalKey: `bench:busy:${i}`, roomName: 'bench-room' });
+      const t1 = nowNs();
+      clock.advance(30);
+      await store.endSession({ sessionId: s.session_id, reason: 'caller_left' });
+      if (i >= 20) aStarts.push(msBetween(t0, t1));
+    }
+    await db.sql.query(
+      `update public.voice_sessions set status = 'abandoned', ended_at = last_metered_at, end_reason = 'bench'
+        where external_key like 'bench:active:%'`);
+
     return {
       start: summarize(starts),
       meter: summarize(meters),
       end: summarize(ends),
       startWithHistory: summarize(hStarts),
       endWithHistory: summarize(hEnds),
+      startWithActive: summarize(aStarts),
       anomalies,
     };
   } finally {
-    await store.close();
+    await store.close().catch(() => {});
   }
 }
 
@@ -161,6 +199,7 @@ interface DeductionRun {
   ledgerUsageDiff: number;
   ledgerMismatchedCards: number;
   operationsMissing: number;
+  walBytesPerOp: number;
 }
 
 async function deductionRun(db: TestDatabase, label: string, connections: number, oneUser: boolean): Promise<DeductionRun> {
@@ -170,15 +209,17 @@ async function deductionRun(db: TestDatabase, label: string, connections: number
     await db.sql.exec('analyze');
     await db.sql.exec('checkpoint');
     const before = await cardBalances(db.sql, users);
+    const wal = await walPosition(db.sql);
     const answered = new Map<string, number>(users.map((u) => [u, 0]));
     let shortfallSeconds = 0;
     let replays = 0;
-    const keyPrefix = `bench:${label}:`;
+    const keyPrefix = `bench:${label}:deduct:`;
     log(`deductions: ${label} (${connections} connection(s), ${oneUser ? 'all workers on ONE user' : 'one user per worker'})`);
     const load = await runLoad({
       workers: connections,
       warmupMs: CONFIG.warmupMs,
       durationMs: CONFIG.durationMs,
+      signal: interrupt.signal,
       op: async (w, seq) => {
         const userId = users[oneUser ? 0 : w]!;
         const d = await store.deductTime({ userId, seconds: 1 + (seq % 5), idempotencyKey: `${keyPrefix}${w}:${seq}` });
@@ -187,6 +228,7 @@ async function deductionRun(db: TestDatabase, label: string, connections: number
         shortfallSeconds += d.shortfall_seconds;
       },
     });
+    const walBytes = await walBytesSince(db.sql, wal);
     const after = await cardBalances(db.sql, users);
     const { lost, extra } = drift(before, after, answered);
     const answeredSeconds = [...answered.values()].reduce((a, b) => a + b, 0);
@@ -204,9 +246,10 @@ async function deductionRun(db: TestDatabase, label: string, connections: number
       ledgerUsageDiff: ledgerUsage - answeredSeconds,
       ledgerMismatchedCards: await ledgerMismatchedCards(db.sql, users),
       operationsMissing: load.totalOps - ops,
+      walBytesPerOp: walBytes / Math.max(1, load.totalOps),
     };
   } finally {
-    await store.close();
+    await store.close().catch(() => {});
   }
 }
 
@@ -225,6 +268,7 @@ async function withPool<T>(db: TestDatabase, size: number, fn: (pool: pg.Pool) =
 
 interface NaiveRun {
   load: LoadResult;
+  walBytesPerOp: number;
   answeredSeconds: number;
   lost: number;
   extra: number;
@@ -244,6 +288,7 @@ async function naiveRun(db: TestDatabase, connections: number, oneUser: boolean)
   };
   await db.sql.exec('checkpoint');
   const before = await balances();
+  const wal = await walPosition(db.sql);
   const answered = new Map<string, number>(users.map((u) => [u, 0]));
   log(`naive read-compute-write: ${connections} connection(s), ${oneUser ? 'ONE user' : 'one user per worker'}`);
   const load = await withPool(db, connections, (pool) =>
@@ -251,6 +296,7 @@ async function naiveRun(db: TestDatabase, connections: number, oneUser: boolean)
       workers: connections,
       warmupMs: CONFIG.warmupMs,
       durationMs: CONFIG.durationMs,
+      signal: interrupt.signal,
       op: async (w, seq) => {
         const userId = users[oneUser ? 0 : w]!;
         const { rows } = await pool.query<{ seconds: number }>(
@@ -262,44 +308,49 @@ async function naiveRun(db: TestDatabase, connections: number, oneUser: boolean)
       },
     }),
   );
+  const walBytesPerOp = (await walBytesSince(db.sql, wal)) / Math.max(1, load.totalOps);
   const { lost, extra } = drift(before, await balances(), answered);
-  return { load, answeredSeconds: [...answered.values()].reduce((a, b) => a + b, 0), lost, extra };
+  return { load, walBytesPerOp, answeredSeconds: [...answered.values()].reduce((a, b) => a + b, 0), lost, extra };
 }
 
 /** One single-row UPDATE per transaction, one row per worker: what a committed write costs here at best. */
-async function ceilingRun(db: TestDatabase, connections: number): Promise<LoadResult & { rowsMatch: boolean }> {
+async function ceilingRun(db: TestDatabase, connections: number): Promise<LoadResult & { rowsMatch: boolean; walBytesPerOp: number }> {
   await db.sql.exec('truncate bench_ceiling; insert into bench_ceiling (id, n) select g, 0 from generate_series(0, 63) g');
   await db.sql.exec('checkpoint');
+  const wal = await walPosition(db.sql);
   log(`bare UPDATE ceiling: ${connections} connection(s)`);
   const load = await withPool(db, connections, (pool) =>
     runLoad({
       workers: connections,
       warmupMs: CONFIG.warmupMs,
       durationMs: CONFIG.durationMs,
+      signal: interrupt.signal,
       op: async (w) => {
         await pool.query('update bench_ceiling set n = n + 1 where id = $1', [w]);
       },
     }),
   );
+  const walBytesPerOp = (await walBytesSince(db.sql, wal)) / Math.max(1, load.totalOps);
   const { rows } = await db.sql.query<{ n: string }>('select sum(n)::bigint as n from bench_ceiling');
-  return { ...load, rowsMatch: Number(rows[0]!.n) === load.totalOps };
+  return { ...load, walBytesPerOp, rowsMatch: Number(rows[0]!.n) === load.totalOps };
 }
 
 // ---------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
   const began = nowNs();
+  const loadAtStart = os.loadavg()[0]!;
   log(`creating the bench database (${CONFIG.durationMs / 1000} s per throughput figure, ${CONFIG.latencySamples} latency samples)`);
   const db = await createPostgresDatabase();
-  let closed = false;
-  const cleanup = async () => {
-    if (closed) return;
-    closed = true;
-    await db.close();
-  };
+  let dropped: Promise<void> | null = null;
+  const cleanup = () =>
+    (dropped ??= db.close().catch((error: unknown) => {
+      log(`could not drop the bench database: ${error instanceof Error ? error.message : String(error)}`);
+    }));
   const onSignal = (signal: NodeJS.Signals) => {
-    log(`${signal}: dropping the bench database`);
-    cleanup().finally(() => process.exit(130));
+    log(`${signal}: stopping, dropping the bench database`);
+    interrupt.abort();
+    void cleanup();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -313,20 +364,20 @@ async function main(): Promise<number> {
     log('session latency (1 connection, sequential)');
     const latency = await measureSessionLatency(db);
 
-    const d1 = await deductionRun(db, 'd1', 1, false);
-    const d8 = await deductionRun(db, 'd8', 8, false);
-    const d32 = await deductionRun(db, 'd32', 32, false);
-    const d8one = await deductionRun(db, 'd8one', 8, true);
-    const deductions = [d1, d8, d32, d8one];
-
+    // The three figures compared at 8 connections run back to back, so a noisy neighbour skews them alike.
     await db.sql.exec(`
       create table public.bench_naive_balances (user_id uuid primary key, seconds int not null);
       create table public.bench_ceiling (id int primary key, n bigint not null default 0);`);
-    const c1 = await ceilingRun(db, 1);
+    const d1 = await deductionRun(db, 'd1', 1, false);
+    const d8 = await deductionRun(db, 'd8', 8, false);
     const c8 = await ceilingRun(db, 8);
-    const c32 = await ceilingRun(db, 32);
     const n8 = await naiveRun(db, 8, false);
+    const d32 = await deductionRun(db, 'd32', 32, false);
+    const d8one = await deductionRun(db, 'd8one', 8, true);
     const n8one = await naiveRun(db, 8, true);
+    const c1 = await ceilingRun(db, 1);
+    const c32 = await ceilingRun(db, 32);
+    const deductions = [d1, d8, d32, d8one];
 
     const totalMismatched = await ledgerMismatchedCards(db.sql, null);
     const lost = deductions.reduce((a, r) => a + r.lost, 0);
@@ -353,7 +404,8 @@ async function main(): Promise<number> {
     r.section(`Environment`)
       .row('PostgreSQL', serverVersion, '', `synchronous_commit=${synchronousCommit}`)
       .row('CPU cores', os.cpus().length, '', 'shared by Node and PostgreSQL')
-      .row('throughput window', CONFIG.durationMs / 1000, 's', `after ${CONFIG.warmupMs / 1000} s warm-up, CHECKPOINT before each run`);
+      .row('throughput window', CONFIG.durationMs / 1000, 's', `after ${CONFIG.warmupMs / 1000} s warm-up, CHECKPOINT before each run`)
+      .row('1-min load average, start / end', `${round(loadAtStart, 2)} / ${round(os.loadavg()[0]!, 2)}`, '', 'above ~0.5 other work shares the 2 cores: figures are noisier');
     r.section(`Session latency through the store (1 connection, sequential, ${CONFIG.latencySamples} samples after ${CONFIG.latencyWarmup} warm-up)`)
       .row('start_voice_session p50', latency.start.p50, 'ms')
       .row('start_voice_session p99', latency.start.p99, 'ms', `max ${round(latency.start.max, 2)} ms`)
@@ -363,18 +415,20 @@ async function main(): Promise<number> {
       .row('end_voice_session p99', latency.end.p99, 'ms')
       .row(`start p50, user with ${CONFIG.historySessions.toLocaleString('en-US')} past calls`, latency.startWithHistory.p50, 'ms', `${CONFIG.historySamples} samples`)
       .row(`start p99, user with ${CONFIG.historySessions.toLocaleString('en-US')} past calls`, latency.startWithHistory.p99, 'ms')
-      .row(`end p50, user with ${CONFIG.historySessions.toLocaleString('en-US')} past calls`, latency.endWithHistory.p50, 'ms');
+      .row(`end p50, user with ${CONFIG.historySessions.toLocaleString('en-US')} past calls`, latency.endWithHistory.p50, 'ms')
+      .row(`start p50, ${CONFIG.activeElsewhere.toLocaleString('en-US')} other users on a call`, latency.startWithActive.p50, 'ms', 'the active-call count scans every active call (see report)')
+      .row(`start p99, ${CONFIG.activeElsewhere.toLocaleString('en-US')} other users on a call`, latency.startWithActive.p99, 'ms');
     r.section('Deductions per second via store.deductTime (each worker = one pooled connection, unique idempotency keys)');
     for (const d of deductions) {
       const who = d.users === 1 && d.load.workers > 1 ? 'ALL workers on ONE user (serialized by its advisory lock)' : 'each worker its own user (no lock contention)';
       r.row(`${d.load.workers} connection(s)${d.users === 1 && d.load.workers > 1 ? ', one user' : ''}`, d.load.perSecond, '/s',
-        `${who}; p50 ${round(d.load.latency.p50, 2)} ms, p99 ${round(d.load.latency.p99, 2)} ms`);
+        `${who}; p50 ${round(d.load.latency.p50, 2)} ms, p99 ${round(d.load.latency.p99, 2)} ms, ${Math.round(d.walBytesPerOp)} WAL B/op`);
     }
     r.section('Baselines at 8 connections (plain tables in the bench database)');
-    r.row('bare single-row UPDATE (ceiling), 8 conn', c8.perSecond, '/s', 'update bench_ceiling set n = n + 1 where id = $1, one row per worker')
+    r.row('bare single-row UPDATE (ceiling), 8 conn', c8.perSecond, '/s', `update bench_ceiling set n = n + 1 where id = $1, one row per worker; ${Math.round(c8.walBytesPerOp)} WAL B/op`)
       .row('bare single-row UPDATE, 1 conn', c1.perSecond, '/s', 'context')
       .row('bare single-row UPDATE, 32 conn', c32.perSecond, '/s', 'context')
-      .row('naive SELECT + TS + UPDATE, 8 conn', n8.load.perSecond, '/s', 'one user per worker, autocommit, no lock')
+      .row('naive SELECT + TS + UPDATE, 8 conn', n8.load.perSecond, '/s', `one user per worker, autocommit, no lock; ${Math.round(n8.walBytesPerOp)} WAL B/op`)
       .row('naive SELECT + TS + UPDATE, 8 conn, one user', n8one.load.perSecond, '/s', 'all workers on ONE user')
       .row('ours / ceiling at 8 conn', ratioToCeiling8, 'x')
       .row('ours / naive at 8 conn', ratioToNaive8, 'x');
@@ -399,7 +453,10 @@ async function main(): Promise<number> {
     r.row('benchmark wall time', elapsed, 's');
     console.log(r.render());
 
-    const runFigures = (d: DeductionRun) => ({ per_s: round(d.load.perSecond, 1), p50_ms: round(d.load.latency.p50), p99_ms: round(d.load.latency.p99), ops: d.load.ops, errors: d.load.errors });
+    const runFigures = (d: DeductionRun) => ({
+      per_s: round(d.load.perSecond, 1), p50_ms: round(d.load.latency.p50), p99_ms: round(d.load.latency.p99),
+      ops: d.load.ops, errors: d.load.errors, wal_bytes_per_op: Math.round(d.walBytesPerOp),
+    });
     const json = {
       start_p50_ms: round(latency.start.p50),
       start_p99_ms: round(latency.start.p99),
@@ -411,6 +468,9 @@ async function main(): Promise<number> {
       start_p99_ms_history: round(latency.startWithHistory.p99),
       end_p50_ms_history: round(latency.endWithHistory.p50),
       history_sessions: CONFIG.historySessions,
+      start_p50_ms_active_elsewhere: round(latency.startWithActive.p50),
+      start_p99_ms_active_elsewhere: round(latency.startWithActive.p99),
+      active_elsewhere: CONFIG.activeElsewhere,
       deduct_per_s_1: round(d1.load.perSecond, 1),
       deduct_per_s_8: round(d8.load.perSecond, 1),
       deduct_per_s_32: round(d32.load.perSecond, 1),
@@ -421,6 +481,8 @@ async function main(): Promise<number> {
       ceiling_per_s_1: round(c1.perSecond, 1),
       ceiling_per_s_8: round(c8.perSecond, 1),
       ceiling_per_s_32: round(c32.perSecond, 1),
+      ceiling_p99_ms_8: round(c8.latency.p99),
+      wal_bytes_per_op: { deduct_8: Math.round(d8.walBytesPerOp), ceiling_8: Math.round(c8.walBytesPerOp), naive_8: Math.round(n8.walBytesPerOp) },
       ratio_to_ceiling_8: round(ratioToCeiling8),
       ratio_to_naive_8: round(ratioToNaive8),
       lost_seconds: lost,
@@ -442,6 +504,8 @@ async function main(): Promise<number> {
         cores: os.cpus().length,
         postgres: serverVersion,
         synchronous_commit: synchronousCommit,
+        load_average_start: round(loadAtStart, 2),
+        load_average_end: round(os.loadavg()[0]!, 2),
       },
       wall_seconds: round(elapsed, 1),
     };
@@ -454,8 +518,10 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => process.exit(interrupt.signal.aborted ? 130 : code),
   (error: unknown) => {
+    // main() has awaited the drop of the database before settling, whatever happened.
+    if (interrupt.signal.aborted) process.exit(130);
     process.stderr.write(`[bench] failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);
   },

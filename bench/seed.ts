@@ -82,3 +82,14 @@ export function drift(before: Map<string, number>, after: Map<string, number>, a
   }
   return { lost, extra };
 }
+
+/** The current WAL position, to measure how many WAL bytes a run wrote (the whole cluster's, so approximate). */
+export async function walPosition(sql: SqlClient): Promise<string> {
+  const { rows } = await sql.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+  return rows[0]!.lsn;
+}
+
+export async function walBytesSince(sql: SqlClient, from: string): Promise<number> {
+  const { rows } = await sql.query<{ n: string }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint as n', [from]);
+  return Number(rows[0]!.n);
+}

@@ -86,7 +86,7 @@ create table public.time_cards (
   check (remaining_seconds between 0 and total_seconds),
   check (status <> 'pending' or (user_id is null and activated_at is null)),
   check (status not in ('active', 'exhausted') or (user_id is not null and activated_at is not null))
-);
+) with (fillfactor = 80);  -- room on each page for HOT updates: a deduction changes no indexed column
 -- Only spendable cards are scanned when deducting, in FIFO order.
 create index time_cards_spendable_idx on public.time_cards (user_id, expires_at, created_at, id) where status = 'active';
 create index time_cards_user_idx on public.time_cards (user_id);
@@ -112,6 +112,7 @@ create table public.voice_sessions (
 );
 create index voice_sessions_user_idx on public.voice_sessions (user_id, started_at desc);
 create index voice_sessions_active_idx on public.voice_sessions (last_metered_at) where status = 'active';
+create index voice_sessions_user_active_idx on public.voice_sessions (user_id) where status = 'active';
 
 create table public.ledger_entries (
   id               bigint generated always as identity primary key,
