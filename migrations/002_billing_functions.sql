@@ -40,6 +40,16 @@ begin
 end
 $$;
 
+-- Calendar arithmetic in UTC: a card bought at 23:30 in New York expires on the same instant a year later
+-- whatever time zone the database session happens to use.
+create function billing_private.plus_utc(p_at timestamptz, p_interval interval) returns timestamptz
+  language plpgsql immutable
+as $$
+begin
+  return ((p_at at time zone 'UTC') + p_interval) at time zone 'UTC';
+end
+$$;
+
 -- A user calling through the API may act only on their own account and never on the clock; the service
 -- (service_role, or a direct database connection) may act for anyone.
 create function billing_private.authorize_for_user(p_user_id uuid, p_now timestamptz)
@@ -555,7 +565,8 @@ begin
     billing_private.new_unique_activation_code(), v_tier.base_seconds + v_tier.bonus_seconds, 0,
     case when p_user_id is null then 'pending' else 'active' end,
     case when p_user_id is null then null else v_now end,
-    v_now + case when p_user_id is null then v_settings.gift_redeem_window else v_settings.card_validity end,
+    billing_private.plus_utc(v_now,
+      case when p_user_id is null then v_settings.gift_redeem_window else v_settings.card_validity end),
     p_payment_id, p_idempotency_key, v_now, v_now)
   returning id into v_card_id;
   perform billing_private.move_seconds(v_card_id, v_tier.base_seconds + v_tier.bonus_seconds, 'grant',
@@ -619,7 +630,7 @@ begin
   else
     update public.time_cards c
        set user_id = p_user_id, status = 'active', activated_at = v_now,
-           expires_at = v_now + v_settings.card_validity, updated_at = v_now
+           expires_at = billing_private.plus_utc(v_now, v_settings.card_validity), updated_at = v_now
      where c.id = v_card.id
     returning * into v_card;
     return pg_catalog.jsonb_build_object('ok', true, 'card', billing_private.card_json(v_card));
@@ -663,7 +674,8 @@ begin
   if v_take > 0 then
     perform billing_private.move_seconds(v_card.id, -v_take, p_kind, 'revoke:' || p_idempotency_key, v_now,
       null, v_card.payment_id, p_reason);
-    if v_take = v_card.remaining_seconds and p_kind in ('refund', 'revoke') then
+    -- Emptied by a refund or a dispute, or an unredeemed gift emptied for any reason: nobody may use it.
+    if v_take = v_card.remaining_seconds and (p_kind in ('refund', 'revoke') or v_card.status = 'pending') then
       update public.time_cards c set status = 'revoked', updated_at = v_now where c.id = v_card.id;
     end if;
   end if;
@@ -752,7 +764,7 @@ begin
     insert into public.time_cards (user_id, purchaser_id, tier_id, source, activation_code, total_seconds,
       remaining_seconds, status, activated_at, expires_at, grant_key, note, created_at, updated_at)
     values (p_user_id, null, null, 'adjustment', billing_private.new_unique_activation_code(), p_seconds, 0,
-      'active', v_now, v_now + (billing_private.settings()).card_validity, 'adjust:' || p_idempotency_key,
+      'active', v_now, billing_private.plus_utc(v_now, (billing_private.settings()).card_validity), 'adjust:' || p_idempotency_key,
       p_reason, v_now, v_now)
     returning id into v_card_id;
     perform billing_private.move_seconds(v_card_id, p_seconds, 'adjustment', 'adjust:' || p_idempotency_key,

@@ -1,0 +1,1082 @@
+// Model-based random test of the billing rules.
+//
+// Thousands of seeded random operations over a handful of users and a moving clock run against the SQL
+// functions (through the store) and against a small in-memory reference model written here from the
+// documented rules. After every step the test compares the operation's answer, every user's balance, every
+// card and every voice session with the model, and checks that the ledger still adds up.
+//
+// Replay a failure with the seed printed in the test name and the assertion message:
+//   MODEL_SEED=123 node --import tsx --test tests/billing-model.test.ts
+// (add --test-name-pattern=PostgreSQL or =PGlite to run one pass). MODEL_STEPS sets the PostgreSQL pass's
+// length (default 3000), MODEL_PGLITE_STEPS the PGlite pass's (default 400), MODEL_TRACE=1 prints every
+// operation. A replay draws the same operations with the same arguments. The one thing a seed does not fix is
+// the database's uuids: cards of one user with the same expiry and creation time are spent in the order of
+// their random ids, so how many seconds each of those holds can differ between two runs (the walk picks its
+// arguments without looking at that, but a refund of such a card can, rarely, change what later steps find).
+
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { BillingError } from '../src/billing/errors.ts';
+import type { SqlClient } from '../src/billing/sql-client.ts';
+import type { Balance, BillingStore, Card, SessionState } from '../src/billing/store.ts';
+import {
+  createPgliteDatabase, createPostgresDatabase, ledgerMismatches, TestClock, type TestDatabase,
+} from './helpers/test-db.ts';
+
+// ---------------------------------------------------------------------------------------------------------
+// Deterministic randomness
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class Rng {
+  private readonly next: () => number;
+  constructor(seed: number) {
+    this.next = mulberry32(seed);
+  }
+  float(): number {
+    return this.next();
+  }
+  /** An integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new Error('pick from an empty list');
+    return items[Math.floor(this.next() * items.length)]!;
+  }
+  weighted<T>(entries: ReadonlyArray<readonly [T, number]>): T {
+    const total = entries.reduce((sum, [, w]) => sum + w, 0);
+    let roll = this.next() * total;
+    for (const [value, weight] of entries) {
+      roll -= weight;
+      if (roll < 0) return value;
+    }
+    return entries[entries.length - 1]![0];
+  }
+  uuid(): string {
+    let hex = '';
+    for (let i = 0; i < 32; i++) hex += Math.floor(this.next() * 16).toString(16);
+    const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+  }
+}
+
+function seedFromEnv(): number {
+  const raw = process.env.MODEL_SEED;
+  if (raw === undefined || raw === '') return Math.floor(Math.random() * 2 ** 32);
+  const seed = Number(raw);
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new Error(`MODEL_SEED must be an integer in [0, 2^32), got ${raw}`);
+  return seed;
+}
+
+function stepsFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const steps = Number(raw);
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
+  return steps;
+}
+
+const SEED = seedFromEnv();
+const PG_STEPS = stepsFromEnv('MODEL_STEPS', 3000);
+const PGLITE_STEPS = stepsFromEnv('MODEL_PGLITE_STEPS', 400);
+const TRACE = process.env.MODEL_TRACE === '1';
+
+// ---------------------------------------------------------------------------------------------------------
+// The reference model: the documented rules, written independently of the SQL.
+
+/** Seconds of each seeded pricing tier (base + bonus), from the schema's price list. */
+const TIER_SECONDS: Record<string, number> = {
+  starter_1h: 3600,
+  basic_5h: 5 * 3600 + 30 * 60,
+  premium_10h: 10 * 3600 + 2 * 3600,
+  pro_25h: 25 * 3600 + 5 * 3600,
+  enterprise_50h: 50 * 3600 + 10 * 3600,
+};
+
+const CODE_ALPHABET = '23456789ABCDEFGHJKMNPQRSTUVWXYZ';
+const CODE_SHAPE = /^[2-9A-HJKMNP-Z]{12}$/;
+
+function codeCheckSymbol(code: string): string {
+  let sum = 0;
+  for (let i = 0; i < 11; i++) sum += (i + 1) * CODE_ALPHABET.indexOf(code.charAt(i));
+  return CODE_ALPHABET.charAt(sum % 31);
+}
+
+function isValidCode(code: unknown): code is string {
+  return typeof code === 'string' && CODE_SHAPE.test(code) && code.charAt(11) === codeCheckSymbol(code);
+}
+
+/** t + 1 calendar year in UTC, the last day of the month when the day does not exist (29 Feb). */
+function plusOneYear(t: number): number {
+  const d = new Date(t * 1000);
+  const year = d.getUTCFullYear() + 1;
+  const month = d.getUTCMonth();
+  const daysInMonth = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
+  return Date.UTC(year, month, Math.min(d.getUTCDate(), daysInMonth), d.getUTCHours(), d.getUTCMinutes(),
+    d.getUTCSeconds()) / 1000;
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+type CardStatus = 'pending' | 'active' | 'exhausted' | 'expired' | 'revoked';
+type SessionStatus = 'active' | 'ended' | 'cut_off' | 'abandoned';
+type RevokeKind = 'refund' | 'revoke' | 'adjustment';
+
+interface MCard {
+  id: string;
+  userId: string | null;
+  purchaserId: string | null;
+  tierId: string | null;
+  source: 'purchase' | 'gift' | 'adjustment';
+  /** Null until read back (an adjustment's card answer does not carry its code). */
+  code: string | null;
+  total: number;
+  remaining: number;
+  status: CardStatus;
+  activatedAt: number | null;
+  expiresAt: number;
+  createdAt: number;
+  note: string | null;
+  grantKey: string;
+}
+
+interface MSession {
+  id: string;
+  userId: string;
+  externalKey: string;
+  roomName: string;
+  status: SessionStatus;
+  startedAt: number;
+  lastMeteredAt: number;
+  endedAt: number | null;
+  endReason: string | null;
+  billed: number;
+  increment: number;
+  minimum: number;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; code: string };
+const ok = (value: unknown): Outcome => ({ ok: true, value });
+const fail = (code: string): Outcome => ({ ok: false, code });
+
+interface RecordedOp {
+  kind: string;
+  request: string;
+  result: Record<string, unknown>;
+}
+
+interface NewIds {
+  id: string;
+  code?: string;
+}
+
+class Model {
+  readonly cards = new Map<string, MCard>();
+  readonly sessions = new Map<string, MSession>();
+  readonly ops = new Map<string, RecordedOp>();
+  readonly failures: Array<{ userId: string; at: number }> = [];
+  settings = { increment: 60, minimum: 60, maxConcurrent: 3, maxFailures: 10, failureWindow: 15 * 60 };
+  /** Oddities the SQL allows and the model mirrors, counted for the report. */
+  readonly notes = new Map<string, number>();
+  /** How often the interesting branches of the rules were taken, for the report. */
+  readonly coverage = new Map<string, number>();
+
+  constructor(public now: number) {}
+
+  note(what: string): void {
+    this.notes.set(what, (this.notes.get(what) ?? 0) + 1);
+  }
+
+  cover(what: string): void {
+    this.coverage.set(what, (this.coverage.get(what) ?? 0) + 1);
+  }
+
+  // ----- reading
+
+  /** The cards a balance shows: active, not past expiry, first to expire first. */
+  spendableCards(userId: string): MCard[] {
+    return [...this.cards.values()]
+      .filter((c) => c.userId === userId && c.status === 'active' && c.expiresAt > this.now)
+      .sort((a, b) => a.expiresAt - b.expiresAt || a.createdAt - b.createdAt || compareIds(a.id, b.id));
+  }
+
+  spendable(userId: string): number {
+    return this.spendableCards(userId).reduce((sum, c) => sum + c.remaining, 0);
+  }
+
+  hasAnyCard(userId: string): boolean {
+    for (const c of this.cards.values()) if (c.userId === userId) return true;
+    return false;
+  }
+
+  balance(userId: string): unknown {
+    const cards = this.spendableCards(userId);
+    return {
+      user_id: userId,
+      total_seconds: cards.reduce((sum, c) => sum + c.remaining, 0),
+      card_count: cards.length,
+      next_expiry: cards[0]?.expiresAt ?? null,
+      cards: cards.map((c) => ({
+        card_id: c.id, tier_id: c.tierId, source: c.source, remaining_seconds: c.remaining, total_seconds: c.total,
+        activated_at: c.activatedAt, expires_at: c.expiresAt,
+      })),
+    };
+  }
+
+  cardJson(c: MCard, replayed: boolean | null): Record<string, unknown> {
+    return {
+      id: c.id, user_id: c.userId, purchaser_id: c.purchaserId, tier_id: c.tierId, source: c.source,
+      activation_code: c.code, total_seconds: c.total, remaining_seconds: c.remaining, status: c.status,
+      activated_at: c.activatedAt, expires_at: c.expiresAt, payment_id: null, note: c.note, created_at: c.createdAt,
+      replayed,
+    };
+  }
+
+  sessionJson(s: MSession, charged: number, shortfall: number, replayed: boolean): Record<string, unknown> {
+    return {
+      session_id: s.id, user_id: s.userId, external_key: s.externalKey, room_name: s.roomName, status: s.status,
+      started_at: s.startedAt, last_metered_at: s.lastMeteredAt, ended_at: s.endedAt, end_reason: s.endReason,
+      billed_seconds: s.billed, covered_until: s.startedAt + s.billed, increment_seconds: s.increment,
+      charged_seconds: charged, shortfall_seconds: shortfall, remaining_seconds: this.spendable(s.userId), replayed,
+    };
+  }
+
+  // ----- the rules
+
+  /** Changes a card's remaining seconds: an active card that reaches zero is exhausted, and back. */
+  private move(card: MCard, delta: number): void {
+    card.remaining += delta;
+    if (card.remaining < 0) throw new Error(`model bug: card ${card.id} below zero`);
+    if (card.status === 'active' && card.remaining === 0) card.status = 'exhausted';
+    else if (card.status === 'exhausted' && card.remaining > 0) card.status = 'active';
+  }
+
+  /** FIFO by expiry, then creation, then id; never below zero, the rest is the shortfall. */
+  private spend(userId: string, seconds: number): { deducted: number; shortfall: number; entries: unknown[] } {
+    let left = seconds;
+    const entries: unknown[] = [];
+    const cards = this.spendableCards(userId).filter((c) => c.remaining > 0);
+    for (const [i, card] of cards.entries()) {
+      if (left === 0) break;
+      const next = cards[i + 1];
+      if (next && next.expiresAt === card.expiresAt && next.createdAt === card.createdAt) {
+        this.cover('spend-fifo-tie-broken-by-id');
+      } else if (next && next.expiresAt === card.expiresAt) {
+        this.cover('spend-fifo-tie-broken-by-created_at');
+      }
+      const take = Math.min(left, card.remaining);
+      this.move(card, -take);
+      left -= take;
+      entries.push({ card_id: card.id, seconds: take });
+    }
+    if (entries.length > 1) this.cover('spend-across-cards');
+    if (left > 0) this.cover(left === seconds ? 'spend-nothing-available' : 'spend-partial-shortfall');
+    if (this.spendableCards(userId).some((c) => c.expiresAt > this.now) &&
+        [...this.cards.values()].some((c) => c.userId === userId && c.status === 'active' && c.expiresAt <= this.now && c.remaining > 0)) {
+      this.cover('spend-skipped-card-past-expiry');
+    }
+    return { deducted: seconds - left, shortfall: left, entries };
+  }
+
+  private replay(key: string, kind: string, request: string): Outcome | null {
+    const op = this.ops.get(key);
+    if (!op) return null;
+    if (op.kind !== kind || op.request !== request) return fail('idempotency_conflict');
+    return ok({ ...structuredClone(op.result), replayed: true });
+  }
+
+  private remember(key: string, kind: string, request: string, result: Record<string, unknown>): Outcome {
+    this.ops.set(key, { kind, request, result: structuredClone(result) });
+    return ok({ ...result, replayed: false });
+  }
+
+  grant(input: { userId: string | null; tierId: string; purchaserId: string | null; key: string }, fresh?: NewIds): Outcome {
+    const seconds = TIER_SECONDS[input.tierId];
+    if (seconds === undefined) return fail('unknown_tier');
+    const existing = [...this.cards.values()].find((c) => c.grantKey === input.key);
+    if (existing) {
+      const conflict = existing.tierId !== input.tierId
+        || (input.userId === null) !== (existing.source === 'gift')
+        || (input.userId !== null && existing.userId !== input.userId);
+      return conflict ? fail('idempotency_conflict') : ok(this.cardJson(existing, true));
+    }
+    const gift = input.userId === null;
+    const card: MCard = {
+      id: fresh?.id ?? '<no id>', userId: input.userId, purchaserId: input.purchaserId ?? input.userId,
+      tierId: input.tierId, source: gift ? 'gift' : 'purchase', code: fresh?.code ?? null, total: seconds,
+      remaining: seconds, status: gift ? 'pending' : 'active', activatedAt: gift ? null : this.now,
+      expiresAt: plusOneYear(this.now), createdAt: this.now, note: null, grantKey: input.key,
+    };
+    this.cards.set(card.id, card);
+    return ok(this.cardJson(card, false));
+  }
+
+  activate(userId: string, input: string): Outcome {
+    const code = input.replace(/[\s-]/g, '').toUpperCase();
+    if (!CODE_SHAPE.test(code)) return fail('malformed_code');
+    if (code.charAt(11) !== codeCheckSymbol(code)) return fail('mistyped_code');
+    const recent = this.failures.filter((f) => f.userId === userId && f.at > this.now - this.settings.failureWindow);
+    if (recent.length < this.settings.maxFailures && this.failures.filter((f) => f.userId === userId
+        && f.at >= this.now - this.settings.failureWindow).length >= this.settings.maxFailures) {
+      this.cover('activate-just-out-of-the-rate-limit');
+    }
+    if (recent.length >= this.settings.maxFailures) return fail('rate_limited');
+    const card = [...this.cards.values()].find((c) => c.code === code);
+    let error: string;
+    if (!card) error = 'unknown_code';
+    else if (card.status === 'expired' || (card.status === 'pending' && card.expiresAt <= this.now)) error = 'code_expired';
+    else if (card.status === 'revoked') error = 'code_revoked';
+    else if (card.status !== 'pending') error = 'code_already_used';
+    else {
+      card.userId = userId;
+      card.status = 'active';
+      card.activatedAt = this.now;
+      card.expiresAt = plusOneYear(this.now);
+      this.cover(card.remaining < card.total ? 'activate-partly-refunded-gift' : 'activate-gift');
+      if (card.remaining === 0) this.note('gift activated with 0 seconds left stays active, not exhausted');
+      return ok(this.cardJson(card, null));
+    }
+    this.failures.push({ userId, at: this.now });
+    return fail(error);
+  }
+
+  deduct(userId: string, seconds: number, key: string): Outcome {
+    const request = `${userId}|${seconds}`;
+    const replayed = this.replay(key, 'deduct', request);
+    if (replayed) return replayed;
+    if (!this.hasAnyCard(userId)) return fail('unknown_user');
+    const spent = this.spend(userId, seconds);
+    return this.remember(key, 'deduct', request, {
+      user_id: userId, deducted_seconds: spent.deducted, shortfall_seconds: spent.shortfall,
+      remaining_seconds: this.spendable(userId), entries: spent.entries,
+    });
+  }
+
+  revoke(cardId: string, seconds: number | 'all', kind: RevokeKind, key: string): Outcome {
+    const card = this.cards.get(cardId);
+    if (!card) return fail('unknown_card');
+    const request = `${cardId}|${seconds}|${kind}`;
+    const replayed = this.replay(key, 'revoke', request);
+    if (replayed) return replayed;
+    const before = card.remaining;
+    const take = Math.min(seconds === 'all' ? before : seconds, before);
+    if (take > 0) {
+      this.cover(`revoke-${take === before ? 'all' : 'part'}-of-${card.status}`);
+      this.move(card, -take);
+      if (take === before && (kind !== 'adjustment' || card.status === 'pending')) card.status = 'revoked';
+    } else {
+      this.cover('revoke-nothing-left');
+    }
+    return this.remember(key, 'revoke', request, {
+      card_id: card.id, user_id: card.userId, revoked_seconds: take, remaining_seconds: card.remaining,
+      status: card.status,
+    });
+  }
+
+  restore(cardId: string, revokeKey: string): Outcome {
+    const card = this.cards.get(cardId);
+    if (!card) return fail('unknown_card');
+    const revocation = this.ops.get(revokeKey);
+    if (!revocation || revocation.kind !== 'revoke' || revocation.result.card_id !== cardId) return fail('unknown_revocation');
+    const key = `restore:${revokeKey}`;
+    const request = cardId;
+    const replayed = this.replay(key, 'restore', request);
+    if (replayed) return replayed;
+    const give = Math.min(revocation.result.revoked_seconds as number, card.total - card.remaining);
+    let forfeited = 0;
+    if (give > 0) {
+      this.move(card, give);
+      if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
+      this.cover('restore-gave-back');
+      if (card.expiresAt <= this.now) {
+        this.cover('restore-forfeited-at-once');
+        // A card past its expiry forfeits at once what the restoration gave back (and all it still held).
+        forfeited = card.remaining;
+        card.remaining = 0;
+        card.status = 'expired';
+      }
+    }
+    return this.remember(key, 'restore', request, {
+      card_id: card.id, user_id: card.userId, restored_seconds: give, forfeited_seconds: forfeited,
+      remaining_seconds: card.remaining, status: card.status,
+    });
+  }
+
+  adjust(userId: string, seconds: number, reason: string, key: string, fresh?: NewIds): Outcome {
+    const request = `${userId}|${seconds}|${reason}`;
+    const replayed = this.replay(key, 'adjust', request);
+    if (replayed) return replayed;
+    if (seconds > 0) {
+      const card: MCard = {
+        id: fresh?.id ?? '<no id>', userId, purchaserId: null, tierId: null, source: 'adjustment', code: null,
+        total: seconds, remaining: seconds, status: 'active', activatedAt: this.now, expiresAt: plusOneYear(this.now),
+        createdAt: this.now, note: reason, grantKey: `adjust:${key}`,
+      };
+      this.cards.set(card.id, card);
+      return this.remember(key, 'adjust', request, {
+        user_id: userId, adjusted_seconds: seconds, shortfall_seconds: 0, card_id: card.id,
+        remaining_seconds: this.spendable(userId),
+      });
+    }
+    if (!this.hasAnyCard(userId)) return fail('unknown_user');
+    const spent = this.spend(userId, -seconds);
+    return this.remember(key, 'adjust', request, {
+      user_id: userId, adjusted_seconds: -spent.deducted, shortfall_seconds: spent.shortfall, card_id: null,
+      remaining_seconds: this.spendable(userId),
+    });
+  }
+
+  /** What a session owes at a moment: max(minimum, increment, every increment begun). */
+  private due(s: MSession, at: number): number {
+    return Math.max(s.minimum, s.increment, Math.ceil((at - s.startedAt) / s.increment) * s.increment);
+  }
+
+  private charge(s: MSession, at: number): { charged: number; shortfall: number } {
+    const owed = this.due(s, at) - s.billed;
+    let charged = 0;
+    let shortfall = 0;
+    if (owed > 0) {
+      const spent = this.spend(s.userId, owed);
+      charged = spent.deducted;
+      shortfall = spent.shortfall;
+      this.cover(shortfall > 0 ? 'session-charge-short' : 'session-charge-full');
+    } else {
+      this.cover('session-charge-nothing-owed');
+    }
+    s.billed += charged;
+    s.lastMeteredAt = Math.max(s.lastMeteredAt, this.now);
+    return { charged, shortfall };
+  }
+
+  startSession(userId: string, externalKey: string, roomName: string, fresh?: NewIds): Outcome {
+    const existing = [...this.sessions.values()].find((s) => s.externalKey === externalKey);
+    if (existing) {
+      if (existing.userId !== userId) return fail('idempotency_conflict');
+      return ok(this.sessionJson(existing, 0, 0, true));
+    }
+    const active = [...this.sessions.values()].filter((s) => s.userId === userId && s.status === 'active').length;
+    if (active >= this.settings.maxConcurrent) return fail('too_many_sessions');
+    if (this.spendable(userId) === 0) return fail('insufficient_balance');
+    const session: MSession = {
+      id: fresh?.id ?? '<no id>', userId, externalKey, roomName, status: 'active', startedAt: this.now,
+      lastMeteredAt: this.now, endedAt: null, endReason: null, billed: 0, increment: this.settings.increment,
+      minimum: this.settings.minimum,
+    };
+    this.sessions.set(session.id, session);
+    const { charged, shortfall } = this.charge(session, this.now);
+    return ok(this.sessionJson(session, charged, shortfall, false));
+  }
+
+  meter(sessionId: string): Outcome {
+    const s = this.sessions.get(sessionId);
+    if (!s) return fail('unknown_session');
+    if (s.status !== 'active') return ok(this.sessionJson(s, 0, 0, true));
+    const { charged, shortfall } = this.charge(s, this.now);
+    return ok(this.sessionJson(s, charged, shortfall, false));
+  }
+
+  end(sessionId: string, reason: string, endedAt: number | undefined): Outcome {
+    const s = this.sessions.get(sessionId);
+    if (!s) return fail('unknown_session');
+    if (s.status !== 'active') return ok(this.sessionJson(s, 0, 0, true));
+    const at = Math.min(this.now, Math.max(s.startedAt, endedAt ?? this.now));
+    const { charged, shortfall } = this.charge(s, at);
+    s.status = reason === 'balance_exhausted' ? 'cut_off' : 'ended';
+    if (at < this.now) this.cover('session-end-in-the-past');
+    s.endedAt = at;
+    s.endReason = reason;
+    return ok(this.sessionJson(s, charged, shortfall, false));
+  }
+
+  expire(): Outcome {
+    let expired = 0;
+    let forfeited = 0;
+    for (const card of this.cards.values()) {
+      if ((card.status === 'active' || card.status === 'pending') && card.expiresAt <= this.now) {
+        this.cover(`expire-${card.status}-card${card.remaining > 0 ? '-with-seconds' : ''}`);
+        forfeited += card.remaining;
+        card.remaining = 0;
+        card.status = 'expired';
+        expired++;
+      }
+    }
+    return ok({ expired_cards: expired, forfeited_seconds: forfeited, skipped_cards: 0 });
+  }
+
+  reap(maxSilence: number): Outcome {
+    const stale = [...this.sessions.values()]
+      .filter((s) => s.status === 'active' && s.lastMeteredAt < this.now - maxSilence)
+      .sort((a, b) => a.lastMeteredAt - b.lastMeteredAt || compareIds(a.id, b.id));
+    for (const s of stale) {
+      s.status = 'abandoned';
+      s.endedAt = s.lastMeteredAt;
+      s.endReason = 'worker_silent';
+    }
+    return ok({ reaped_sessions: stale.length, session_ids: stale.map((s) => s.id), skipped_sessions: 0 });
+  }
+
+  updateSettings(increment: number, minimum: number): Outcome {
+    this.settings.increment = increment;
+    this.settings.minimum = minimum;
+    return ok({ billing_increment_seconds: increment, minimum_charge_seconds: minimum,
+      max_concurrent_sessions: this.settings.maxConcurrent });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reading the database's side
+
+const secondsOf = (d: Date | null): number | null => (d === null ? null : d.getTime() / 1000);
+
+function projectCard(c: Card): unknown {
+  return {
+    id: c.id, user_id: c.user_id, purchaser_id: c.purchaser_id, tier_id: c.tier_id, source: c.source,
+    activation_code: c.activation_code, total_seconds: c.total_seconds, remaining_seconds: c.remaining_seconds,
+    status: c.status, activated_at: secondsOf(c.activated_at), expires_at: secondsOf(c.expires_at),
+    payment_id: c.payment_id, note: c.note, created_at: secondsOf(c.created_at), replayed: c.replayed ?? null,
+  };
+}
+
+function projectSession(s: SessionState): unknown {
+  return {
+    session_id: s.session_id, user_id: s.user_id, external_key: s.external_key, room_name: s.room_name,
+    status: s.status, started_at: secondsOf(s.started_at), last_metered_at: secondsOf(s.last_metered_at),
+    ended_at: secondsOf(s.ended_at), end_reason: s.end_reason, billed_seconds: s.billed_seconds,
+    covered_until: secondsOf(s.covered_until), increment_seconds: s.increment_seconds,
+    charged_seconds: s.charged_seconds, shortfall_seconds: s.shortfall_seconds, remaining_seconds: s.remaining_seconds,
+    replayed: s.replayed,
+  };
+}
+
+function projectBalance(b: Balance): unknown {
+  return {
+    user_id: b.user_id, total_seconds: b.total_seconds, card_count: b.card_count, next_expiry: secondsOf(b.next_expiry),
+    cards: b.cards.map((c) => ({
+      card_id: c.card_id, tier_id: c.tier_id, source: c.source, remaining_seconds: c.remaining_seconds,
+      total_seconds: c.total_seconds, activated_at: secondsOf(c.activated_at), expires_at: secondsOf(c.expires_at),
+    })),
+  };
+}
+
+const plain = <T>(value: T): unknown => JSON.parse(JSON.stringify(value)) as unknown;
+
+// One round trip for every card and every session.
+const SNAPSHOT_SQL = `
+select
+  (select coalesce(json_agg(json_build_object(
+      'id', c.id, 'user_id', c.user_id, 'purchaser_id', c.purchaser_id, 'tier_id', c.tier_id, 'source', c.source,
+      'code', c.activation_code, 'total', c.total_seconds, 'remaining', c.remaining_seconds, 'status', c.status,
+      'activated_at', extract(epoch from c.activated_at)::float8, 'expires_at', extract(epoch from c.expires_at)::float8,
+      'created_at', extract(epoch from c.created_at)::float8, 'note', c.note, 'payment_id', c.payment_id)
+    order by c.id), '[]'::json) from public.time_cards c) as cards,
+  (select coalesce(json_agg(json_build_object(
+      'id', s.id, 'user_id', s.user_id, 'external_key', s.external_key, 'room_name', s.room_name, 'status', s.status,
+      'started_at', extract(epoch from s.started_at)::float8,
+      'last_metered_at', extract(epoch from s.last_metered_at)::float8,
+      'ended_at', extract(epoch from s.ended_at)::float8, 'end_reason', s.end_reason, 'billed', s.billed_seconds,
+      'increment', s.increment_seconds, 'minimum', s.minimum_seconds)
+    order by s.id), '[]'::json) from public.voice_sessions s) as sessions`;
+
+interface CardRow {
+  id: string; user_id: string | null; purchaser_id: string | null; tier_id: string | null; source: string; code: string;
+  total: number; remaining: number; status: string; activated_at: number | null; expires_at: number;
+  created_at: number; note: string | null; payment_id: string | null;
+}
+
+interface SessionRow {
+  id: string; user_id: string; external_key: string; room_name: string; status: string; started_at: number;
+  last_metered_at: number; ended_at: number | null; end_reason: string | null; billed: number; increment: number;
+  minimum: number;
+}
+
+async function readTables(sql: SqlClient): Promise<{ cards: CardRow[]; sessions: SessionRow[] }> {
+  const { rows } = await sql.query<{ cards: unknown; sessions: unknown }>(SNAPSHOT_SQL);
+  const row = rows[0]!;
+  const parse = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
+  return { cards: parse(row.cards) as CardRow[], sessions: parse(row.sessions) as SessionRow[] };
+}
+
+function modelCardRow(c: MCard, code: string): CardRow {
+  return {
+    id: c.id, user_id: c.userId, purchaser_id: c.purchaserId, tier_id: c.tierId, source: c.source, code,
+    total: c.total, remaining: c.remaining, status: c.status, activated_at: c.activatedAt, expires_at: c.expiresAt,
+    created_at: c.createdAt, note: c.note, payment_id: null,
+  };
+}
+
+function modelSessionRow(s: MSession): SessionRow {
+  return {
+    id: s.id, user_id: s.userId, external_key: s.externalKey, room_name: s.roomName, status: s.status,
+    started_at: s.startedAt, last_metered_at: s.lastMeteredAt, ended_at: s.endedAt, end_reason: s.endReason,
+    billed: s.billed, increment: s.increment, minimum: s.minimum,
+  };
+}
+
+type Got<T> = { ok: true; value: T } | { ok: false; code: string; message: string };
+
+async function capture<T>(promise: Promise<T>): Promise<Got<T>> {
+  try {
+    return { ok: true, value: await promise };
+  } catch (error) {
+    if (error instanceof BillingError) return { ok: false, code: error.code, message: error.message };
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The random walk
+
+const DAY = 86400;
+
+interface RunResult {
+  stats: Map<string, number>;
+  notes: Map<string, number>;
+  coverage: Map<string, number>;
+  span: { from: number; to: number };
+}
+
+async function runModel(
+  t: TestContext, db: TestDatabase, label: string, seed: number, steps: number, replay: string,
+): Promise<RunResult> {
+  const rng = new Rng(seed);
+  const start = Date.UTC(2026, 0, 1) / 1000 + rng.int(0, 730) * DAY + rng.int(0, DAY - 1);
+  const clock = new TestClock(new Date(start * 1000));
+  const store: BillingStore = db.store(clock.now);
+  const model = new Model(start);
+  const users = Array.from({ length: 5 }, () => rng.uuid());
+  const stranger = rng.uuid();
+  const who = (id: string | null): string => {
+    if (id === null) return 'nobody';
+    const i = users.indexOf(id);
+    return i >= 0 ? `u${i}` : id === stranger ? 'stranger' : id.slice(0, 8);
+  };
+  const stats = new Map<string, number>();
+  const count = (what: string) => stats.set(what, (stats.get(what) ?? 0) + 1);
+
+  // What the walk remembers to repeat later.
+  const grants: Array<{ key: string; userId: string | null; tierId: string; purchaserId: string | null }> = [];
+  const deducts: Array<{ key: string; userId: string; seconds: number }> = [];
+  const revokes: Array<{ key: string; cardId: string; seconds: number | 'all'; kind: RevokeKind }> = [];
+  const adjusts: Array<{ key: string; userId: string; seconds: number; reason: string }> = [];
+  const sessionKeys: Array<{ key: string; userId: string }> = [];
+  const cardOrder: string[] = [];     // card ids in creation order, so picks do not depend on the random ids
+  const sessionOrder: string[] = [];
+
+  let step = 0;
+  let desc = '';
+  const recent: string[] = [];
+  const where = (detail = ''): string =>
+    `[${label}] seed=${seed} step=${step} of ${steps}: ${desc}${detail ? `\n  ${detail}` : ''}\n` +
+    `  replay: ${replay}\n` +
+    `  recent operations (oldest first):\n    ${recent.join('\n    ')}`;
+
+  function check<T>(got: Got<T>, expected: Outcome, project: (value: T) => unknown): void {
+    const actual = got.ok ? { ok: true, value: plain(project(got.value)) } : { ok: false, code: got.code };
+    assert.deepStrictEqual(actual, plain(expected),
+      where(`answer differs from the model${got.ok ? '' : ` (database said: ${got.message})`}`));
+    count(`${desc.split(' ')[0]}:${expected.ok ? 'ok' : expected.code}`);
+  }
+
+  function freshCard(got: Got<{ id: string; activation_code?: string }>): NewIds | undefined {
+    // A replay answers with a card the model knows; only an unseen id is a new card.
+    if (!got.ok || model.cards.has(got.value.id)) return undefined;
+    if (got.value.activation_code !== undefined) {
+      assert.ok(isValidCode(got.value.activation_code), where(`bad activation code ${got.value.activation_code}`));
+    }
+    cardOrder.push(got.value.id);
+    return { id: got.value.id, ...(got.value.activation_code !== undefined ? { code: got.value.activation_code } : {}) };
+  }
+
+  async function verify(): Promise<void> {
+    const [tables, mismatches, ...balances] = await Promise.all([
+      readTables(db.sql), ledgerMismatches(db.sql), ...users.map((u) => store.getBalance(u)),
+    ]);
+    assert.deepStrictEqual(mismatches, [], where('the ledger does not add up to the cards'));
+
+    const modelCards = [...model.cards.values()].sort((a, b) => compareIds(a.id, b.id));
+    const dbCards = [...tables.cards].sort((a, b) => compareIds(a.id, b.id));
+    assert.deepStrictEqual(dbCards.map((c) => c.id), modelCards.map((c) => c.id), where('card ids differ'));
+    const codes = new Set<string>();
+    for (let i = 0; i < dbCards.length; i++) {
+      const row = dbCards[i]!;
+      const card = modelCards[i]!;
+      if (card.code === null) {
+        assert.ok(isValidCode(row.code), where(`card ${row.id} has a bad activation code ${row.code}`));
+        card.code = row.code;
+      }
+      assert.ok(!codes.has(row.code), where(`activation code ${row.code} appears twice`));
+      codes.add(row.code);
+      assert.deepStrictEqual(row, modelCardRow(card, card.code), where(`card ${row.id} (${who(row.user_id)}) differs`));
+    }
+
+    const modelSessions = [...model.sessions.values()].sort((a, b) => compareIds(a.id, b.id));
+    const dbSessions = [...tables.sessions].sort((a, b) => compareIds(a.id, b.id));
+    assert.deepStrictEqual(dbSessions.map((s) => s.id), modelSessions.map((s) => s.id), where('session ids differ'));
+    for (let i = 0; i < dbSessions.length; i++) {
+      assert.deepStrictEqual(dbSessions[i], modelSessionRow(modelSessions[i]!), where(`session ${dbSessions[i]!.id} differs`));
+    }
+
+    users.forEach((u, i) => {
+      assert.deepStrictEqual(plain(projectBalance(balances[i]!)), plain(model.balance(u)),
+        where(`balance of ${who(u)} differs`));
+    });
+  }
+
+  const pickTier = () => rng.weighted([
+    ['starter_1h', 50], ['basic_5h', 25], ['premium_10h', 13], ['pro_25h', 8], ['enterprise_50h', 4],
+  ] as const);
+  const pickSeconds = () => rng.weighted([
+    [() => rng.int(1, 600), 50], [() => rng.int(601, 5_000), 35], [() => rng.int(5_001, 60_000), 15],
+  ] as const)();
+  const formatCode = (code: string) => rng.weighted([
+    [() => code, 50],
+    [() => `${code.slice(0, 4)}-${code.slice(4, 8)}-${code.slice(8)}`.toLowerCase(), 25],
+    [() => ` ${code.slice(0, 4)} ${code.slice(4, 8)} ${code.slice(8)} `, 25],
+  ] as const)();
+  const randomValidCode = () => {
+    let body = '';
+    for (let i = 0; i < 11; i++) body += rng.pick([...CODE_ALPHABET]);
+    return body + codeCheckSymbol(body);
+  };
+  const mistype = (code: string) => {
+    const at = rng.int(0, 11);
+    const others = [...CODE_ALPHABET].filter((ch) => ch !== code.charAt(at));
+    return code.slice(0, at) + rng.pick(others) + code.slice(at + 1);
+  };
+  const knownCards = () => cardOrder.map((id) => model.cards.get(id)!).filter((c) => c.code !== null);
+  const activeSessions = () => sessionOrder.map((id) => model.sessions.get(id)!).filter((s) => s.status === 'active');
+  const pickSession = (): string => {
+    const active = activeSessions();
+    const roll = rng.float();
+    if (roll < 0.05 || sessionOrder.length === 0) return rng.uuid();
+    if (roll < 0.85 && active.length > 0) return rng.pick(active).id;
+    return rng.pick(sessionOrder);
+  };
+
+  async function activateOnce(userId: string, input: string): Promise<void> {
+    const got = await capture(store.activateCard({ userId, code: input }));
+    check(got, model.activate(userId, input), projectCard);
+  }
+
+  // Each operation picks its arguments, calls the store and checks the answer against the model's. One that
+  // finds nothing to act on answers false and another is drawn.
+  const operations: ReadonlyArray<readonly [string, number, () => Promise<boolean | void>]> = [
+    ['grant', 10, async () => {
+      const userId = rng.pick(users);
+      const tierId = pickTier();
+      const key = `g${step}`;
+      desc = `grant ${tierId} to ${who(userId)} key=${key}`;
+      grants.push({ key, userId, tierId, purchaserId: null });
+      const got = await capture(store.grantCard({ userId, tierId, idempotencyKey: key }));
+      check(got, model.grant({ userId, tierId, purchaserId: null, key }, freshCard(got)), projectCard);
+    }],
+    ['gift', 4, async () => {
+      const purchaserId = rng.chance(0.8) ? rng.pick(users) : stranger;
+      const tierId = pickTier();
+      const key = `gift${step}`;
+      desc = `gift ${tierId} bought by ${who(purchaserId)} key=${key}`;
+      grants.push({ key, userId: null, tierId, purchaserId });
+      const got = await capture(store.grantCard({ userId: null, tierId, purchaserId, idempotencyKey: key }));
+      check(got, model.grant({ userId: null, tierId, purchaserId, key }, freshCard(got)), projectCard);
+    }],
+    ['regrant', 1.5, async () => {
+      if (grants.length === 0) return false;
+      const original = rng.pick(grants);
+      let { userId, tierId } = original;
+      const change = rng.weighted([['none', 70], ['tier', 10], ['user', 10], ['gift-ness', 5], ['unknown-tier', 5]] as const);
+      if (change === 'tier') tierId = rng.pick(Object.keys(TIER_SECONDS).filter((t) => t !== tierId));
+      if (change === 'user') userId = rng.pick(users.filter((u) => u !== userId));
+      if (change === 'gift-ness') userId = userId === null ? rng.pick(users) : null;
+      if (change === 'unknown-tier') tierId = 'no_such_tier';
+      const purchaserId = userId === null ? (original.purchaserId ?? rng.pick(users)) : null;
+      desc = `regrant key=${original.key} (${change}) ${tierId} to ${who(userId)}`;
+      const got = await capture(store.grantCard({ userId, tierId, purchaserId, idempotencyKey: original.key }));
+      const expected = model.grant({ userId, tierId, purchaserId, key: original.key }, freshCard(got));
+      check(got, expected, projectCard);
+    }],
+    ['activate', 7, async () => {
+      // Often the user who failed last, so the rate limit and its window get reached.
+      const lastFailure = model.failures[model.failures.length - 1];
+      const userId = lastFailure && rng.chance(0.3) ? lastFailure.userId : rng.pick(users);
+      const cards = knownCards();
+      const pending = cards.filter((c) => c.status === 'pending');
+      const kind = rng.weighted([['pending', 45], ['any', 25], ['unknown', 12], ['malformed', 8], ['mistyped', 10]] as const);
+      let input: string;
+      if (kind === 'pending' && pending.length > 0) input = formatCode(rng.pick(pending).code!);
+      else if ((kind === 'any' || kind === 'pending') && cards.length > 0) input = formatCode(rng.pick(cards).code!);
+      else if (kind === 'malformed') input = rng.pick(['ABCD-EFGH', 'OOOO-0000-1111', 'ABCD-EFGH-JK2L', '', 'ABCDEFGHJKMNP']);
+      else if (kind === 'mistyped') input = formatCode(mistype(cards.length > 0 ? rng.pick(cards).code! : randomValidCode()));
+      else input = formatCode(randomValidCode());
+      const mode = rng.weighted([['one', 84], ['burst', 10], ['window-edge', 6]] as const);
+      if (mode === 'burst') {
+        // A burst of wrong codes from one user, to reach the rate limit.
+        const tries = rng.int(3, 12);
+        desc = `activate burst of ${tries} unknown codes by ${who(userId)}, then ${JSON.stringify(input)}`;
+        for (let i = 0; i < tries; i++) await activateOnce(userId, randomValidCode());
+      } else if (mode === 'window-edge') {
+        // Enough wrong codes to be limited, then a try just before, at or just after their window's end.
+        const tries = rng.int(8, 11);
+        const wait = model.settings.failureWindow + rng.pick([-1, 0, 1]);
+        desc = `activate burst of ${tries} unknown codes by ${who(userId)}, wait ${wait}s, then ${JSON.stringify(input)}`;
+        for (let i = 0; i < tries; i++) await activateOnce(userId, randomValidCode());
+        clock.advance(wait);
+        model.now += wait;
+      } else {
+        desc = `activate ${JSON.stringify(input)} (${kind}) by ${who(userId)}`;
+      }
+      await activateOnce(userId, input);
+    }],
+    ['deduct', 10, async () => {
+      const userId = rng.pick(users);
+      const seconds = pickSeconds();
+      const key = `d${step}`;
+      desc = `deduct ${seconds}s from ${who(userId)} key=${key}`;
+      deducts.push({ key, userId, seconds });
+      const got = await capture(store.deductTime({ userId, seconds, idempotencyKey: key }));
+      check(got, model.deduct(userId, seconds, key), (v) => v);
+    }],
+    ['rededuct', 3, async () => {
+      if (deducts.length === 0) return false;
+      const original = rng.pick(deducts);
+      let { userId, seconds } = original;
+      const change = rng.weighted([['none', 75], ['seconds', 15], ['user', 10]] as const);
+      if (change === 'seconds') seconds += rng.int(1, 100);
+      if (change === 'user') userId = rng.pick(users.filter((u) => u !== userId));
+      desc = `rededuct key=${original.key} (${change}) ${seconds}s from ${who(userId)}`;
+      const got = await capture(store.deductTime({ userId, seconds, idempotencyKey: original.key }));
+      check(got, model.deduct(userId, seconds, original.key), (v) => v);
+    }],
+    ['start', 8, async () => {
+      let userId = rng.pick(users);
+      let key = `s${step}`;
+      const roll = rng.float();
+      if (roll < 0.12 && sessionKeys.length > 0) ({ key, userId } = rng.pick(sessionKeys));
+      else if (roll < 0.15 && sessionKeys.length > 0) {
+        const other = rng.pick(sessionKeys);
+        key = other.key;
+        userId = rng.pick(users.filter((u) => u !== other.userId));
+      }
+      const burst = rng.chance(0.15) ? rng.int(2, 4) : 1;
+      desc = `start session key=${key} for ${who(userId)}${burst > 1 ? `, then ${burst - 1} more` : ''}`;
+      for (let i = 0; i < burst; i++) {
+        const externalKey = i === 0 ? key : `${key}-${i}`;
+        const roomName = `room-${step}-${i}`;
+        const got = await capture(store.startSession({ userId, externalKey, roomName }));
+        const isNew = got.ok && !model.sessions.has(got.value.session_id);
+        if (isNew && got.ok) {
+          sessionOrder.push(got.value.session_id);
+          sessionKeys.push({ key: externalKey, userId });
+        }
+        check(got, model.startSession(userId, externalKey, roomName, isNew && got.ok ? { id: got.value.session_id } : undefined),
+          projectSession);
+      }
+    }],
+    ['meter', 10, async () => {
+      const sessionId = pickSession();
+      const s = model.sessions.get(sessionId);
+      desc = `meter session ${sessionId.slice(0, 8)} (${s ? `${s.status}, ${who(s.userId)}` : 'unknown'})`;
+      const got = await capture(store.meterSession(sessionId));
+      check(got, model.meter(sessionId), projectSession);
+    }],
+    ['end', 6, async () => {
+      const sessionId = pickSession();
+      const s = model.sessions.get(sessionId);
+      const reason = rng.weighted([['caller_left', 50], ['balance_exhausted', 25], ['agent_hangup', 25]] as const);
+      const endedAt = rng.weighted([
+        [undefined, 50], [model.now - rng.int(0, 600), 25], [model.now - rng.int(0, 30 * DAY), 15], [model.now + rng.int(1, 3600), 10],
+      ] as const);
+      desc = `end session ${sessionId.slice(0, 8)} (${s ? `${s.status}, ${who(s.userId)}` : 'unknown'}) reason=${reason}` +
+        ` endedAt=${endedAt === undefined ? 'none' : `now${endedAt - model.now >= 0 ? '+' : ''}${endedAt - model.now}s`}`;
+      const got = await capture(store.endSession({
+        sessionId, reason, ...(endedAt === undefined ? {} : { endedAt: new Date(endedAt * 1000) }),
+      }));
+      check(got, model.end(sessionId, reason, endedAt), projectSession);
+    }],
+    ['expire', 4, async () => {
+      desc = 'expire cards';
+      const got = await capture(store.expireCards());
+      check(got, model.expire(), (v) => v);
+      if (got.ok && got.value.expired_cards > 0) count('expire:some');
+    }],
+    ['reap', 4, async () => {
+      // Sometimes exactly as long as a running call has been silent, or a second either side.
+      const running = activeSessions().filter((s) => model.now - s.lastMeteredAt >= 2);
+      const silence = rng.chance(0.3) && running.length > 0
+        ? model.now - rng.pick(running).lastMeteredAt + rng.pick([-1, 0, 0, 1])
+        : rng.pick([30, 60, 300, 3600, DAY, 7 * DAY]);
+      desc = `reap sessions silent > ${silence}s`;
+      const got = await capture(store.reapStaleSessions(silence));
+      check(got, model.reap(silence), (v) => v);
+      if (got.ok && got.value.reaped_sessions > 0) count('reap:some');
+    }],
+    ['refund', 6, async () => {
+      if (cardOrder.length === 0 && revokes.length === 0) return false;
+      let cardId: string;
+      let seconds: number | 'all';
+      let kind: RevokeKind;
+      let key: string;
+      if (rng.chance(0.1) && revokes.length > 0) {
+        const original = rng.pick(revokes);
+        ({ cardId, seconds, kind, key } = original);
+        if (rng.chance(0.2)) seconds = seconds === 'all' ? 1 : 'all';
+      } else {
+        // Mostly a recent card, as those still hold seconds. (Not "a card with seconds left": how much a card
+        // holds can depend on the random ids of cards granted in the same second, and a replay must not.)
+        const roll = rng.float();
+        if (roll < 0.05 || cardOrder.length === 0) cardId = rng.uuid();
+        else if (roll < 0.65) cardId = rng.pick(cardOrder.slice(-12));
+        else cardId = rng.pick(cardOrder);
+        seconds = rng.chance(0.35) ? 'all' : rng.weighted([
+          [() => rng.int(1, 100), 30], [() => rng.int(101, 5000), 50], [() => rng.int(5001, 300_000), 20],
+        ] as const)();
+        kind = rng.weighted([['refund', 70], ['revoke', 20], ['adjustment', 10]] as const);
+        key = `r${step}`;
+        revokes.push({ key, cardId, seconds, kind });
+      }
+      const card = model.cards.get(cardId);
+      desc = `revoke:${kind} ${seconds} of card ${cardId.slice(0, 8)} (${card ? `${card.status} ${card.remaining}s, ${who(card.userId)}` : 'unknown'}) key=${key}`;
+      const got = await capture(store.revokeCardTime({ cardId, seconds, kind, idempotencyKey: key, reason: 'model test' }));
+      check(got, model.revoke(cardId, seconds, kind, key), (v) => v);
+    }],
+    ['restore', 2, async () => {
+      if (revokes.length === 0) return false;
+      const original = rng.pick(revokes);
+      let cardId = original.cardId;
+      let key = original.key;
+      const roll = rng.float();
+      if (roll < 0.1 && cardOrder.length > 1) cardId = rng.pick(cardOrder.filter((id) => id !== cardId));
+      else if (roll < 0.2) key = `r-none-${step}`;
+      const card = model.cards.get(cardId);
+      desc = `restore revocation ${key} on card ${cardId.slice(0, 8)} (${card ? `${card.status} ${card.remaining}s` : 'unknown'})`;
+      const got = await capture(store.restoreCardTime({ cardId, revokeIdempotencyKey: key }));
+      check(got, model.restore(cardId, key), (v) => v);
+    }],
+    ['adjust', 4, async () => {
+      let userId = rng.pick(users);
+      let seconds = rng.chance(0.5) ? rng.int(1, 7200) : -pickSeconds();
+      let reason = rng.pick(['goodwill credit', 'support correction', 'billing fix']);
+      let key = `a${step}`;
+      const roll = rng.float();
+      if (roll < 0.1 && adjusts.length > 0) ({ userId, seconds, reason, key } = rng.pick(adjusts));
+      else if (roll < 0.13 && deducts.length > 0) key = rng.pick(deducts).key;   // a key another kind used
+      else adjusts.push({ key, userId, seconds, reason });
+      desc = `adjust ${who(userId)} by ${seconds}s key=${key}`;
+      const got = await capture(store.adjustUserTime({ userId, seconds, reason, idempotencyKey: key }));
+      const fresh = got.ok && got.value.card_id !== null && !got.value.replayed ? freshCard({ ok: true, value: { id: got.value.card_id } }) : undefined;
+      check(got, model.adjust(userId, seconds, reason, key, fresh), (v) => v);
+    }],
+    ['settings', 0.7, async () => {
+      const increment = rng.pick([1, 15, 30, 60, 60, 60, 120, 600]);
+      const minimum = rng.pick([0, 0, 30, 60, 60, 120, 300]);
+      desc = `settings increment=${increment} minimum=${minimum}`;
+      const got = await capture(store.updateSettings({ billing_increment_seconds: increment, minimum_charge_seconds: minimum }));
+      check(got, model.updateSettings(increment, minimum), (v) => ({
+        billing_increment_seconds: v.billing_increment_seconds, minimum_charge_seconds: v.minimum_charge_seconds,
+        max_concurrent_sessions: v.max_concurrent_sessions,
+      }));
+    }],
+    ['advance', 15, async () => {
+      let seconds = rng.weighted([
+        [() => rng.int(1, 120), 34], [() => rng.int(121, 3600), 24], [() => rng.int(3601, DAY), 13],
+        [() => rng.int(DAY + 1, 30 * DAY), 10], [() => rng.int(30 * DAY + 1, 120 * DAY), 5], [() => -1, 14],
+      ] as const)();
+      let why = '';
+      if (seconds < 0) {
+        // To a moment where a rule flips, or a second either side: a card's expiry, the end of a failed
+        // activation's rate-limit window, the start of a running call's next increment.
+        const now = model.now;
+        const targets: Array<[string, number]> = [];
+        const expiries = cardOrder.map((id) => model.cards.get(id)!.expiresAt).filter((at) => at > now);
+        const soon = expiries.filter((at) => at - now <= 30 * DAY);
+        if (expiries.length > 0 && (soon.length > 0 || rng.chance(0.2))) targets.push(['the next card expiry', Math.min(...expiries)]);
+        if (soon.length > 0) targets.push(['a card expiry', rng.pick(soon)]);
+        const edges = model.failures.map((f) => f.at + model.settings.failureWindow).filter((at) => at > now);
+        if (edges.length > 0) targets.push(['an activation failure leaving the window', rng.pick(edges)]);
+        const running = activeSessions();
+        if (running.length > 0) {
+          const s = rng.pick(running);
+          targets.push(['a call\'s next increment', s.startedAt + (Math.floor((now - s.startedAt) / s.increment) + 1) * s.increment]);
+        }
+        if (targets.length === 0) targets.push(['nothing in particular', now + 60]);
+        const [what, at] = rng.pick(targets);
+        const nudge = rng.pick([-1, 0, 0, 1]);
+        seconds = Math.max(0, at - now + nudge);
+        why = ` (to ${what}${nudge === 0 ? '' : nudge < 0 ? ' - 1s' : ' + 1s'})`;
+      }
+      desc = `advance the clock ${seconds}s${why}`;
+      clock.advance(seconds);
+      model.now += seconds;
+      count('advance');
+    }],
+  ];
+  const table = operations.map(([name, weight, run]) => [{ name, run }, weight] as const);
+
+  try {
+    await verify();
+    for (step = 1; step <= steps; step++) {
+      while ((await rng.weighted(table).run()) === false);
+      recent.push(`#${step} ${desc}`);
+      if (recent.length > 15) recent.shift();
+      if (TRACE) t.diagnostic(`#${step} ${desc}`);
+      await verify();
+    }
+  } finally {
+    await store.close();
+  }
+  return { stats, notes: model.notes, coverage: model.coverage, span: { from: start, to: model.now } };
+}
+
+/**
+ * The model adds calendar years in UTC and so must the database, whatever the session's time zone: run it in
+ * a zone with daylight saving time, where adding '1 year' in local time would move expiries by an hour.
+ */
+async function useDaylightSavingZone(db: TestDatabase): Promise<void> {
+  if (db.engine === 'pglite') {
+    await db.sql.exec(`set timezone to 'America/New_York'`);     // one shared connection
+  } else {
+    // The store's pool connects after this, so it starts in that zone.
+    await db.sql.exec(`do $$ begin execute format('alter database %I set timezone to %L', current_database(), 'America/New_York'); end $$`);
+  }
+}
+
+async function runPass(t: TestContext, engine: 'postgres' | 'pglite', seed: number, steps: number): Promise<void> {
+  const db = engine === 'postgres' ? await createPostgresDatabase() : await createPgliteDatabase();
+  const replay = `MODEL_SEED=${SEED} node --import tsx --test --test-name-pattern=${engine === 'postgres' ? 'PostgreSQL' : 'PGlite'}` +
+    ` tests/billing-model.test.ts`;
+  try {
+    await useDaylightSavingZone(db);
+    const began = Date.now();
+    const { stats, notes, coverage, span } = await runModel(t, db, engine, seed, steps, replay);
+    const years = ((span.to - span.from) / (365.25 * DAY)).toFixed(1);
+    t.diagnostic(`${engine}: ${steps} steps, seed ${seed}, ${years} years of billing clock, ${Date.now() - began} ms`);
+    t.diagnostic(`outcomes: ${[...stats.entries()].sort().map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    t.diagnostic(`rules exercised: ${[...coverage.entries()].sort().map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    for (const [what, n] of notes) t.diagnostic(`note: ${what} (${n}x)`);
+  } finally {
+    await db.close();
+  }
+}
+
+test(`billing rules match the reference model on PostgreSQL (${PG_STEPS} steps, MODEL_SEED=${SEED})`, async (t) => {
+  await runPass(t, 'postgres', SEED, PG_STEPS);
+});
+
+test(`billing rules match the reference model on PGlite (${PGLITE_STEPS} steps, MODEL_SEED=${SEED})`, async (t) => {
+  // Another walk than the PostgreSQL pass's, from the same seed.
+  await runPass(t, 'pglite', (SEED ^ 0x5bd1e995) >>> 0, PGLITE_STEPS);
+});
