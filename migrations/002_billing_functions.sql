@@ -798,7 +798,9 @@ declare
   v_settings public.billing_settings := billing_private.settings();
   v_session public.voice_sessions;
   v_active integer;
-  v_state jsonb;
+  v_due integer;
+  v_spent jsonb;
+  v_charged integer;
 begin
   perform billing_private.require_user(p_user_id);
   if p_external_key is null or pg_catalog.length(p_external_key) not between 1 and 400 then
@@ -823,17 +825,27 @@ begin
     perform billing_private.fail('too_many_sessions', pg_catalog.format(
       'you already have %s calls in progress; at most %s may run at once', v_active, v_settings.max_concurrent_sessions));
   end if;
+  -- The session is written already charged for its first increment; only a partial charge updates it again.
+  v_session.started_at := v_now;
+  v_session.increment_seconds := v_settings.billing_increment_seconds;
+  v_session.minimum_seconds := v_settings.minimum_charge_seconds;
+  v_due := billing_private.session_due_seconds(v_session, v_now);
   insert into public.voice_sessions (user_id, external_key, room_name, status, started_at, last_metered_at,
-    increment_seconds, minimum_seconds)
+    billed_seconds, increment_seconds, minimum_seconds)
   values (p_user_id, p_external_key, p_room_name, 'active', v_now, v_now,
-    v_settings.billing_increment_seconds, v_settings.minimum_charge_seconds)
+    v_due, v_settings.billing_increment_seconds, v_settings.minimum_charge_seconds)
   returning * into v_session;
-  v_state := billing_private.charge_session(v_session, v_now, v_now);
-  if (v_state ->> 'charged_seconds')::integer = 0 then
+  v_spent := billing_private.spend(p_user_id, v_due, 'usage', 'session:' || v_session.id::text || ':0', v_now, v_session.id);
+  v_charged := (v_spent ->> 'deducted_seconds')::integer;
+  if v_charged = 0 then
     -- Raising rolls the new session back with it.
     perform billing_private.fail('insufficient_balance', 'no conversation time left: buy or redeem a time card to start a call');
   end if;
-  return v_state;
+  if v_charged < v_due then
+    update public.voice_sessions s set billed_seconds = v_charged where s.id = v_session.id returning * into v_session;
+  end if;
+  return billing_private.session_json(v_session, v_charged, (v_spent ->> 'shortfall_seconds')::integer,
+    (v_spent ->> 'remaining_seconds')::integer, false);
 end
 $$;
 

@@ -16,6 +16,8 @@ export const EnvSchema = z.object({
   SUPABASE_SERVICE_ROLE_KEY: optional(z.string().min(1)),
   SUPABASE_DB_URL: optional(z.string().url()),
   DB_POOL_MAX: optional(positiveInt.max(200)).default(10),
+  // Prepared statements on DATABASE_URL; turn off behind a transaction-mode pooler (PgBouncer, Supavisor :6543).
+  DB_PREPARED_STATEMENTS: optional(z.enum(['true', 'false'])).default('true').transform((v) => v === 'true'),
 
   EMBEDDED_DATA_DIR: optional(z.string().min(1)).default('./data/pglite'),
   EMBEDDED_DB_HOST: optional(z.string().min(1)).default('127.0.0.1'),

@@ -54,7 +54,8 @@ export async function openBillingStore(config: Config, options: { clock?: Clock;
   }
   if (!url) throw new Error('no database configured');
   const sql = pgPoolClient(pgPool(url, config.DB_POOL_MAX));
-  const store = new RpcBillingStore(sqlTransport(sql), options.clock);
+  const preparedStatements = target.kind === 'postgres' && config.DB_PREPARED_STATEMENTS;
+  const store = new RpcBillingStore(sqlTransport(sql, { preparedStatements }), options.clock);
   return {
     store,
     sql,

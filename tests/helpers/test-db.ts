@@ -48,7 +48,8 @@ export async function createPostgresDatabase(): Promise<TestDatabase> {
     engine: 'postgres',
     sql,
     url,
-    store: (clock, options) => new RpcBillingStore(sqlTransport(pgPoolClient(newPool(options?.poolSize ?? 10))), clock),
+    store: (clock, options) =>
+      new RpcBillingStore(sqlTransport(pgPoolClient(newPool(options?.poolSize ?? 10)), { preparedStatements: true }), clock),
     async close() {
       await Promise.all(pools.map((p) => p.end().catch(() => {})));
       const dropper = new pg.Client({ connectionString: ADMIN_URL });
