@@ -63,6 +63,29 @@ interface LatencyFigures {
   anomalies: string[];
 }
 
+/** Starts and ends short calls of one user, timing each start and each end (after 20 warm-up calls). */
+async function timeShortCalls(
+  store: BillingStore, clock: TestClock, userId: string, keyPrefix: string,
+): Promise<{ starts: number[]; ends: number[] }> {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (let i = 0; i < 20 + CONFIG.historySamples; i++) {
+    clock.advance(1);
+    const t0 = nowNs();
+    const s = await store.startSession({ userId, externalKey: `${keyPrefix}:${i}`, roomName: 'bench-room' });
+    const t1 = nowNs();
+    clock.advance(30);
+    const t2 = nowNs();
+    await store.endSession({ sessionId: s.session_id, reason: 'caller_left' });
+    const t3 = nowNs();
+    if (i >= 20) {
+      starts.push(msBetween(t0, t1));
+      ends.push(msBetween(t2, t3));
+    }
+  }
+  return { starts, ends };
+}
+
 async function measureSessionLatency(db: TestDatabase): Promise<LatencyFigures> {
   const clock = new TestClock();
   const store = db.store(clock.now, { poolSize: 1 });
@@ -129,22 +152,7 @@ async function measureSessionLatency(db: TestDatabase): Promise<LatencyFigures> 
       [heavy, clock.now().toISOString(), CONFIG.historySessions],
     );
     await db.sql.exec('analyze public.voice_sessions');
-    const hStarts: number[] = [];
-    const hEnds: number[] = [];
-    for (let i = 0; i < 20 + CONFIG.historySamples; i++) {
-      clock.advance(1);
-      const t0 = nowNs();
-      const s = await store.startSession({ userId: heavy!, externalKey: `bench:heavy:${i}`, roomName: 'bench-room' });
-      const t1 = nowNs();
-      clock.advance(30);
-      const t2 = nowNs();
-      await store.endSession({ sessionId: s.session_id, reason: 'caller_left' });
-      const t3 = nowNs();
-      if (i >= 20) {
-        hStarts.push(msBetween(t0, t1));
-        hEnds.push(msBetween(t2, t3));
-      }
-    }
+    const history = await timeShortCalls(store, clock, heavy!, 'bench:heavy');
 
     // Concurrent-call-cap probe: start_voice_session counts the user's active calls; measure a start while
     // many OTHER users are on a call (inserted directly, then closed again).
@@ -156,16 +164,7 @@ async function measureSessionLatency(db: TestDatabase): Promise<LatencyFigures> 
       [clock.now().toISOString(), CONFIG.activeElsewhere],
     );
     await db.sql.exec('analyze public.voice_sessions');
-    const aStarts: number[] = [];
-    for (let i = 0; i < 20 + CONFIG.historySamples; i++) {
-      clock.advance(1);
-      const t0 = nowNs();
-      const s = await store.startSession({ userId: heavy!, externalKey: `bench:busy:${i}`, roomName: 'bench-room' });
-      const t1 = nowNs();
-      clock.advance(30);
-      await store.endSession({ sessionId: s.session_id, reason: 'caller_left' });
-      if (i >= 20) aStarts.push(msBetween(t0, t1));
-    }
+    const busy = await timeShortCalls(store, clock, heavy!, 'bench:busy');
     await db.sql.query(
       `update public.voice_sessions set status = 'abandoned', ended_at = last_metered_at, end_reason = 'bench'
         where external_key like 'bench:active:%'`);
@@ -174,9 +173,9 @@ async function measureSessionLatency(db: TestDatabase): Promise<LatencyFigures> 
       start: summarize(starts),
       meter: summarize(meters),
       end: summarize(ends),
-      startWithHistory: summarize(hStarts),
-      endWithHistory: summarize(hEnds),
-      startWithActive: summarize(aStarts),
+      startWithHistory: summarize(history.starts),
+      endWithHistory: summarize(history.ends),
+      startWithActive: summarize(busy.starts),
       anomalies,
     };
   } finally {

@@ -996,39 +996,30 @@ $$;
 -- PostgreSQL grants EXECUTE to PUBLIC by default: revoke it, then grant each function to whom may call it.
 revoke all on all functions in schema billing_private from public;
 
-revoke all on function
-  public.get_user_time_balance(uuid, timestamptz),
-  public.get_pricing_tiers(boolean),
-  public.deduct_user_time(uuid, integer, text, timestamptz),
-  public.grant_time_card(uuid, text, uuid, text, timestamptz, uuid),
-  public.activate_time_card(uuid, text, timestamptz),
-  public.revoke_card_time(uuid, integer, text, text, text, timestamptz),
-  public.restore_card_time(uuid, text, timestamptz),
-  public.adjust_user_time(uuid, integer, text, text, timestamptz),
-  public.start_voice_session(uuid, text, text, timestamptz),
-  public.meter_voice_session(uuid, timestamptz),
-  public.end_voice_session(uuid, text, timestamptz, timestamptz),
-  public.expire_time_cards(timestamptz, integer),
-  public.reap_stale_sessions(integer, timestamptz),
-  public.update_billing_settings(jsonb)
-from public, anon, authenticated;
-
-grant execute on function
-  public.get_user_time_balance(uuid, timestamptz),
-  public.get_pricing_tiers(boolean),
-  public.deduct_user_time(uuid, integer, text, timestamptz),
-  public.grant_time_card(uuid, text, uuid, text, timestamptz, uuid),
-  public.activate_time_card(uuid, text, timestamptz),
-  public.revoke_card_time(uuid, integer, text, text, text, timestamptz),
-  public.restore_card_time(uuid, text, timestamptz),
-  public.adjust_user_time(uuid, integer, text, text, timestamptz),
-  public.start_voice_session(uuid, text, text, timestamptz),
-  public.meter_voice_session(uuid, timestamptz),
-  public.end_voice_session(uuid, text, timestamptz, timestamptz),
-  public.expire_time_cards(timestamptz, integer),
-  public.reap_stale_sessions(integer, timestamptz),
-  public.update_billing_settings(jsonb)
-to service_role;
+do $$
+declare
+  v_function text;
+begin
+  foreach v_function in array array[
+    'public.get_user_time_balance(uuid, timestamptz)',
+    'public.get_pricing_tiers(boolean)',
+    'public.deduct_user_time(uuid, integer, text, timestamptz)',
+    'public.grant_time_card(uuid, text, uuid, text, timestamptz, uuid)',
+    'public.activate_time_card(uuid, text, timestamptz)',
+    'public.revoke_card_time(uuid, integer, text, text, text, timestamptz)',
+    'public.restore_card_time(uuid, text, timestamptz)',
+    'public.adjust_user_time(uuid, integer, text, text, timestamptz)',
+    'public.start_voice_session(uuid, text, text, timestamptz)',
+    'public.meter_voice_session(uuid, timestamptz)',
+    'public.end_voice_session(uuid, text, timestamptz, timestamptz)',
+    'public.expire_time_cards(timestamptz, integer)',
+    'public.reap_stale_sessions(integer, timestamptz)',
+    'public.update_billing_settings(jsonb)'
+  ] loop
+    execute pg_catalog.format('revoke all on function %s from public, anon, authenticated', v_function);
+    execute pg_catalog.format('grant execute on function %s to service_role', v_function);
+  end loop;
+end $$;
 
 -- Users may read their own balance and redeem codes for themselves; anyone may read the price list.
 grant execute on function public.get_user_time_balance(uuid, timestamptz), public.activate_time_card(uuid, text, timestamptz)
