@@ -2,7 +2,8 @@
 -- them.
 --
 -- Conventions
---  * Every public function is SECURITY DEFINER with an empty search_path and fully qualified names.
+--  * Every public function that reads or moves balances is SECURITY DEFINER with an empty search_path and
+--    fully qualified names (the price list is read with the caller's own rights).
 --  * p_now is the billing clock: null means the database's now(). Only the service may set it (tests drive
 --    expiry, metering and reaping with it); a user's own call that passes it is refused.
 --  * Domain errors are raised as SQLSTATE P0001 with the machine-readable code in HINT; refusals of access
