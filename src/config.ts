@@ -6,6 +6,10 @@ const optional = <T extends z.ZodType>(schema: T) =>
 
 const positiveInt = z.coerce.number().int().positive();
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// An HS256 secret shorter than its 256-bit hash is guessable offline from any one token.
+const hmacSecret = z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -base64 48`)');
+
 export const EnvSchema = z.object({
   NODE_ENV: optional(z.enum(['development', 'production', 'test'])).default('development'),
   LOG_LEVEL: optional(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])).default('info'),
@@ -23,11 +27,38 @@ export const EnvSchema = z.object({
   EMBEDDED_DB_HOST: optional(z.string().min(1)).default('127.0.0.1'),
   EMBEDDED_DB_PORT: optional(z.coerce.number().int().min(0).max(65535)).default(54329),
 
+  // The HTTP sidecar (src/sidecar): Stripe purchases and webhooks, the client and admin API, background jobs.
+  HOST: optional(z.string().min(1)).default('0.0.0.0'),
+  PORT: optional(z.coerce.number().int().min(0).max(65535)).default(8001),
+  PUBLIC_BASE_URL: optional(z.string().url()).default('http://localhost:8001'),
+  STRIPE_SECRET_KEY: optional(z.string().regex(/^(sk|rk)_(test|live)_\w+$/, 'a Stripe secret key like sk_test_...')),
+  STRIPE_WEBHOOK_SECRET: optional(z.string().regex(/^whsec_\w+$/, 'a webhook signing secret like whsec_...')),
+  // Another Stripe-compatible endpoint (stripe-mock, a proxy, tests), e.g. http://127.0.0.1:12111.
+  STRIPE_API_BASE: optional(z.string().url()),
+  CHECKOUT_SUCCESS_URL: optional(z.string().url()),
+  CHECKOUT_CANCEL_URL: optional(z.string().url()),
+  CORS_ORIGINS: optional(z.string()).default(''),
+
   // Billing rules live in the database (table billing_settings); these, when set, are written there on migrate.
   BILLING_INCREMENT_SECONDS: optional(positiveInt.max(3600)),
   BILLING_MINIMUM_SECONDS: optional(z.coerce.number().int().min(0).max(86400)),
   MAX_CONCURRENT_SESSIONS: optional(positiveInt.max(100)),
   CARD_VALIDITY_DAYS: optional(positiveInt.max(3650)),
+
+  // Authentication of the sidecar's API (src/auth): Supabase access tokens are checked with the project's JWT
+  // secret (HS256) and/or its JWKS (ES256/RS256: SUPABASE_JWKS_URL, else derived from SUPABASE_URL); JWT_SECRET
+  // signs and checks local tokens (src/auth/token-cli.ts). Outside production, with no key at all, a fixed
+  // dev-only secret is used; in production a missing key stops the sidecar.
+  SUPABASE_JWT_SECRET: optional(hmacSecret),
+  SUPABASE_JWKS_URL: optional(z.string().url()),
+  JWT_SECRET: optional(hmacSecret),
+  JWT_ISSUER: optional(z.string().min(1)),
+  JWT_AUDIENCE: optional(z.string().min(1)).default('authenticated'),
+  // Comma-separated user uuids that are admins whatever their token says.
+  ADMIN_USER_IDS: optional(z.string())
+    .default('')
+    .transform((list) => list.split(',').map((id) => id.trim().toLowerCase()).filter((id) => id !== ''))
+    .refine((ids) => ids.every((id) => UUID.test(id)), 'must be a comma-separated list of user uuids'),
 });
 
 export type Config = z.infer<typeof EnvSchema>;

@@ -3,12 +3,46 @@ import { BILLING_ERROR_CODES, BillingError, type BillingErrorCode } from './erro
 import {
   ActivationAnswerSchema, AdjustmentSchema, BalanceSchema, BillingSettingsSchema, CardSchema, DeductionSchema,
   ExpiryRunSchema, PricingTierSchema, ReapRunSchema, RestorationSchema, RevocationSchema, SessionStateSchema,
+  StripeEventOutcomeSchema, type StripeEventOutcome,
   type Adjustment, type Balance, type BillingSettings, type Card, type Deduction, type ExpiryRun, type PricingTier,
   type ReapRun, type Restoration, type Revocation, type SessionState,
 } from './types.ts';
 
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
-  Revocation, SessionState };
+  Revocation, SessionState, StripeEventOutcome };
+
+/** The Stripe event being applied: its id makes the application idempotent; the payload is kept. */
+export interface StripeEventRef {
+  id: string;
+  type: string;
+  payload: unknown;
+}
+
+export interface PaymentFacts {
+  userId: string;
+  tierId: string;
+  gift: boolean;
+  amountCents: number;
+  currency: string;
+  checkoutSessionId?: string | null;
+  paymentIntentId?: string | null;
+  chargeId?: string | null;
+  customerId?: string | null;
+}
+
+export interface RefundFacts {
+  paymentIntentId: string | null;
+  chargeId: string | null;
+  /** The charge's cumulative refunded amount, as Stripe reports it. */
+  amountRefundedCents: number;
+}
+
+export interface DisputeFacts {
+  paymentIntentId: string | null;
+  chargeId: string | null;
+  disputeId: string;
+  status: string;
+}
 
 /** The billing clock. Absent, the database's own now() bills; tests and benchmarks pass a fake one. */
 export type Clock = () => Date;
@@ -44,6 +78,17 @@ export interface BillingStore {
   expireCards(options?: { limit?: number }): Promise<ExpiryRun>;
   reapStaleSessions(maxSilenceSeconds: number): Promise<ReapRun>;
   updateSettings(changes: SettingsChanges): Promise<BillingSettings>;
+
+  // Stripe: each call applies one event exactly once (a repeated event id answers 'duplicate_event').
+  recordPaymentSuccess(event: StripeEventRef, payment: PaymentFacts): Promise<StripeEventOutcome>;
+  recordPaymentFailure(event: StripeEventRef, payment: Partial<PaymentFacts> & { reason: string }): Promise<StripeEventOutcome>;
+  recordRefund(event: StripeEventRef, refund: RefundFacts): Promise<StripeEventOutcome>;
+  recordDispute(event: StripeEventRef, dispute: DisputeFacts): Promise<StripeEventOutcome>;
+  recordIgnoredStripeEvent(event: StripeEventRef): Promise<StripeEventOutcome>;
+  getStripeCustomer(userId: string): Promise<string | null>;
+  /** Stores the user's Stripe customer unless one is stored already; answers the stored one. */
+  rememberStripeCustomer(userId: string, customerId: string): Promise<string>;
+
   close(): Promise<void>;
 }
 
@@ -101,6 +146,9 @@ const inputs = {
   end: z.object({ sessionId: uuid, reason: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/), endedAt: z.date().optional() }),
   limit: z.number().int().min(1).max(100_000),
   silence: positiveSeconds,
+  event: z.object({ id: z.string().regex(/^evt_\w{1,250}$/), type: z.string().min(1).max(100), payload: z.unknown() }),
+  stripeId: z.string().min(3).max(255).nullish(),
+  cents: z.number().int().min(0).max(100_000_000),
   settings: z
     .object({
       billing_increment_seconds: z.number().int().min(1).max(3600),
@@ -232,6 +280,79 @@ export class RpcBillingStore implements BillingStore {
   async updateSettings(changes: SettingsChanges): Promise<BillingSettings> {
     return this.call('update_billing_settings', { p_changes: validated(inputs.settings, changes) },
       BillingSettingsSchema, false);
+  }
+
+  async recordPaymentSuccess(event: StripeEventRef, payment: PaymentFacts): Promise<StripeEventOutcome> {
+    return this.call('record_payment_success', {
+      ...this.eventArgs(event),
+      p_user_id: validated(inputs.userId, payment.userId),
+      p_tier_id: payment.tierId,
+      p_gift: payment.gift,
+      p_amount_cents: validated(inputs.cents, payment.amountCents),
+      p_currency: payment.currency,
+      ...this.stripeIds(payment),
+      p_charge_id: validated(inputs.stripeId, payment.chargeId) ?? null,
+      p_customer_id: validated(inputs.stripeId, payment.customerId) ?? null,
+    }, StripeEventOutcomeSchema);
+  }
+
+  async recordPaymentFailure(event: StripeEventRef, payment: Partial<PaymentFacts> & { reason: string }): Promise<StripeEventOutcome> {
+    return this.call('record_payment_failure', {
+      ...this.eventArgs(event),
+      p_user_id: payment.userId === undefined ? null : validated(inputs.userId, payment.userId),
+      p_tier_id: payment.tierId ?? null,
+      p_gift: payment.gift ?? false,
+      p_amount_cents: validated(inputs.cents, payment.amountCents ?? 0),
+      p_currency: payment.currency ?? 'usd',
+      ...this.stripeIds(payment),
+      p_reason: payment.reason.slice(0, 500),
+    }, StripeEventOutcomeSchema);
+  }
+
+  async recordRefund(event: StripeEventRef, refund: RefundFacts): Promise<StripeEventOutcome> {
+    return this.call('record_refund', {
+      ...this.eventArgs(event),
+      p_payment_intent_id: validated(inputs.stripeId, refund.paymentIntentId) ?? null,
+      p_charge_id: validated(inputs.stripeId, refund.chargeId) ?? null,
+      p_amount_refunded_cents: validated(inputs.cents, refund.amountRefundedCents),
+    }, StripeEventOutcomeSchema);
+  }
+
+  async recordDispute(event: StripeEventRef, dispute: DisputeFacts): Promise<StripeEventOutcome> {
+    return this.call('record_dispute', {
+      ...this.eventArgs(event),
+      p_payment_intent_id: validated(inputs.stripeId, dispute.paymentIntentId) ?? null,
+      p_charge_id: validated(inputs.stripeId, dispute.chargeId) ?? null,
+      p_dispute_id: dispute.disputeId,
+      p_status: dispute.status,
+    }, StripeEventOutcomeSchema);
+  }
+
+  async recordIgnoredStripeEvent(event: StripeEventRef): Promise<StripeEventOutcome> {
+    return this.call('record_ignored_stripe_event', this.eventArgs(event), StripeEventOutcomeSchema);
+  }
+
+  async getStripeCustomer(userId: string): Promise<string | null> {
+    return this.call('get_stripe_customer', { p_user_id: validated(inputs.userId, userId) }, z.string().nullable(), false);
+  }
+
+  async rememberStripeCustomer(userId: string, customerId: string): Promise<string> {
+    return this.call('remember_stripe_customer', {
+      p_user_id: validated(inputs.userId, userId),
+      p_customer_id: validated(z.string().min(3).max(255), customerId),
+    }, z.string(), false);
+  }
+
+  private eventArgs(event: StripeEventRef): Record<string, unknown> {
+    const v = validated(inputs.event, event);
+    return { p_event_id: v.id, p_event_type: v.type, p_payload: v.payload ?? {} };
+  }
+
+  private stripeIds(payment: Partial<PaymentFacts>): Record<string, unknown> {
+    return {
+      p_checkout_session_id: validated(inputs.stripeId, payment.checkoutSessionId) ?? null,
+      p_payment_intent_id: validated(inputs.stripeId, payment.paymentIntentId) ?? null,
+    };
   }
 
   async close(): Promise<void> {

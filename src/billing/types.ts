@@ -164,3 +164,11 @@ export const ActivationAnswerSchema = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), card: CardSchema }),
   z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
 ]);
+
+/** What applying one Stripe event did: 'duplicate_event' when it had been applied before. */
+export const StripeEventOutcomeSchema = z.looseObject({
+  event_id: z.string(),
+  outcome: z.string(),
+  payment_id: id.optional(),
+});
+export type StripeEventOutcome = z.infer<typeof StripeEventOutcomeSchema>;

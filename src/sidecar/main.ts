@@ -1,0 +1,51 @@
+// The sidecar process: `./launch.sh dev` and `./launch.sh start` run it next to the agent worker.
+import { readFileSync } from 'node:fs';
+import { config } from '../config.ts';
+import { logger } from '../logger.ts';
+import { createTokenVerifier } from '../auth/verify-token.ts';
+import { openBillingStore } from '../billing/open-store.ts';
+import { buildSidecar } from './app.ts';
+import { createStripeClient } from './stripe-client.ts';
+
+const log = logger().child({ component: 'sidecar' });
+
+async function main(): Promise<void> {
+  const cfg = config();
+  const verifier = createTokenVerifier(cfg);
+  if (verifier.usesDevSecret) log.warn('JWT_SECRET is not set: accepting tokens signed with the public development secret');
+  const opened = await openBillingStore(cfg, { log });
+  const stripe = createStripeClient(cfg);
+  if (!stripe) log.warn('STRIPE_SECRET_KEY is not set: purchases answer 503');
+  if (!cfg.STRIPE_WEBHOOK_SECRET) log.warn('STRIPE_WEBHOOK_SECRET is not set: webhooks answer 503');
+  const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const app = await buildSidecar({
+    store: opened.store,
+    sql: opened.sql,
+    stripe,
+    webhookSecret: cfg.STRIPE_WEBHOOK_SECRET,
+    verifier,
+    log,
+    successUrl: cfg.CHECKOUT_SUCCESS_URL ?? `${cfg.PUBLIC_BASE_URL}/purchase/success?session_id={CHECKOUT_SESSION_ID}`,
+    cancelUrl: cfg.CHECKOUT_CANCEL_URL ?? `${cfg.PUBLIC_BASE_URL}/purchase/cancel`,
+    corsOrigins: cfg.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+    version,
+  });
+  await app.listen({ host: cfg.HOST, port: cfg.PORT });
+  log.info({ storage: opened.description, keySources: verifier.keySources }, 'sidecar ready');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping the sidecar');
+    await app.close();
+    await opened.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  log.fatal({ err: error }, 'sidecar failed to start');
+  process.exit(1);
+});

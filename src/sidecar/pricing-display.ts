@@ -1,0 +1,32 @@
+import type { PricingTier } from '../billing/store.ts';
+
+/** A tier as the seeds' clients read it from GET /time/pricing. */
+export interface PricingTierView {
+  id: string;
+  name: string;
+  hours: number;
+  price_cents: number;
+  price_display: string;
+  currency: string;
+  bonus_minutes: number;
+  total_minutes: number;
+  description: string;
+}
+
+export function formatPrice(cents: number, currency: string): string {
+  return new Intl.NumberFormat('en-US', { style: 'currency', currency: currency.toUpperCase() }).format(cents / 100);
+}
+
+export function pricingTierView(tier: PricingTier): PricingTierView {
+  return {
+    id: tier.id,
+    name: tier.name,
+    hours: tier.base_seconds / 3600,
+    price_cents: tier.price_cents,
+    price_display: formatPrice(tier.price_cents, tier.currency),
+    currency: tier.currency,
+    bonus_minutes: Math.floor(tier.bonus_seconds / 60),
+    total_minutes: Math.floor(tier.total_seconds / 60),
+    description: tier.description,
+  };
+}

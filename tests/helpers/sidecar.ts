@@ -1,0 +1,127 @@
+import pino from 'pino';
+import Stripe from 'stripe';
+import type { FastifyInstance } from 'fastify';
+import { createTokenVerifier, signLocalToken } from '../../src/auth/verify-token.ts';
+import type { BillingStore, Clock } from '../../src/billing/store.ts';
+import { buildSidecar } from '../../src/sidecar/app.ts';
+import type { TestDatabase } from './test-db.ts';
+
+export const WEBHOOK_SECRET = 'whsec_test_mindbot_sidecar';
+const JWT_SECRET = 'test-jwt-secret-for-the-sidecar-tests-0123456789';
+
+export interface TestSidecar {
+  url: string;
+  app: FastifyInstance;
+  store: BillingStore;
+  stripe: Stripe;
+  /** A bearer token for the user (admin when asked). */
+  tokenFor(userId: string, options?: { admin?: boolean }): Promise<string>;
+  /** Posts the event to /webhooks/stripe with a valid signature (or the given header). */
+  deliver(event: object, options?: { signature?: string; secret?: string; timestamp?: number }): Promise<Response>;
+  request(method: string, path: string, options?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** The real sidecar on a loopback port, over the test database. */
+export async function startSidecar(db: TestDatabase, options: { clock?: Clock; stripe?: Stripe; adminIds?: string[] } = {}): Promise<TestSidecar> {
+  const store = db.store(options.clock);
+  // Without a fake, a client pointed at a closed port: any accidental Stripe call fails fast and visibly.
+  const stripe = options.stripe ?? new Stripe('sk_test_unreachable', { host: '127.0.0.1', port: 9, protocol: 'http', maxNetworkRetries: 0 });
+  const app = await buildSidecar({
+    store,
+    sql: db.sql,
+    stripe,
+    webhookSecret: WEBHOOK_SECRET,
+    verifier: createTokenVerifier({ NODE_ENV: 'test', JWT_SECRET, ADMIN_USER_IDS: options.adminIds ?? [] }),
+    log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    successUrl: 'https://app.mindbot.test/purchase/success?session_id={CHECKOUT_SESSION_ID}',
+    cancelUrl: 'https://app.mindbot.test/purchase/cancel',
+    corsOrigins: ['https://app.mindbot.test'],
+    version: 'test',
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  const url = `http://127.0.0.1:${address.port}`;
+  const request: TestSidecar['request'] = (method, path, opts = {}) =>
+    fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(opts.body !== undefined && { 'content-type': 'application/json' }),
+        ...(opts.token && { authorization: `Bearer ${opts.token}` }),
+        ...opts.headers,
+      },
+      body: opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body),
+    });
+  return {
+    url,
+    app,
+    store,
+    stripe,
+    tokenFor: (userId, o) => signLocalToken({ userId, admin: o?.admin ?? false }, JWT_SECRET),
+    async deliver(event, o = {}) {
+      const payload = JSON.stringify(event, null, 2);
+      const signature = o.signature ?? stripe.webhooks.generateTestHeaderString({
+        payload, secret: o.secret ?? WEBHOOK_SECRET, ...(o.timestamp !== undefined && { timestamp: o.timestamp }),
+      });
+      return fetch(`${url}/webhooks/stripe`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'stripe-signature': signature },
+        body: payload,
+      });
+    },
+    request,
+    async close() {
+      await app.close();
+      await store.close();
+    },
+  };
+}
+
+let counter = 0;
+const unique = (prefix: string) => `${prefix}_test${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+
+export function stripeEvent(type: string, object: Record<string, unknown>, id = unique('evt')): Record<string, unknown> {
+  return { id, object: 'event', api_version: '2026-10-28.endive', created: Math.floor(Date.now() / 1000),
+    livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type, data: { object } };
+}
+
+export interface PurchaseIds {
+  sessionId: string;
+  paymentIntentId: string;
+  chargeId: string;
+}
+
+export function purchaseIds(): PurchaseIds {
+  return { sessionId: unique('cs'), paymentIntentId: unique('pi'), chargeId: unique('ch') };
+}
+
+export function checkoutSession(ids: PurchaseIds, purchase: { userId: string; packageId: string; amount: number; gift?: boolean },
+  overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: ids.sessionId, object: 'checkout.session', mode: 'payment', status: 'complete', payment_status: 'paid',
+    amount_total: purchase.amount, currency: 'usd', client_reference_id: purchase.userId, customer: null,
+    payment_intent: ids.paymentIntentId,
+    metadata: { user_id: purchase.userId, package_id: purchase.packageId, gift: String(purchase.gift ?? false) },
+    ...overrides,
+  };
+}
+
+export function paymentIntent(ids: PurchaseIds, purchase: { userId: string; packageId: string; amount: number; gift?: boolean },
+  overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: ids.paymentIntentId, object: 'payment_intent', amount: purchase.amount, amount_received: purchase.amount,
+    currency: 'usd', customer: null, latest_charge: ids.chargeId, status: 'succeeded',
+    metadata: { user_id: purchase.userId, package_id: purchase.packageId, gift: String(purchase.gift ?? false) },
+    ...overrides,
+  };
+}
+
+export function charge(ids: PurchaseIds, amount: number, amountRefunded: number): Record<string, unknown> {
+  return { id: ids.chargeId, object: 'charge', amount, amount_refunded: amountRefunded, payment_intent: ids.paymentIntentId,
+    refunded: amountRefunded >= amount };
+}
+
+export function dispute(ids: PurchaseIds, disputeId: string, status: string): Record<string, unknown> {
+  return { id: disputeId, object: 'dispute', charge: ids.chargeId, payment_intent: ids.paymentIntentId, status, amount: 0 };
+}
