@@ -39,6 +39,16 @@ export const EnvSchema = z.object({
   CHECKOUT_CANCEL_URL: optional(z.string().url()),
   CORS_ORIGINS: optional(z.string()).default(''),
 
+  // Background jobs of the sidecar, and where notifications (low balance, expiring card, receipts…) are posted.
+  JOBS_ENABLED: optional(z.enum(['true', 'false'])).default('true').transform((v) => v === 'true'),
+  EXPIRE_EVERY_SECONDS: optional(positiveInt.max(86400)).default(300),
+  REAP_EVERY_SECONDS: optional(positiveInt.max(86400)).default(60),
+  SESSION_MAX_SILENCE_SECONDS: optional(positiveInt.max(86400)).default(180),
+  NOTIFY_EVERY_SECONDS: optional(positiveInt.max(86400)).default(30),
+  LOW_BALANCE_SECONDS: optional(positiveInt.max(86400)).default(1800),
+  NOTIFY_WEBHOOK_URL: optional(z.string().url()),
+  NOTIFY_WEBHOOK_SECRET: optional(z.string().min(16)),
+
   // Billing rules live in the database (table billing_settings); these, when set, are written there on migrate.
   BILLING_INCREMENT_SECONDS: optional(positiveInt.max(3600)),
   BILLING_MINIMUM_SECONDS: optional(z.coerce.number().int().min(0).max(86400)),

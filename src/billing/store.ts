@@ -4,12 +4,13 @@ import {
   ActivationAnswerSchema, AdjustmentSchema, BalanceSchema, BillingSettingsSchema, CardSchema, DeductionSchema,
   ExpiryRunSchema, PricingTierSchema, ReapRunSchema, RestorationSchema, RevocationSchema, SessionStateSchema,
   StripeEventOutcomeSchema, type StripeEventOutcome,
+  BillingMetricsSchema, ClaimedNotificationSchema, NotificationScanSchema, type ClaimedNotification, type NotificationScan,
   type Adjustment, type Balance, type BillingSettings, type Card, type Deduction, type ExpiryRun, type PricingTier,
   type ReapRun, type Restoration, type Revocation, type SessionState,
 } from './types.ts';
 
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
-  Revocation, SessionState, StripeEventOutcome };
+  Revocation, SessionState, StripeEventOutcome, ClaimedNotification, NotificationScan };
 
 /** The Stripe event being applied: its id makes the application idempotent; the payload is kept. */
 export interface StripeEventRef {
@@ -88,6 +89,14 @@ export interface BillingStore {
   getStripeCustomer(userId: string): Promise<string | null>;
   /** Stores the user's Stripe customer unless one is stored already; answers the stored one. */
   rememberStripeCustomer(userId: string, customerId: string): Promise<string>;
+
+  // The notification outbox and the figures behind /metrics.
+  enqueueBalanceNotifications(options?: { lowBalanceSeconds?: number; expiringWithinDays?: number }): Promise<NotificationScan>;
+  claimNotifications(options: { limit: number; leaseSeconds: number }): Promise<ClaimedNotification[]>;
+  reportNotification(report: {
+    id: string; delivered: boolean; error?: string | undefined; retrySeconds: number; maxAttempts: number;
+  }): Promise<{ id: string; state: 'delivered' | 'retrying' | 'dead' }>;
+  billingMetrics(): Promise<Record<string, number>>;
 
   close(): Promise<void>;
 }
@@ -341,6 +350,36 @@ export class RpcBillingStore implements BillingStore {
       p_user_id: validated(inputs.userId, userId),
       p_customer_id: validated(z.string().min(3).max(255), customerId),
     }, z.string(), false);
+  }
+
+  async enqueueBalanceNotifications(options: { lowBalanceSeconds?: number; expiringWithinDays?: number } = {}): Promise<NotificationScan> {
+    return this.call('enqueue_balance_notifications', {
+      p_low_balance_seconds: validated(inputs.silence, options.lowBalanceSeconds ?? 1800),
+      p_expiring_within_days: validated(z.number().int().min(1).max(365), options.expiringWithinDays ?? 7),
+    }, NotificationScanSchema);
+  }
+
+  async claimNotifications(options: { limit: number; leaseSeconds: number }): Promise<ClaimedNotification[]> {
+    return this.call('claim_notifications', {
+      p_limit: validated(z.number().int().min(1).max(1000), options.limit),
+      p_lease_seconds: validated(inputs.silence, options.leaseSeconds),
+    }, z.array(ClaimedNotificationSchema));
+  }
+
+  async reportNotification(report: {
+    id: string; delivered: boolean; error?: string | undefined; retrySeconds: number; maxAttempts: number;
+  }): Promise<{ id: string; state: 'delivered' | 'retrying' | 'dead' }> {
+    return this.call('report_notification', {
+      p_id: validated(inputs.sessionId, report.id),
+      p_delivered: report.delivered,
+      p_error: report.error?.slice(0, 1000) ?? null,
+      p_retry_seconds: validated(inputs.silence, report.retrySeconds),
+      p_max_attempts: validated(z.number().int().min(1).max(100), report.maxAttempts),
+    }, z.object({ id: z.string(), state: z.enum(['delivered', 'retrying', 'dead']) }));
+  }
+
+  async billingMetrics(): Promise<Record<string, number>> {
+    return this.call('billing_metrics', {}, BillingMetricsSchema);
   }
 
   private eventArgs(event: StripeEventRef): Record<string, unknown> {

@@ -172,3 +172,22 @@ export const StripeEventOutcomeSchema = z.looseObject({
   payment_id: id.optional(),
 });
 export type StripeEventOutcome = z.infer<typeof StripeEventOutcomeSchema>;
+
+export const ClaimedNotificationSchema = z.object({
+  id,
+  user_id: id.nullable(),
+  kind: z.enum(['low_balance', 'card_expiring', 'balance_exhausted', 'purchase', 'payment_failed']),
+  payload: z.record(z.string(), z.unknown()),
+  created_at: z.string(),
+  attempts: z.number().int(),
+});
+export type ClaimedNotification = z.infer<typeof ClaimedNotificationSchema>;
+
+export const NotificationScanSchema = z.object({
+  low_balance: z.number().int(),
+  card_expiring: z.number().int(),
+  balance_exhausted: z.number().int(),
+});
+export type NotificationScan = z.infer<typeof NotificationScanSchema>;
+
+export const BillingMetricsSchema = z.record(z.string(), z.number());

@@ -13,6 +13,7 @@ import { HttpError, installErrorHandling } from './http-errors.ts';
 import { pricingTierView } from './pricing-display.ts';
 import { startPurchase } from './purchases.ts';
 import { applyStripeEvent } from './stripe-events.ts';
+import { createMetrics, installMetrics } from './metrics.ts';
 
 export interface SidecarDeps {
   store: BillingStore;
@@ -77,6 +78,8 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     disableRequestLogging: false,
   });
   installErrorHandling(app);
+  const metrics = createMetrics(deps.store);
+  installMetrics(app, metrics);
   await app.register(cors, { origin: deps.corsOrigins.length > 0 ? deps.corsOrigins : false });
 
   const principal = (request: FastifyRequest): Promise<Principal> => deps.verifier.verify(request.headers.authorization);
@@ -143,6 +146,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
         savePaymentMethod: body.save_payment_method, gift: body.gift, idempotencyKey },
     );
     request.log.info({ userId: who.userId, packageId: body.package_id, kind: result.kind }, 'purchase started');
+    metrics.purchases.inc({ kind: result.kind });
     return result;
   };
   app.post('/time/purchase', purchase);
@@ -165,6 +169,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
       try {
         event = deps.stripe.webhooks.constructEvent(request.body, signature, deps.webhookSecret);
       } catch {
+        metrics.webhookEvents.inc({ outcome: 'invalid_signature' });
         throw new HttpError(400, 'invalid_signature', 'the Stripe signature does not match this body, or is too old');
       }
       const log = request.log.child({ eventId: event.id, eventType: event.type });
@@ -180,9 +185,11 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
         // Whatever went wrong was rolled back; a 5xx makes Stripe deliver the event again later.
         log.error({ err: error }, 'Stripe event could not be applied; Stripe will retry');
         const unavailable = error instanceof BillingError && error.code === 'storage_unavailable';
+        metrics.webhookEvents.inc({ outcome: 'failed' });
         throw new HttpError(unavailable ? 503 : 500, 'webhook_failed', 'the event could not be applied; it will be retried');
       }
       log.info({ outcome: outcome.outcome, paymentId: outcome.payment_id }, 'Stripe event applied');
+      metrics.webhookEvents.inc({ outcome: outcome.outcome });
       return reply.send({ received: true, outcome: outcome.outcome });
     });
   });

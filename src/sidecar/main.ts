@@ -6,6 +6,7 @@ import { createTokenVerifier } from '../auth/verify-token.ts';
 import { openBillingStore } from '../billing/open-store.ts';
 import { buildSidecar } from './app.ts';
 import { createStripeClient } from './stripe-client.ts';
+import { startBackgroundJobs, type RunningJobs } from './jobs.ts';
 
 const log = logger().child({ component: 'sidecar' });
 
@@ -32,11 +33,24 @@ async function main(): Promise<void> {
   });
   await app.listen({ host: cfg.HOST, port: cfg.PORT });
   log.info({ storage: opened.description, keySources: verifier.keySources }, 'sidecar ready');
+  let jobs: RunningJobs | null = null;
+  if (cfg.JOBS_ENABLED) {
+    if (!cfg.NOTIFY_WEBHOOK_URL) log.warn('NOTIFY_WEBHOOK_URL is not set: notifications stay in the outbox');
+    jobs = startBackgroundJobs(opened.store, log.child({ component: 'jobs' }), {
+      expireEverySeconds: cfg.EXPIRE_EVERY_SECONDS,
+      reapEverySeconds: cfg.REAP_EVERY_SECONDS,
+      maxSilenceSeconds: cfg.SESSION_MAX_SILENCE_SECONDS,
+      notifyEverySeconds: cfg.NOTIFY_EVERY_SECONDS,
+      lowBalanceSeconds: cfg.LOW_BALANCE_SECONDS,
+      delivery: cfg.NOTIFY_WEBHOOK_URL ? { url: cfg.NOTIFY_WEBHOOK_URL, secret: cfg.NOTIFY_WEBHOOK_SECRET } : null,
+    });
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping the sidecar');
+    await jobs?.stop();
     await app.close();
     await opened.close();
     process.exit(0);

@@ -1,0 +1,78 @@
+import type { Logger } from 'pino';
+import type { BillingStore } from '../billing/store.ts';
+import { deliverDueNotifications, type DeliveryOptions } from './notification-delivery.ts';
+
+export interface JobSettings {
+  expireEverySeconds: number;
+  reapEverySeconds: number;
+  /** A call whose meter has been silent this long belongs to a dead worker. */
+  maxSilenceSeconds: number;
+  notifyEverySeconds: number;
+  lowBalanceSeconds: number;
+  delivery: DeliveryOptions | null;
+}
+
+export interface RunningJobs {
+  /** Runs every job once, now (tests, and the first run at start). */
+  runOnce(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The sidecar's periodic work: expire cards, reap calls of crashed workers, find what deserves a notice and
+ * deliver the outbox. Safe with several sidecars: the SQL claims work with try-locks and SKIP LOCKED.
+ */
+export function startBackgroundJobs(store: BillingStore, log: Logger, settings: JobSettings): RunningJobs {
+  const jobs: { name: string; everySeconds: number; run: () => Promise<unknown> }[] = [
+    { name: 'expire_cards', everySeconds: settings.expireEverySeconds, run: () => store.expireCards() },
+    { name: 'reap_sessions', everySeconds: settings.reapEverySeconds, run: () => store.reapStaleSessions(settings.maxSilenceSeconds) },
+    {
+      name: 'notifications',
+      everySeconds: settings.notifyEverySeconds,
+      run: async () => {
+        const found = await store.enqueueBalanceNotifications({ lowBalanceSeconds: settings.lowBalanceSeconds });
+        // Without a URL the outbox keeps its rows until one is configured.
+        const sent = settings.delivery ? await deliverDueNotifications(store, log, settings.delivery) : null;
+        return { found, sent };
+      },
+    },
+  ];
+  const timers = new Set<NodeJS.Timeout>();
+  const running = new Set<Promise<void>>();
+  let stopped = false;
+
+  const runJob = async (job: (typeof jobs)[number]) => {
+    try {
+      const result = await job.run();
+      log.debug({ job: job.name, result }, 'job ran');
+    } catch (error) {
+      log.error({ err: error, job: job.name }, 'job failed; it runs again at its next turn');
+    }
+  };
+  const schedule = (job: (typeof jobs)[number]) => {
+    if (stopped) return;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      const run = runJob(job).finally(() => {
+        running.delete(run);
+        schedule(job);
+      });
+      running.add(run);
+    }, job.everySeconds * 1000);
+    timer.unref();
+    timers.add(timer);
+  };
+  for (const job of jobs) schedule(job);
+
+  return {
+    async runOnce() {
+      for (const job of jobs) await runJob(job);
+    },
+    async stop() {
+      stopped = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      await Promise.all(running);
+    },
+  };
+}
