@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # MindBot launcher.
-#   ./launch.sh dev       run the product on the embedded database (no setup needed)
-#   ./launch.sh test      install what is needed, typecheck, run every test
-#   ./launch.sh migrate   apply the migrations to the configured database (twice is a no-op)
-#   ./launch.sh bench     run the benchmarks against local Postgres
+#   ./launch.sh dev             run the product on the embedded database (no setup needed), logs readable
+#   ./launch.sh start           run it in the background (logs in ./logs, pids in ./run)
+#   ./launch.sh stop | status   stop it / show what runs
+#   ./launch.sh test            install what is needed, typecheck, run every test
+#   ./launch.sh migrate         apply the migrations to the configured database (twice is a no-op)
+#   ./launch.sh api-token UUID  print a local API token for that user (add --admin for an admin)
+#   ./launch.sh bench           run the benchmarks against local Postgres
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -46,18 +49,95 @@ ensure_postgres() {
   exit 1
 }
 
+pretty_logs() {
+  if [ -x node_modules/.bin/pino-pretty ] && [ "${LOG_FORMAT:-pretty}" = pretty ]; then
+    node_modules/.bin/pino-pretty --colorize --translateTime SYS:HH:MM:ss --ignore pid,hostname
+  else
+    cat
+  fi
+}
+
+# The embedded database writes its URL into its lock file once it serves; the others find it there.
+wait_for_embedded() {
+  local lock="${EMBEDDED_DATA_DIR:-./data/pglite}.lock"
+  for _ in $(seq 1 120); do
+    if [ -f "$lock" ] && grep -q '"url":"postgres' "$lock"; then return 0; fi
+    sleep 0.5
+  done
+  log "the embedded database did not start (see its log)"
+  exit 1
+}
+
+start_background() {
+  local name="$1" entry="$2"
+  if [ -f "run/$name.pid" ] && kill -0 "$(cat "run/$name.pid")" 2>/dev/null; then
+    log "$name already runs (pid $(cat "run/$name.pid"))"
+    return 0
+  fi
+  nohup node --import tsx "$entry" >> "logs/$name.log" 2>&1 &
+  echo $! > "run/$name.pid"
+  log "$name started (pid $!, log logs/$name.log)"
+}
+
+stop_background() {
+  local name="$1" pid
+  [ -f "run/$name.pid" ] || return 0
+  pid="$(cat "run/$name.pid")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    log "$name stopped"
+  fi
+  rm -f "run/$name.pid"
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
   dev)
     ensure_node_modules
-    if [ -n "${DATABASE_URL:-}" ] || [ -n "${SUPABASE_URL:-}" ]; then
-      node --import tsx src/billing/migrate-cli.ts
-      log "database migrated; the sidecar and the agent arrive with the next issues"
+    pids=()
+    trap 'kill "${pids[@]}" 2>/dev/null; wait; exit 0' INT TERM
+    if [ -z "${DATABASE_URL:-}" ] && [ -z "${SUPABASE_URL:-}" ]; then
+      log "no DATABASE_URL or SUPABASE_URL: serving the embedded PGlite database"
+      node --import tsx src/billing/embedded-server.ts 2>&1 | pretty_logs &
+      pids+=($!)
+      wait_for_embedded
     else
-      log "no DATABASE_URL or SUPABASE_URL: serving the embedded PGlite database (Ctrl-C to stop)"
-      LOG_LEVEL="${LOG_LEVEL:-info}" exec node --import tsx src/billing/embedded-server.ts "$@"
+      node --import tsx src/billing/migrate-cli.ts 2>&1 | pretty_logs
     fi
+    log "starting the sidecar on port ${PORT:-8001} (Ctrl-C stops everything)"
+    node --import tsx src/sidecar/main.ts 2>&1 | pretty_logs &
+    pids+=($!)
+    wait
+    ;;
+  start)
+    ensure_node_modules
+    mkdir -p logs run
+    if [ -z "${DATABASE_URL:-}" ] && [ -z "${SUPABASE_URL:-}" ]; then
+      start_background embedded-db src/billing/embedded-server.ts
+      wait_for_embedded
+    else
+      node --import tsx src/billing/migrate-cli.ts >> logs/migrate.log 2>&1
+    fi
+    start_background sidecar src/sidecar/main.ts
+    ;;
+  stop)
+    for name in sidecar embedded-db; do stop_background "$name"; done
+    ;;
+  status)
+    for name in embedded-db sidecar; do
+      if [ -f "run/$name.pid" ] && kill -0 "$(cat "run/$name.pid")" 2>/dev/null; then
+        echo "$name: running (pid $(cat "run/$name.pid"), log logs/$name.log)"
+      else
+        echo "$name: stopped"
+      fi
+    done
+    ;;
+  api-token)
+    ensure_node_modules
+    exec node --import tsx src/auth/token-cli.ts "$@"
     ;;
   migrate)
     ensure_node_modules
@@ -77,7 +157,7 @@ case "$cmd" in
     exec node --import tsx bench/run.ts "$@"
     ;;
   *)
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac
