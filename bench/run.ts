@@ -16,6 +16,7 @@ import pg from 'pg';
 import { createPostgresDatabase, TestClock, newUserId, type TestDatabase } from '../tests/helpers/test-db.ts';
 import type { BillingStore } from '../src/billing/store.ts';
 import { runLoad, type LoadResult } from './load.ts';
+import { measureSidecar } from './sidecar.ts';
 import { mark, Report } from './report.ts';
 import {
   cardBalances, drift, ledgerMismatchedCards, ledgerUsageSeconds, operationsRecorded, seedUsers, walBytesSince, walPosition,
@@ -397,6 +398,8 @@ async function main(): Promise<number> {
     const c1 = await ceilingRun(db, 1);
     const c32 = await ceilingRun(db, 32);
     const deductions = [d1, d8, d32, d8one];
+    log('sidecar over HTTP: webhooks and balance');
+    const sidecar = await measureSidecar(db, CONFIG.durationMs / 1000);
 
     const totalMismatched = await ledgerMismatchedCards(db.sql, null);
     const lost = deductions.reduce((a, r) => a + r.lost, 0);
@@ -417,6 +420,7 @@ async function main(): Promise<number> {
         pass: lost === 0 && extra === 0 && ledgerUsageDiff === 0 && totalMismatched === 0 && deductErrors === 0 && operationsMissing === 0,
       },
     };
+    Object.assign(targets, sidecar.targets);
     const allPass = Object.values(targets).every((t) => t.pass);
 
     // ---- the table
@@ -466,10 +470,14 @@ async function main(): Promise<number> {
       .row('naive one-user: seconds lost', n8one.lost, 's', `of ${n8one.answeredSeconds.toLocaleString('en-US')} s answered (${round((100 * n8one.lost) / Math.max(1, n8one.answeredSeconds), 1)} % never deducted)`)
       .row('naive one user per worker: seconds lost', n8.lost, 's', 'no contention, so nothing to lose')
       .row('ceiling rows match calls', c1.rowsMatch && c8.rowsMatch && c32.rowsMatch ? 'yes' : 'NO', '');
+    sidecar.report(r);
     r.section('Targets');
     r.row('start_voice_session p99 < 2 ms', latency.start.p99, 'ms', mark(targets.start_p99_under_2ms.pass))
       .row('deductions at 8 conn >= 0.5 x ceiling', ratioToCeiling8, 'x', mark(targets.deduct_8_at_least_half_ceiling.pass))
       .row('zero lost / extra seconds', lost + extra, 's', mark(targets.zero_lost_or_extra_seconds.pass))
+      .row('webhooks >= 1,000 per second', sidecar.figures.webhooks_per_s, '/s', mark(sidecar.targets.webhooks_at_least_1000_per_s.pass))
+      .row('webhook p99 < 20 ms', sidecar.figures.webhook_p99_ms, 'ms', mark(sidecar.targets.webhook_p99_under_20ms.pass))
+      .row('every webhook granted exactly one card', sidecar.figures.cards_granted, '', mark(sidecar.targets.every_webhook_granted_once.pass))
       .row('all targets', allPass ? 'PASS' : 'FAIL', '');
     const elapsed = msBetween(began, nowNs()) / 1000;
     r.row('benchmark wall time', elapsed, 's');
@@ -519,6 +527,7 @@ async function main(): Promise<number> {
       naive_lost_seconds_one_user: n8one.lost,
       naive_answered_seconds_one_user: n8one.answeredSeconds,
       naive_lost_seconds_per_user_workers: n8.lost,
+      sidecar: sidecar.figures,
       targets: { ...targets, all_pass: allPass },
       config: {
         latency_samples: CONFIG.latencySamples,

@@ -544,11 +544,12 @@ begin
   -- Parallel deliveries of one purchase queue here, then find the card the first one made.
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
     'mindbot.grant:' || coalesce(p_payment_id::text, p_idempotency_key), 0));
-  select * into v_card from public.time_cards c
-   where c.grant_key = p_idempotency_key or (p_payment_id is not null and c.payment_id = p_payment_id)
-   order by (c.grant_key = p_idempotency_key) desc
-   limit 1;
-  if found then
+  -- Two lookups, each on its unique index (an OR of the two would scan the table).
+  select * into v_card from public.time_cards c where c.grant_key = p_idempotency_key;
+  if not found and p_payment_id is not null then
+    select * into v_card from public.time_cards c where c.payment_id = p_payment_id;
+  end if;
+  if v_card.id is not null then
     if v_card.tier_id is distinct from p_tier_id
        or v_card.payment_id is distinct from p_payment_id
        or (p_user_id is null) <> (v_card.source = 'gift')

@@ -64,13 +64,16 @@ as $$
 declare
   v_payment public.payments;
 begin
-  select * into v_payment from public.payments p
-   where (p_checkout_session_id is not null and p.stripe_checkout_session_id = p_checkout_session_id)
-      or (p_payment_intent_id is not null and p.stripe_payment_intent_id = p_payment_intent_id)
-      or (p_charge_id is not null and p.stripe_charge_id = p_charge_id)
-   order by p.created_at
-   limit 1
-     for update;
+  -- One lookup per id, each on its unique index (an OR of them would scan the table).
+  if p_payment_intent_id is not null then
+    select * into v_payment from public.payments p where p.stripe_payment_intent_id = p_payment_intent_id for update;
+  end if;
+  if v_payment.id is null and p_checkout_session_id is not null then
+    select * into v_payment from public.payments p where p.stripe_checkout_session_id = p_checkout_session_id for update;
+  end if;
+  if v_payment.id is null and p_charge_id is not null then
+    select * into v_payment from public.payments p where p.stripe_charge_id = p_charge_id for update;
+  end if;
   return v_payment;
 end
 $$;
