@@ -263,23 +263,28 @@ $$;
 --   least(now, started_at + claimed seconds),
 -- then end_voice_session settles it as usual (a started increment is a charged increment, the first one was
 -- charged up front). Ending it again answers the settled call and charges nothing.
+--
+-- Nobody meters a client's call but its heartbeats, so the reaper settles one that went silent for longer
+-- than its limit as abandoned, at its last heartbeat (or its start). The client's own end, arriving later, is
+-- then still the call's settlement: it is charged up to the same end as above, once, and marked ended.
 create function public.end_client_session(
   p_user_id uuid, p_external_key text, p_claimed_seconds integer, p_now timestamptz default null
 ) returns jsonb language plpgsql security definer set search_path = ''
 as $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.now());
-  v_session_id uuid;
-  v_started_at timestamptz;
+  v_session public.voice_sessions;
+  v_end timestamptz;
 begin
   if p_claimed_seconds is null or p_claimed_seconds < 0 then
     perform billing_private.fail('invalid_argument', 'the duration must be zero or a positive whole number of seconds');
   end if;
-  v_session_id := billing_private.find_client_session(p_user_id, p_external_key);
-  -- A call's start never changes, so it is read before end_voice_session takes the locks.
-  select s.started_at into v_started_at from public.voice_sessions s where s.id = v_session_id;
-  return public.end_voice_session(v_session_id, 'client_ended',
-    least(v_now, v_started_at + pg_catalog.make_interval(secs => p_claimed_seconds)), v_now);
+  v_session := billing_private.lock_session(billing_private.find_client_session(p_user_id, p_external_key));
+  v_end := least(v_now, v_session.started_at + pg_catalog.make_interval(secs => p_claimed_seconds));
+  if v_session.status = 'abandoned' and v_session.end_reason = 'worker_silent' then
+    return billing_private.charge_session(v_session, v_end, v_now, 'client_ended');
+  end if;
+  return public.end_voice_session(v_session.id, 'client_ended', v_end, v_now);
 end
 $$;
 
@@ -487,7 +492,6 @@ begin
   if p_offset is null or p_offset < 0 then
     perform billing_private.fail('invalid_argument', 'offset must be zero or more');
   end if;
-  create temporary table if not exists pg_temp.report_user_ids (user_id uuid primary key) on commit drop;
   with ids as (
     select c.user_id from public.time_cards c where c.user_id is not null
     union select c.purchaser_id from public.time_cards c where c.purchaser_id is not null
@@ -600,6 +604,8 @@ begin
   v_tier.stripe_price_id := p_stripe_price_id;
   v_tier.active := p_active;
   perform billing_private.check_tier(v_tier);
+  perform 1 from public.pricing_tiers t where t.id = p_id for update;
+  v_created := not found;
   insert into public.pricing_tiers as t (id, name, description, base_seconds, bonus_seconds, price_cents, currency,
     active, sort_order, stripe_price_id, created_at, updated_at)
   values (v_tier.id, v_tier.name, v_tier.description, v_tier.base_seconds, v_tier.bonus_seconds, v_tier.price_cents,
@@ -609,7 +615,7 @@ begin
     bonus_seconds = excluded.bonus_seconds, price_cents = excluded.price_cents, currency = excluded.currency,
     active = excluded.active, sort_order = excluded.sort_order, stripe_price_id = excluded.stripe_price_id,
     updated_at = v_now
-  returning t.*, (t.xmax = 0) into v_tier, v_created;
+  returning * into v_tier;
   return pg_catalog.jsonb_build_object('tier', billing_private.tier_json(v_tier), 'created', v_created);
 end
 $$;

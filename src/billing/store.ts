@@ -7,10 +7,48 @@ import {
   BillingMetricsSchema, ClaimedNotificationSchema, NotificationScanSchema, type ClaimedNotification, type NotificationScan,
   type Adjustment, type Balance, type BillingSettings, type Card, type Deduction, type ExpiryRun, type PricingTier,
   type ReapRun, type Restoration, type Revocation, type SessionState,
+  BillingUserListSchema, MonthlyUsageSchema, PaymentRecordSchema, RevenueReportSchema, SessionRecordSchema,
+  TierWriteSchema, UsageReportSchema, UserAnalyticsSchema, UserReportSchema,
+  type BillingUserList, type MonthlyUsage, type PaymentRecord, type RevenueReport, type SessionRecord, type TierWrite,
+  type UsageReport, type UserAnalytics, type UserReport,
 } from './types.ts';
 
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
   Revocation, SessionState, StripeEventOutcome, ClaimedNotification, NotificationScan };
+export type { BillingUserList, MonthlyUsage, PaymentRecord, RevenueReport, SessionRecord, TierWrite, UsageReport,
+  UserAnalytics, UserReport };
+
+/** The external key of a call a client runs itself and started through the client API. */
+export function clientSessionKey(userId: string, clientSessionId: string): string {
+  return `client:${userId}:${clientSessionId}`;
+}
+
+/** A pricing tier as an administrator defines it (a whole definition: omitted fields take their defaults). */
+export interface TierDefinition {
+  id: string;
+  name: string;
+  baseSeconds: number;
+  priceCents: number;
+  description?: string | undefined;
+  bonusSeconds?: number | undefined;
+  currency?: string | undefined;
+  sortOrder?: number | undefined;
+  stripePriceId?: string | null | undefined;
+  active?: boolean | undefined;
+}
+
+/** Some fields of a tier to change; stripe_price_id null clears it. */
+export interface TierChanges {
+  name?: string;
+  description?: string;
+  base_seconds?: number;
+  bonus_seconds?: number;
+  price_cents?: number;
+  currency?: string;
+  sort_order?: number;
+  stripe_price_id?: string | null;
+  active?: boolean;
+}
 
 /** The Stripe event being applied: its id makes the application idempotent; the payload is kept. */
 export interface StripeEventRef {
@@ -98,6 +136,31 @@ export interface BillingStore {
   }): Promise<{ id: string; state: 'delivered' | 'retrying' | 'dead' }>;
   billingMetrics(): Promise<Record<string, number>>;
 
+  // Calls a client runs itself, known by the client's own id (1-100 letters, digits, _ or -).
+  startClientSession(input: { userId: string; clientSessionId: string; roomName: string }): Promise<SessionState>;
+  /** Charges every increment begun so far by the server's clock (a client's heartbeat). */
+  meterClientSession(input: { userId: string; clientSessionId: string }): Promise<SessionState>;
+  /** Ends it at least(now, start + claimedSeconds): never billed past the server's clock nor past the claim. */
+  endClientSession(input: { userId: string; clientSessionId: string; claimedSeconds: number }): Promise<SessionState>;
+
+  // A user's own history (for the user, or an administrator).
+  listSessions(input: { userId: string; limit?: number }): Promise<SessionRecord[]>;
+  listPayments(input: { userId: string; limit?: number }): Promise<PaymentRecord[]>;
+  /** One calendar month (YYYY-MM, UTC) of the user's calls; without a month, the current one. */
+  getMonthlyUsage(input: { userId: string; month?: string | undefined }): Promise<MonthlyUsage>;
+  getUserAnalytics(input: { userId: string; months?: number }): Promise<UserAnalytics>;
+
+  // Administration.
+  getRevenueReport(options?: { days?: number }): Promise<RevenueReport>;
+  getUsageReport(options?: { days?: number }): Promise<UsageReport>;
+  listBillingUsers(options?: { limit?: number; offset?: number }): Promise<BillingUserList>;
+  getUserReport(userId: string): Promise<UserReport>;
+  /** Creates a tier or replaces its whole definition; `created` says which. */
+  upsertPricingTier(tier: TierDefinition): Promise<TierWrite>;
+  updatePricingTier(tierId: string, changes: TierChanges): Promise<TierWrite>;
+  /** Takes a tier off the price list; tiers are never deleted. */
+  deactivatePricingTier(tierId: string): Promise<TierWrite>;
+
   close(): Promise<void>;
 }
 
@@ -158,6 +221,49 @@ const inputs = {
   event: z.object({ id: z.string().regex(/^evt_\w{1,250}$/), type: z.string().min(1).max(100), payload: z.unknown() }),
   stripeId: z.string().min(3).max(255).nullish(),
   cents: z.number().int().min(0).max(100_000_000),
+  clientSession: z.object({
+    userId,
+    clientSessionId: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'a session id of 1 to 100 letters, digits, _ or -'),
+  }),
+  roomName: z.string().min(1).max(200),
+  claimedSeconds: z.number().int().min(0).max(2_000_000_000),
+  listing: z.object({ userId, limit: z.number().int().min(1).max(1000).optional() }),
+  month: z.string().regex(/^[12]\d{3}-(0[1-9]|1[0-2])$/, 'a month like 2026-01').optional(),
+  months: z.number().int().min(1).max(120).optional(),
+  days: z.number().int().min(1).max(366).optional(),
+  usersPage: z.object({
+    limit: z.number().int().min(1).max(500).optional(),
+    offset: z.number().int().min(0).max(1_000_000_000).optional(),
+  }),
+  tierId: z.string().regex(/^[a-z0-9][a-z0-9_]{1,39}$/, 'a tier id like starter_1h'),
+  // Shapes only: the rules of a tier are checked by the SQL function, with its own messages.
+  tier: z.object({
+    id: z.string(),
+    name: z.string(),
+    baseSeconds: z.number().int(),
+    priceCents: z.number().int(),
+    description: z.string().optional(),
+    bonusSeconds: z.number().int().optional(),
+    currency: z.string().optional(),
+    sortOrder: z.number().int().optional(),
+    stripePriceId: z.string().nullable().optional(),
+    active: z.boolean().optional(),
+  }).strict(),
+  tierChanges: z
+    .object({
+      name: z.string(),
+      description: z.string(),
+      base_seconds: z.number().int(),
+      bonus_seconds: z.number().int(),
+      price_cents: z.number().int(),
+      currency: z.string(),
+      sort_order: z.number().int(),
+      stripe_price_id: z.string().nullable(),
+      active: z.boolean(),
+    })
+    .partial()
+    .strict()
+    .refine((changes) => Object.keys(changes).length > 0, 'at least one field to change'),
   settings: z
     .object({
       billing_increment_seconds: z.number().int().min(1).max(3600),
@@ -380,6 +486,95 @@ export class RpcBillingStore implements BillingStore {
 
   async billingMetrics(): Promise<Record<string, number>> {
     return this.call('billing_metrics', {}, BillingMetricsSchema);
+  }
+
+  async startClientSession(input: { userId: string; clientSessionId: string; roomName: string }): Promise<SessionState> {
+    const v = validated(inputs.clientSession, { userId: input.userId, clientSessionId: input.clientSessionId });
+    return this.startSession({ userId: v.userId, externalKey: clientSessionKey(v.userId, v.clientSessionId),
+      roomName: validated(inputs.roomName, input.roomName) });
+  }
+
+  async meterClientSession(input: { userId: string; clientSessionId: string }): Promise<SessionState> {
+    const v = validated(inputs.clientSession, input);
+    return this.call('meter_client_session',
+      { p_user_id: v.userId, p_external_key: clientSessionKey(v.userId, v.clientSessionId) }, SessionStateSchema);
+  }
+
+  async endClientSession(input: { userId: string; clientSessionId: string; claimedSeconds: number }): Promise<SessionState> {
+    const v = validated(inputs.clientSession, { userId: input.userId, clientSessionId: input.clientSessionId });
+    return this.call('end_client_session', {
+      p_user_id: v.userId,
+      p_external_key: clientSessionKey(v.userId, v.clientSessionId),
+      p_claimed_seconds: validated(inputs.claimedSeconds, input.claimedSeconds),
+    }, SessionStateSchema);
+  }
+
+  async listSessions(input: { userId: string; limit?: number }): Promise<SessionRecord[]> {
+    const v = validated(inputs.listing, input);
+    return this.call('get_user_sessions', { p_user_id: v.userId, p_limit: v.limit }, z.array(SessionRecordSchema));
+  }
+
+  async listPayments(input: { userId: string; limit?: number }): Promise<PaymentRecord[]> {
+    const v = validated(inputs.listing, input);
+    return this.call('get_user_payments', { p_user_id: v.userId, p_limit: v.limit }, z.array(PaymentRecordSchema), false);
+  }
+
+  async getMonthlyUsage(input: { userId: string; month?: string | undefined }): Promise<MonthlyUsage> {
+    return this.call('get_user_monthly_usage', {
+      p_user_id: validated(inputs.userId, input.userId),
+      p_month: validated(inputs.month, input.month) ?? null,
+    }, MonthlyUsageSchema);
+  }
+
+  async getUserAnalytics(input: { userId: string; months?: number }): Promise<UserAnalytics> {
+    return this.call('get_user_analytics', {
+      p_user_id: validated(inputs.userId, input.userId),
+      p_months: validated(inputs.months, input.months),
+    }, UserAnalyticsSchema);
+  }
+
+  async getRevenueReport(options: { days?: number } = {}): Promise<RevenueReport> {
+    return this.call('get_revenue_report', { p_days: validated(inputs.days, options.days) }, RevenueReportSchema);
+  }
+
+  async getUsageReport(options: { days?: number } = {}): Promise<UsageReport> {
+    return this.call('get_usage_report', { p_days: validated(inputs.days, options.days) }, UsageReportSchema);
+  }
+
+  async listBillingUsers(options: { limit?: number; offset?: number } = {}): Promise<BillingUserList> {
+    const v = validated(inputs.usersPage, options);
+    return this.call('list_billing_users', { p_limit: v.limit, p_offset: v.offset }, BillingUserListSchema);
+  }
+
+  async getUserReport(userId: string): Promise<UserReport> {
+    return this.call('get_user_report', { p_user_id: validated(inputs.userId, userId) }, UserReportSchema);
+  }
+
+  async upsertPricingTier(tier: TierDefinition): Promise<TierWrite> {
+    const v = validated(inputs.tier, tier);
+    return this.call('upsert_pricing_tier', {
+      p_id: v.id,
+      p_name: v.name,
+      p_base_seconds: v.baseSeconds,
+      p_price_cents: v.priceCents,
+      p_description: v.description,
+      p_bonus_seconds: v.bonusSeconds,
+      p_currency: v.currency,
+      p_sort_order: v.sortOrder,
+      p_stripe_price_id: v.stripePriceId,
+      p_active: v.active,
+    }, TierWriteSchema);
+  }
+
+  async updatePricingTier(tierId: string, changes: TierChanges): Promise<TierWrite> {
+    return this.call('update_pricing_tier', {
+      p_id: validated(inputs.tierId, tierId),
+      p_changes: validated(inputs.tierChanges, changes),
+    }, TierWriteSchema);
+  }
+
+  async deactivatePricingTier(tierId: string): Promise<TierWrite> {
+    return this.call('deactivate_pricing_tier', { p_id: validated(inputs.tierId, tierId) }, TierWriteSchema);
   }
 
   private eventArgs(event: StripeEventRef): Record<string, unknown> {

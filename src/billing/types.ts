@@ -191,3 +191,160 @@ export const NotificationScanSchema = z.object({
 export type NotificationScan = z.infer<typeof NotificationScanSchema>;
 
 export const BillingMetricsSchema = z.record(z.string(), z.number());
+
+// ---------- reports (migrations/004_reports.sql) ----------
+
+const count = z.number().int();
+/** Cents of usage cost: fractional (to hundredths of a cent), see the top of 004_reports.sql. */
+const costCents = z.number();
+const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
+const month = z.string().regex(/^\d{4}-\d{2}$/);
+
+/** One call as a user's history shows it. */
+export const SessionRecordSchema = z.object({
+  session_id: id,
+  /** The client's own id when the call was started through the client API, else null. */
+  client_session_id: z.string().nullable(),
+  room_name: z.string(),
+  status: SessionStateSchema.shape.status,
+  started_at: timestamp,
+  ended_at: timestamp.nullable(),
+  end_reason: z.string().nullable(),
+  billed_seconds: seconds,
+  /** From start to end (to now while it runs), by the server's clock. */
+  duration_seconds: seconds,
+  cost_cents: costCents,
+});
+export type SessionRecord = z.infer<typeof SessionRecordSchema>;
+
+export const PaymentRecordSchema = z.object({
+  payment_id: id,
+  tier_id: z.string().nullable(),
+  gift: z.boolean(),
+  amount_cents: count,
+  currency: z.string(),
+  status: z.enum(['pending', 'succeeded', 'failed', 'canceled', 'refunded', 'partially_refunded', 'disputed']),
+  refunded_cents: count,
+  card_id: id.nullable(),
+  failure_reason: z.string().nullable(),
+  created_at: timestamp,
+});
+export type PaymentRecord = z.infer<typeof PaymentRecordSchema>;
+
+export const MonthUsageSchema = z.object({ month, calls: count, seconds, cost_cents: costCents });
+export type MonthUsage = z.infer<typeof MonthUsageSchema>;
+
+export const MonthlyUsageSchema = MonthUsageSchema.extend({ user_id: id });
+export type MonthlyUsage = z.infer<typeof MonthlyUsageSchema>;
+
+export const UserAnalyticsSchema = z.object({
+  user_id: id,
+  balance_seconds: seconds,
+  totals: z.object({
+    calls: count,
+    seconds_used: seconds,
+    average_call_seconds: z.number(),
+    cost_cents: costCents,
+    first_call_at: timestamp.nullable(),
+    last_call_at: timestamp.nullable(),
+    purchases: count,
+    paid_cents: count,
+    refunded_cents: count,
+    spent_cents: count,
+  }),
+  /** Oldest first, the current month last. */
+  months: z.array(MonthUsageSchema),
+});
+export type UserAnalytics = z.infer<typeof UserAnalyticsSchema>;
+
+export const RevenueReportSchema = z.object({
+  days: count,
+  since: timestamp,
+  until: timestamp,
+  total_revenue_cents: count,
+  refunds_cents: count,
+  net_revenue_cents: count,
+  total_transactions: count,
+  avg_transaction_cents: count,
+  daily_revenue: z.array(z.object({ date: day, revenue_cents: count, refunds_cents: count, transactions: count })),
+  package_stats: z.array(z.object({
+    package_id: z.string().nullable(),
+    name: z.string().nullable(),
+    transactions: count,
+    revenue_cents: count,
+    refunds_cents: count,
+  })),
+});
+export type RevenueReport = z.infer<typeof RevenueReportSchema>;
+
+export const UsageReportSchema = z.object({
+  days: count,
+  since: timestamp,
+  until: timestamp,
+  active_users: count,
+  total_sessions: count,
+  total_seconds: seconds,
+  total_hours_used: z.number(),
+  avg_session_minutes: z.number(),
+  active_sessions_now: count,
+  daily_usage: z.array(z.object({ date: day, sessions: count, active_users: count, seconds })),
+});
+export type UsageReport = z.infer<typeof UsageReportSchema>;
+
+export const BillingUserListSchema = z.object({
+  total_users: count,
+  limit: count,
+  offset: count,
+  users: z.array(z.object({
+    user_id: id,
+    balance_seconds: seconds,
+    active_cards: count,
+    total_cards: count,
+    sessions: count,
+    active_sessions: count,
+    seconds_used: seconds,
+    purchases: count,
+    spent_cents: count,
+    last_activity: timestamp.nullable(),
+  })),
+});
+export type BillingUserList = z.infer<typeof BillingUserListSchema>;
+
+export const UserReportSchema = z.object({
+  user_id: id,
+  generated_at: timestamp,
+  balance: BalanceSchema,
+  cards: z.array(z.object({
+    card_id: id,
+    user_id: id.nullable(),
+    purchaser_id: id.nullable(),
+    tier_id: z.string().nullable(),
+    source: CardSchema.shape.source,
+    status: CardSchema.shape.status,
+    total_seconds: seconds,
+    remaining_seconds: seconds,
+    activated_at: timestamp.nullable(),
+    expires_at: timestamp,
+    payment_id: id.nullable(),
+    note: z.string().nullable(),
+    created_at: timestamp,
+  })),
+  sessions: z.array(SessionRecordSchema),
+  payments: z.array(PaymentRecordSchema),
+  ledger: z.array(z.object({
+    id: count,
+    card_id: id,
+    kind: z.enum(['grant', 'usage', 'expiry', 'refund', 'revoke', 'restore', 'adjustment']),
+    seconds,
+    remaining_before: seconds,
+    remaining_after: seconds,
+    session_id: id.nullable(),
+    payment_id: id.nullable(),
+    reason: z.string().nullable(),
+    created_at: timestamp,
+  })),
+});
+export type UserReport = z.infer<typeof UserReportSchema>;
+
+export const TierWriteSchema = z.object({ tier: PricingTierSchema, created: z.boolean() });
+export type TierWrite = z.infer<typeof TierWriteSchema>;

@@ -14,6 +14,8 @@ import { pricingTierView } from './pricing-display.ts';
 import { startPurchase } from './purchases.ts';
 import { applyStripeEvent } from './stripe-events.ts';
 import { createMetrics, installMetrics } from './metrics.ts';
+import { registerClientRoutes } from './client-routes.ts';
+import { registerAdminRoutes } from './admin-routes.ts';
 
 export interface SidecarDeps {
   store: BillingStore;
@@ -75,7 +77,6 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: 64 * 1024,
     genReqId: () => randomUUID(),
-    disableRequestLogging: false,
   });
   installErrorHandling(app);
   const metrics = createMetrics(deps.store);
@@ -121,6 +122,10 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     await ownOrAdmin(request, id);
     return balanceView(await deps.store.getBalance(id));
   });
+
+  // Call and payment history, usage, analytics, calls a client runs itself; then the administrators' API.
+  registerClientRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
+  registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
 
   app.post('/time/activate', async (request) => {
     const who = await principal(request);
