@@ -337,11 +337,28 @@ begin
 end
 $$;
 
+-- One payment with what a refund needs: the Stripe ids and what is left to refund.
+create function public.get_payment(p_payment_id uuid)
+  returns jsonb language plpgsql stable security definer set search_path = ''
+as $$
+declare
+  v_payment public.payments;
+begin
+  select * into v_payment from public.payments p where p.id = p_payment_id;
+  if not found then
+    perform billing_private.fail('unknown_payment', pg_catalog.format('no payment %s', p_payment_id));
+  end if;
+  return pg_catalog.to_jsonb(v_payment) || pg_catalog.jsonb_build_object(
+    'payment_id', v_payment.id, 'refundable_cents', greatest(v_payment.amount_cents - v_payment.refunded_cents, 0));
+end
+$$;
+
 do $$
 declare
   v_function text;
 begin
   foreach v_function in array array[
+    'public.get_payment(uuid)',
     'public.record_payment_success(text, text, jsonb, uuid, text, boolean, integer, text, text, text, text, text, timestamptz)',
     'public.record_payment_failure(text, text, jsonb, uuid, text, boolean, integer, text, text, text, text, timestamptz)',
     'public.record_refund(text, text, jsonb, text, text, integer, timestamptz)',

@@ -10,10 +10,11 @@ describe('purchases through Stripe', () => {
   let db: TestDatabase;
   let fake: FakeStripe;
   let sidecar: TestSidecar;
+  const admin = newUserId();
   before(async () => {
     db = await createPostgresDatabase();
     fake = await startFakeStripe();
-    sidecar = await startSidecar(db, { stripe: fake.client({ maxNetworkRetries: 1 }) });
+    sidecar = await startSidecar(db, { stripe: fake.client({ maxNetworkRetries: 1 }), adminIds: [admin] });
   });
   after(async () => {
     await sidecar?.close();
@@ -118,6 +119,35 @@ describe('purchases through Stripe', () => {
       method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': signature }, body: payload });
     assert.equal(response.status, 200);
     assert.equal((await sidecar.store.getBalance(user)).total_seconds, 12 * 3600);
+  });
+
+  it('lets an admin refund through Stripe; the card gives back time when Stripe\'s webhook confirms it', async () => {
+    const user = newUserId();
+    const started = await purchase(user, { package_id: 'starter_1h', payment_method_id: 'pm_card_visa' });
+    const intent = fake.paymentIntents.get(started.body.payment_intent_id)!;
+    await sidecar.deliver(fake.event('payment_intent.succeeded', intent));
+    const { rows } = await db.sql.query<{ id: string }>('select id from public.payments where stripe_payment_intent_id = $1', [intent.id]);
+    const paymentId = rows[0]!.id;
+    const refund = (token: string, body: unknown) =>
+      sidecar.request('POST', `/admin/payments/${paymentId}/refund`, { token, body });
+
+    const adminToken = await sidecar.tokenFor(admin);
+    assert.equal((await refund(await sidecar.tokenFor(user), { amount_cents: 500 })).status, 403);
+    assert.equal((await refund(adminToken, { amount_cents: 5000 })).status, 409, 'more than was paid');
+    const first = await refund(adminToken, { amount_cents: 500, reason: 'requested_by_customer' });
+    assert.equal(first.status, 202);
+    const again = await refund(adminToken, { amount_cents: 500, reason: 'requested_by_customer' });
+    assert.equal(((await again.json()) as { refund_id: string }).refund_id, ((await first.json()) as { refund_id: string }).refund_id,
+      'a repeated click before the webhook is the same refund');
+    const sent = fake.requests('POST /v1/refunds').filter((r) => r.params.payment_intent === intent.id);
+    assert.equal(sent.length, 2);
+    assert.equal(sent[0]!.params.amount, '500');
+    assert.equal(sent[0]!.idempotencyKey, sent[1]!.idempotencyKey);
+    assert.equal((await sidecar.store.getBalance(user)).total_seconds, 3600, 'nothing taken before Stripe confirms');
+
+    const chargeObject = fake.charges.get(String(intent.latest_charge))!;
+    assert.equal((await sidecar.deliver(fake.event('charge.refunded', chargeObject))).status, 200);
+    assert.equal((await sidecar.store.getBalance(user)).total_seconds, 3600 - Math.floor((3600 * 500) / 999));
   });
 
   it('looks up at Stripe a payment it has not seen when a refund for it arrives first, then applies the refund', async () => {

@@ -4,7 +4,7 @@ import {
   ActivationAnswerSchema, AdjustmentSchema, BalanceSchema, BillingSettingsSchema, CardSchema, DeductionSchema,
   ExpiryRunSchema, PricingTierSchema, ReapRunSchema, RestorationSchema, RevocationSchema, SessionStateSchema,
   StripeEventOutcomeSchema, type StripeEventOutcome,
-  BillingMetricsSchema, ClaimedNotificationSchema, NotificationScanSchema, type ClaimedNotification, type NotificationScan,
+  BillingMetricsSchema, ClaimedNotificationSchema, PaymentDetailSchema, type PaymentDetail, NotificationScanSchema, type ClaimedNotification, type NotificationScan,
   type Adjustment, type Balance, type BillingSettings, type Card, type Deduction, type ExpiryRun, type PricingTier,
   type ReapRun, type Restoration, type Revocation, type SessionState,
   BillingUserListSchema, MonthlyUsageSchema, PaymentRecordSchema, RevenueReportSchema, SessionRecordSchema,
@@ -16,7 +16,7 @@ import {
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
   Revocation, SessionState, StripeEventOutcome, ClaimedNotification, NotificationScan };
 export type { BillingUserList, MonthlyUsage, PaymentRecord, RevenueReport, SessionRecord, TierWrite, UsageReport,
-  UserAnalytics, UserReport };
+  UserAnalytics, UserReport, PaymentDetail };
 
 /** The external key of a call a client runs itself and started through the client API. */
 export function clientSessionKey(userId: string, clientSessionId: string): string {
@@ -125,6 +125,7 @@ export interface BillingStore {
   recordDispute(event: StripeEventRef, dispute: DisputeFacts): Promise<StripeEventOutcome>;
   recordIgnoredStripeEvent(event: StripeEventRef): Promise<StripeEventOutcome>;
   getStripeCustomer(userId: string): Promise<string | null>;
+  getPayment(paymentId: string): Promise<PaymentDetail>;
   /** Stores the user's Stripe customer unless one is stored already; answers the stored one. */
   rememberStripeCustomer(userId: string, customerId: string): Promise<string>;
 
@@ -445,6 +446,10 @@ export class RpcBillingStore implements BillingStore {
 
   async recordIgnoredStripeEvent(event: StripeEventRef): Promise<StripeEventOutcome> {
     return this.call('record_ignored_stripe_event', this.eventArgs(event), StripeEventOutcomeSchema);
+  }
+
+  async getPayment(paymentId: string): Promise<PaymentDetail> {
+    return this.call('get_payment', { p_payment_id: validated(inputs.sessionId, paymentId) }, PaymentDetailSchema, false);
   }
 
   async getStripeCustomer(userId: string): Promise<string | null> {

@@ -348,3 +348,18 @@ export type UserReport = z.infer<typeof UserReportSchema>;
 
 export const TierWriteSchema = z.object({ tier: PricingTierSchema, created: z.boolean() });
 export type TierWrite = z.infer<typeof TierWriteSchema>;
+
+/** One payment, for an administrator's refund. */
+export const PaymentDetailSchema = z.looseObject({
+  payment_id: id,
+  user_id: id.nullable(),
+  tier_id: z.string().nullable(),
+  amount_cents: z.number().int(),
+  refunded_cents: z.number().int(),
+  refundable_cents: z.number().int(),
+  currency: z.string(),
+  status: z.string(),
+  stripe_payment_intent_id: z.string().nullable(),
+  stripe_charge_id: z.string().nullable(),
+});
+export type PaymentDetail = z.infer<typeof PaymentDetailSchema>;

@@ -4,12 +4,20 @@
 // (migrations/004_reports.sql, 002 for adjustments); the handlers authenticate, validate and pass through.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type Stripe from 'stripe';
 import { z } from 'zod';
 import type { Principal } from '../auth/verify-token.ts';
 import type { TierChanges } from '../billing/store.ts';
 import { queryInt, UserIdParam, type RouteDeps } from './client-routes.ts';
 import { HttpError } from './http-errors.ts';
+import { refundPayment } from './refunds.ts';
 
+const PaymentIdParam = z.strictObject({ id: z.guid({ message: 'a payment id is a uuid' }) });
+const RefundBody = z.strictObject({
+  amount_cents: z.number().int().positive().max(100_000_000).optional(),
+  reason: z.enum(['duplicate', 'fraudulent', 'requested_by_customer']).optional(),
+});
 const DaysQuery = z.strictObject({ days: queryInt(1, 366, 30) });
 const UsersQuery = z.strictObject({ limit: queryInt(1, 500, 50), offset: queryInt(0, 1_000_000_000, 0) });
 const NoQuery = z.strictObject({});
@@ -75,7 +83,7 @@ const IdempotencyHeader = z.string().regex(/^[\w:.-]{8,150}$/, 'an Idempotency-K
 const baseSeconds = (tier: { hours?: number | undefined; base_seconds?: number | undefined }) =>
   tier.base_seconds ?? (tier.hours === undefined ? undefined : Math.round(tier.hours * 3600));
 
-export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps): void {
+export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps & { stripe: Stripe | null }): void {
   const { store, principal, input } = deps;
   const admin = async (request: FastifyRequest): Promise<Principal> => {
     const who = await principal(request);
@@ -161,6 +169,19 @@ export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps): void
     const result = await store.deactivatePricingTier(id);
     request.log.info({ adminId: who.userId, tierId: id }, 'pricing tier deactivated');
     return result;
+  });
+
+  // A refund through Stripe; the card follows when Stripe's charge.refunded webhook arrives.
+  app.post('/admin/payments/:id/refund', async (request, reply) => {
+    const who = await admin(request);
+    const { id } = input(PaymentIdParam, request.params);
+    const body = input(RefundBody, request.body ?? {});
+    const header = request.headers['idempotency-key'];
+    const result = await refundPayment(store, deps.stripe, request.log as Logger, {
+      paymentId: id, amountCents: body.amount_cents, reason: body.reason, adminId: who.userId,
+      idempotencyKey: header === undefined ? undefined : input(IdempotencyHeader, header),
+    });
+    return reply.status(202).send(result);
   });
 
   // A manual correction: a credit becomes a card of its own, a debit is taken like usage (never below zero).

@@ -125,7 +125,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
 
   // Call and payment history, usage, analytics, calls a client runs itself; then the administrators' API.
   registerClientRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
-  registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
+  registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe });
 
   app.post('/time/activate', async (request) => {
     const who = await principal(request);

@@ -1,0 +1,59 @@
+import type Stripe from 'stripe';
+import type { Logger } from 'pino';
+import type { BillingStore } from '../billing/store.ts';
+import { HttpError } from './http-errors.ts';
+
+export interface RefundRequest {
+  paymentId: string;
+  /** Omitted: everything not refunded yet. */
+  amountCents?: number | undefined;
+  reason?: 'duplicate' | 'fraudulent' | 'requested_by_customer' | undefined;
+  adminId: string;
+  /** A retry (a double click) with the same key is the same refund at Stripe. */
+  idempotencyKey?: string | undefined;
+}
+
+/**
+ * Asks Stripe to refund a payment. The time card is not touched here: Stripe's charge.refunded webhook
+ * reports the refunded amount and takes back the matching unused seconds, once, whoever started the refund
+ * (this API or Stripe's dashboard).
+ */
+export async function refundPayment(store: BillingStore, stripe: Stripe | null, log: Logger, request: RefundRequest) {
+  if (!stripe) throw new HttpError(503, 'payments_unavailable', 'refunds are not configured (STRIPE_SECRET_KEY is missing)');
+  const payment = await store.getPayment(request.paymentId);
+  if (!payment.stripe_payment_intent_id) {
+    throw new HttpError(409, 'not_refundable', 'this payment has no Stripe payment intent to refund');
+  }
+  const amount = request.amountCents ?? payment.refundable_cents;
+  if (payment.refundable_cents === 0) throw new HttpError(409, 'already_refunded', 'this payment is refunded in full');
+  if (amount > payment.refundable_cents) {
+    throw new HttpError(409, 'refund_too_large', `at most ${payment.refundable_cents} cents are left to refund`);
+  }
+  // Without a caller's key, the payment's refund state and the amount make one: repeating the same request
+  // before Stripe's webhook arrives refunds once.
+  const key = request.idempotencyKey ?? `${payment.refunded_cents}:${amount}`;
+  let refund: Stripe.Refund;
+  try {
+    refund = await stripe.refunds.create({
+      payment_intent: payment.stripe_payment_intent_id,
+      amount,
+      ...(request.reason && { reason: request.reason }),
+      metadata: { payment_id: payment.payment_id, admin_user_id: request.adminId },
+    }, { idempotencyKey: `refund:${payment.payment_id}:${key}` });
+  } catch (error) {
+    log.warn({ err: error, paymentId: payment.payment_id }, 'Stripe refused or failed a refund');
+    const message = error instanceof Error ? error.message : 'the refund failed';
+    const status = (error as { statusCode?: number }).statusCode;
+    throw status !== undefined && status < 500
+      ? new HttpError(409, 'refund_rejected', message)
+      : new HttpError(502, 'payment_provider_error', 'the payment provider could not be reached; please try again');
+  }
+  log.info({ adminId: request.adminId, paymentId: payment.payment_id, refundId: refund.id, amount }, 'refund requested at Stripe');
+  return {
+    refund_id: refund.id,
+    status: refund.status,
+    payment_id: payment.payment_id,
+    amount_cents: refund.amount,
+    note: 'the time card is adjusted when Stripe confirms the refund',
+  };
+}
