@@ -6,6 +6,8 @@
 
 create schema if not exists billing_private;
 revoke all on schema billing_private from public;
+-- Functions made here later are not executable by PUBLIC unless granted on purpose.
+alter default privileges in schema billing_private revoke execute on functions from public;
 
 -- One row of tunables. Read by the SQL functions on every call, so changing it takes effect at once.
 create table public.billing_settings (

@@ -994,15 +994,26 @@ begin
 end
 $$;
 
+-- Makes functions callable by the service role only. PostgreSQL grants EXECUTE to PUBLIC by default, so
+-- that grant is revoked too, not only the API roles'.
+create function billing_private.grant_to_service_only(variadic p_functions text[]) returns void
+  language plpgsql
+as $$
+declare
+  v_function text;
+begin
+  foreach v_function in array p_functions loop
+    execute pg_catalog.format('revoke all on function %s from public, anon, authenticated', v_function);
+    execute pg_catalog.format('grant execute on function %s to service_role', v_function);
+  end loop;
+end
+$$;
+
 -- ---------- privileges ----------
 -- PostgreSQL grants EXECUTE to PUBLIC by default: revoke it, then grant each function to whom may call it.
 revoke all on all functions in schema billing_private from public;
 
-do $$
-declare
-  v_function text;
-begin
-  foreach v_function in array array[
+select billing_private.grant_to_service_only(
     'public.get_user_time_balance(uuid, timestamptz)',
     'public.get_pricing_tiers(boolean)',
     'public.deduct_user_time(uuid, integer, text, timestamptz)',
@@ -1017,11 +1028,7 @@ begin
     'public.expire_time_cards(timestamptz, integer)',
     'public.reap_stale_sessions(integer, timestamptz)',
     'public.update_billing_settings(jsonb)'
-  ] loop
-    execute pg_catalog.format('revoke all on function %s from public, anon, authenticated', v_function);
-    execute pg_catalog.format('grant execute on function %s to service_role', v_function);
-  end loop;
-end $$;
+);
 
 -- Users may read their own balance and redeem codes for themselves; anyone may read the price list.
 grant execute on function public.get_user_time_balance(uuid, timestamptz), public.activate_time_card(uuid, text, timestamptz)

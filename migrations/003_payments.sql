@@ -78,6 +78,22 @@ begin
 end
 $$;
 
+-- The payment a refund or dispute is about. Raising rolls the event's claim back with it: once the purchase
+-- is known, Stripe's retry (or the sidecar's look-up at Stripe) applies the event.
+create function billing_private.require_payment(p_payment_intent_id text, p_charge_id text)
+  returns public.payments language plpgsql
+as $$
+declare
+  v_payment public.payments := billing_private.find_payment(null, p_payment_intent_id, p_charge_id);
+begin
+  if v_payment.id is null then
+    perform billing_private.fail('unknown_payment',
+      pg_catalog.format('no payment for payment intent %s / charge %s', p_payment_intent_id, p_charge_id));
+  end if;
+  return v_payment;
+end
+$$;
+
 -- A paid purchase: records the payment and grants its card, once per payment however many events say so
 -- (checkout.session.completed, checkout.session.async_payment_succeeded, payment_intent.succeeded).
 create function public.record_payment_success(
@@ -220,12 +236,7 @@ begin
   if not billing_private.claim_stripe_event(p_event_id, p_event_type, p_payload, v_now) then
     return billing_private.duplicate_event(p_event_id);
   end if;
-  v_payment := billing_private.find_payment(null, p_payment_intent_id, p_charge_id);
-  if v_payment.id is null then
-    -- Raising rolls the claim back: once the purchase is known, Stripe's retry (or our look-up) applies it.
-    perform billing_private.fail('unknown_payment',
-      pg_catalog.format('no payment for payment intent %s / charge %s', p_payment_intent_id, p_charge_id));
-  end if;
+  v_payment := billing_private.require_payment(p_payment_intent_id, p_charge_id);
   update public.payments p
      set refunded_cents = least(p.amount_cents, greatest(p.refunded_cents, p_amount_refunded_cents)),
          status = case when greatest(p.refunded_cents, p_amount_refunded_cents) >= p.amount_cents then 'refunded'
@@ -271,11 +282,7 @@ begin
   if not billing_private.claim_stripe_event(p_event_id, p_event_type, p_payload, v_now) then
     return billing_private.duplicate_event(p_event_id);
   end if;
-  v_payment := billing_private.find_payment(null, p_payment_intent_id, p_charge_id);
-  if v_payment.id is null then
-    perform billing_private.fail('unknown_payment',
-      pg_catalog.format('no payment for payment intent %s / charge %s', p_payment_intent_id, p_charge_id));
-  end if;
+  v_payment := billing_private.require_payment(p_payment_intent_id, p_charge_id);
   if p_event_type = 'charge.dispute.created' then
     update public.payments p set status = 'disputed', updated_at = v_now where p.id = v_payment.id;
     if v_payment.card_id is not null then
@@ -353,11 +360,7 @@ begin
 end
 $$;
 
-do $$
-declare
-  v_function text;
-begin
-  foreach v_function in array array[
+select billing_private.grant_to_service_only(
     'public.get_payment(uuid)',
     'public.record_payment_success(text, text, jsonb, uuid, text, boolean, integer, text, text, text, text, text, timestamptz)',
     'public.record_payment_failure(text, text, jsonb, uuid, text, boolean, integer, text, text, text, text, timestamptz)',
@@ -366,9 +369,5 @@ begin
     'public.record_ignored_stripe_event(text, text, jsonb, timestamptz)',
     'public.remember_stripe_customer(uuid, text)',
     'public.get_stripe_customer(uuid)'
-  ] loop
-    execute pg_catalog.format('revoke all on function %s from public, anon, authenticated', v_function);
-    execute pg_catalog.format('grant execute on function %s to service_role', v_function);
-  end loop;
-end $$;
+);
 revoke all on all functions in schema billing_private from public;

@@ -700,11 +700,7 @@ $$;
 -- ---------- privileges ----------
 revoke all on all functions in schema billing_private from public;
 
-do $$
-declare
-  v_function text;
-begin
-  foreach v_function in array array[
+select billing_private.grant_to_service_only(
     'public.end_client_session(uuid, text, integer, timestamptz)',
     'public.meter_client_session(uuid, text, timestamptz)',
     'public.get_user_sessions(uuid, integer, timestamptz)',
@@ -718,8 +714,4 @@ begin
     'public.upsert_pricing_tier(text, text, integer, integer, text, integer, text, integer, text, boolean, timestamptz)',
     'public.update_pricing_tier(text, jsonb, timestamptz)',
     'public.deactivate_pricing_tier(text, timestamptz)'
-  ] loop
-    execute pg_catalog.format('revoke all on function %s from public, anon, authenticated', v_function);
-    execute pg_catalog.format('grant execute on function %s to service_role', v_function);
-  end loop;
-end $$;
+);

@@ -152,17 +152,9 @@ begin
 end
 $$;
 
-do $$
-declare
-  v_function text;
-begin
-  foreach v_function in array array[
+select billing_private.grant_to_service_only(
     'public.enqueue_balance_notifications(integer, integer, timestamptz)',
     'public.claim_notifications(integer, integer, timestamptz)',
     'public.report_notification(uuid, boolean, text, integer, integer, timestamptz)',
     'public.billing_metrics(timestamptz)'
-  ] loop
-    execute pg_catalog.format('revoke all on function %s from public, anon, authenticated', v_function);
-    execute pg_catalog.format('grant execute on function %s to service_role', v_function);
-  end loop;
-end $$;
+);
