@@ -3,7 +3,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import pg from 'pg';
-import { ConfigError, parseConfig, storageTarget } from '../src/config.ts';
+import { readFileSync } from 'node:fs';
+import { ConfigError, EnvSchema, parseConfig, storageTarget } from '../src/config.ts';
 import { ADMIN_URL } from './helpers/test-db.ts';
 
 const run = promisify(execFile);
@@ -19,6 +20,12 @@ describe('configuration', () => {
     const supabase = { SUPABASE_URL: 'https://abc.supabase.co', SUPABASE_SERVICE_ROLE_KEY: 'k' };
     assert.equal(storageTarget(parseConfig({ DATABASE_URL: 'postgres://x@h/db', ...supabase })).kind, 'postgres');
     assert.equal(storageTarget(parseConfig({ DATABASE_URL: '', ...supabase })).kind, 'supabase');
+  });
+
+  it('lists every variable in .env.example', () => {
+    const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
+    const listed = new Set([...example.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
+    assert.deepEqual(Object.keys(EnvSchema.shape).filter((name) => !listed.has(name)), []);
   });
 
   it('names every invalid variable, and a Supabase URL without its key', () => {
