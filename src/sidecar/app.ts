@@ -14,7 +14,7 @@ import { pricingTierView } from './pricing-display.ts';
 import { startPurchase } from './purchases.ts';
 import { applyStripeEvent } from './stripe-events.ts';
 import { createMetrics, installMetrics } from './metrics.ts';
-import { registerClientRoutes } from './client-routes.ts';
+import { registerClientRoutes, UserIdParam } from './client-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 
 export interface SidecarDeps {
@@ -49,7 +49,6 @@ const PurchaseBody = z.strictObject({
 });
 const ActivateBody = z.strictObject({ activation_code: z.string().min(1).max(64) });
 const IdempotencyKey = z.string().regex(/^[\w-]{8,100}$/, 'an Idempotency-Key of 8 to 100 letters, digits, _ or -');
-const UserIdParam = z.strictObject({ id: z.guid({ message: 'a user id must be a uuid' }).transform((id) => id.toLowerCase()) });
 
 /** The balance as the seeds' clients read it: whole minutes left, rounded down. */
 export function balanceView(balance: Balance) {
@@ -103,7 +102,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
       deps.log.error({ err: error }, 'health check failed');
       checks.database = 'unreachable';
     }
-    const healthy = checks.database === 'ok' && checks.migrations !== undefined ? checks.migrations === 'current' : checks.database === 'ok';
+    const healthy = checks.database === 'ok' && (checks.migrations === undefined || checks.migrations === 'current');
     return reply.status(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', ...checks });
   });
 
