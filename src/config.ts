@@ -39,6 +39,12 @@ export const EnvSchema = z.object({
   CHECKOUT_CANCEL_URL: optional(z.string().url()),
   CORS_ORIGINS: optional(z.string()).default(''),
 
+  // LiveKit: the sidecar's POST /token mints room tokens with these; the agent worker connects with them.
+  LIVEKIT_URL: optional(z.string().url()),
+  LIVEKIT_API_KEY: optional(z.string().min(1)),
+  LIVEKIT_API_SECRET: optional(z.string().min(16)),
+  LIVEKIT_TOKEN_TTL_SECONDS: optional(positiveInt.max(86400)).default(3600),
+
   // Background jobs of the sidecar, and where notifications (low balance, expiring card, receipts…) are posted.
   JOBS_ENABLED: optional(z.enum(['true', 'false'])).default('true').transform((v) => v === 'true'),
   EXPIRE_EVERY_SECONDS: optional(positiveInt.max(86400)).default(300),

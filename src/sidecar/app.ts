@@ -14,6 +14,7 @@ import { pricingTierView } from './pricing-display.ts';
 import { startPurchase } from './purchases.ts';
 import { applyStripeEvent } from './stripe-events.ts';
 import { createMetrics, installMetrics } from './metrics.ts';
+import { mintCallToken, roomNameFor, type LiveKitSettings } from './livekit-token.ts';
 import { registerClientRoutes, UserIdParam } from './client-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 
@@ -29,6 +30,8 @@ export interface SidecarDeps {
   cancelUrl: string;
   corsOrigins: string[];
   version: string;
+  /** Absent: POST /token answers 503 and says which variables are missing. */
+  livekit?: LiveKitSettings | undefined;
 }
 
 /** Parses with zod; bad input is a 400 with the reason, never a 500. */
@@ -48,6 +51,7 @@ const PurchaseBody = z.strictObject({
   gift: z.boolean().optional(),
 });
 const ActivateBody = z.strictObject({ activation_code: z.string().min(1).max(64) });
+const TokenBody = z.strictObject({ room_name: z.string().regex(/^[\w-]{1,100}$/, 'a room name of letters, digits, _ or -').optional() });
 const IdempotencyKey = z.string().regex(/^[\w-]{8,100}$/, 'an Idempotency-Key of 8 to 100 letters, digits, _ or -');
 
 /** The balance as the seeds' clients read it: whole minutes left, rounded down. */
@@ -125,6 +129,19 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   // Call and payment history, usage, analytics, calls a client runs itself; then the administrators' API.
   registerClientRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
   registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe });
+
+  app.post('/token', async (request) => {
+    const who = await principal(request);
+    const body = input(TokenBody, request.body ?? {});
+    if (!deps.livekit) {
+      throw new HttpError(503, 'calls_unavailable', 'calls are not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET');
+    }
+    // A room the client names is still the caller's own: it is prefixed with their id.
+    const roomName = body.room_name ? `mindbot-${who.userId.slice(0, 8)}-${body.room_name}` : roomNameFor(who.userId);
+    const token = await mintCallToken(deps.store, deps.livekit, who.userId, roomName);
+    request.log.info({ userId: who.userId, roomName }, 'call token minted');
+    return token;
+  });
 
   app.post('/time/activate', async (request) => {
     const who = await principal(request);

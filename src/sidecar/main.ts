@@ -30,6 +30,9 @@ async function main(): Promise<void> {
     cancelUrl: cfg.CHECKOUT_CANCEL_URL ?? `${cfg.PUBLIC_BASE_URL}/purchase/cancel`,
     corsOrigins: cfg.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     version,
+    livekit: cfg.LIVEKIT_URL && cfg.LIVEKIT_API_KEY && cfg.LIVEKIT_API_SECRET
+      ? { url: cfg.LIVEKIT_URL, apiKey: cfg.LIVEKIT_API_KEY, apiSecret: cfg.LIVEKIT_API_SECRET, ttlSeconds: cfg.LIVEKIT_TOKEN_TTL_SECONDS }
+      : undefined,
   });
   await app.listen({ host: cfg.HOST, port: cfg.PORT });
   log.info({ storage: opened.description, keySources: verifier.keySources }, 'sidecar ready');

@@ -23,7 +23,11 @@ export interface TestSidecar {
 }
 
 /** The real sidecar on a loopback port, over the test database. */
-export async function startSidecar(db: TestDatabase, options: { clock?: Clock; stripe?: Stripe; adminIds?: string[] } = {}): Promise<TestSidecar> {
+export const LIVEKIT = { url: 'wss://livekit.mindbot.test', apiKey: 'APItestkey', apiSecret: 'livekit-test-secret-0123456789abcdef', ttlSeconds: 600 };
+
+export async function startSidecar(db: TestDatabase, options: {
+  clock?: Clock; stripe?: Stripe; adminIds?: string[]; livekit?: typeof LIVEKIT | null;
+} = {}): Promise<TestSidecar> {
   const store = db.store(options.clock);
   // Without a fake, a client pointed at a closed port: any accidental Stripe call fails fast and visibly.
   const stripe = options.stripe ?? new Stripe('sk_test_unreachable', { host: '127.0.0.1', port: 9, protocol: 'http', maxNetworkRetries: 0 });
@@ -38,6 +42,7 @@ export async function startSidecar(db: TestDatabase, options: { clock?: Clock; s
     cancelUrl: 'https://app.mindbot.test/purchase/cancel',
     corsOrigins: ['https://app.mindbot.test'],
     version: 'test',
+    livekit: options.livekit === null ? undefined : options.livekit ?? LIVEKIT,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
