@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # MindBot launcher.
 #   ./launch.sh dev             run the product on the embedded database (no setup needed), logs readable
-#   ./launch.sh start           run it in the background (logs in ./logs, pids in ./run)
+#   ./launch.sh start           run it in the background (logs in ./logs, pids in ./run);
+#                               --foreground for containers (migrates, then execs the sidecar)
 #   ./launch.sh stop | status   stop it / show what runs
 #   ./launch.sh test            install what is needed, typecheck, run every test
 #   ./launch.sh migrate         apply the migrations to the configured database (twice is a no-op)
@@ -20,6 +21,7 @@ fi
 log() { printf '[launch] %s\n' "$*" >&2; }
 
 ensure_node_modules() {
+  [ "${MINDBOT_SKIP_INSTALL:-0}" = 1 ] && return 0
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     log "installing npm packages"
     npm ci --no-audit --no-fund --loglevel=error
@@ -114,6 +116,13 @@ case "$cmd" in
     ;;
   start)
     ensure_node_modules
+    if [ "${1:-}" = --foreground ]; then
+      # For containers: migrate, then become the sidecar (signals reach Node directly).
+      if [ -n "${DATABASE_URL:-}" ] || [ -n "${SUPABASE_DB_URL:-}" ]; then
+        node --import tsx src/billing/migrate-cli.ts
+      fi
+      exec node --import tsx src/sidecar/main.ts
+    fi
     mkdir -p logs run
     if [ -z "${DATABASE_URL:-}" ] && [ -z "${SUPABASE_URL:-}" ]; then
       start_background embedded-db src/billing/embedded-server.ts
@@ -157,7 +166,7 @@ case "$cmd" in
     exec node --import tsx bench/run.ts "$@"
     ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac
