@@ -1,0 +1,242 @@
+// The billing tools (src/tools) driven through @livekit/agents' own test harness: an AgentSession in text
+// mode (no room, no network) whose LLM is the framework's FakeLLM, running the REAL tools against the real
+// test database and the fake Stripe. The fake model calls the tool the script names for a user message, then
+// relays the tool's answer as its reply, so each test checks both the tool call and what the caller hears.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { initializeLogger, voice } from '@livekit/agents';
+import pino from 'pino';
+import { CallController } from '../src/agent/call-controller.ts';
+import type { BillingStore } from '../src/billing/store.ts';
+import { billingTools, type BillingToolDeps } from '../src/tools/index.ts';
+import { FakeTimers } from './helpers/fake-timers.ts';
+import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
+import { createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
+
+type ToolCall = { name: string; args: Record<string, unknown> };
+
+/**
+ * The framework's FakeLLM, answering by script: a user message in the script becomes that tool call; a tool's
+ * output (the model's next input) is said back as the reply.
+ */
+class ScriptedLLM extends voice.testing.FakeLLM {
+  constructor(private readonly script: Record<string, ToolCall>) {
+    super();
+  }
+
+  override lookup(input: string): voice.testing.FakeLLMResponse | undefined {
+    const call = this.script[input];
+    if (call) return { input, type: 'llm', ttft: 0, duration: 0, toolCalls: [call] };
+    // A tool's output: JSON-quoted when it returned, the plain message when it threw a ToolError.
+    const content = input.startsWith('"') ? (JSON.parse(input) as string) : input;
+    return { input, type: 'llm', ttft: 0, duration: 0, content };
+  }
+}
+
+const SCRIPT: Record<string, ToolCall> = {
+  'how much time do I have': { name: 'check_time_balance', args: {} },
+  'what do the packages cost': { name: 'get_pricing_packages', args: {} },
+  'how much has this call cost': { name: 'estimate_session_cost', args: {} },
+  'summarize this call': { name: 'get_session_summary', args: {} },
+  'buy the platinum pack': { name: 'start_purchase_process', args: { package_id: 'platinum_100h' } },
+  'buy the basic pack': { name: 'start_purchase_process', args: { package_id: 'basic_5h' } },
+};
+
+interface Turn {
+  call: { name: string; args: unknown };
+  /** The tool's output as the model received it (parsed from its JSON quoting). */
+  output: string;
+  isError: boolean;
+  /** What the agent said. */
+  reply: string;
+}
+
+/** One user turn through a fresh AgentSession with the billing tools; closes the session afterwards. */
+async function ask(deps: BillingToolDeps, userInput: string): Promise<Turn> {
+  const session = new voice.AgentSession({
+    llm: new ScriptedLLM(SCRIPT),
+    vad: null,
+    turnHandling: { turnDetection: null },
+  });
+  const agent = new voice.Agent({
+    instructions: 'You are MindBot. Use the billing tools to answer questions about talk time and purchases.',
+    tools: billingTools(deps),
+  });
+  await session.start({ agent });
+  try {
+    const result = await session.run({ userInput }).wait(); // .wait(): without it the run has no events
+    const call = result.expect.nextEvent().isFunctionCall({ name: SCRIPT[userInput]!.name }).event().item;
+    const out = result.expect.nextEvent().isFunctionCallOutput().event().item;
+    const message = result.expect.nextEvent().isMessage({ role: 'assistant' }).event().item;
+    result.expect.noMoreEvents();
+    let output = out.output;
+    try {
+      output = JSON.parse(out.output) as string;
+    } catch {
+      // an error output is not JSON-quoted
+    }
+    return { call: { name: call.name, args: JSON.parse(call.args) }, output, isError: out.isError, reply: message.textContent ?? '' };
+  } finally {
+    await session.close();
+  }
+}
+
+describe('billing tools through the agent test harness', () => {
+  let db: TestDatabase;
+  let fake: FakeStripe;
+  let store: BillingStore;
+  const clock = new TestClock('2026-03-02T09:00:00Z');
+  const log = pino({ level: 'silent' });
+  const sent: Array<{ url: string; packageId: string }> = [];
+
+  before(async () => {
+    initializeLogger({ pretty: false, level: 'warn' });
+    db = await createPostgresDatabase();
+    store = db.store(clock.now, { poolSize: 4 });
+    fake = await startFakeStripe();
+  });
+  after(async () => {
+    await store?.close();
+    await fake?.close();
+    await db?.close();
+  });
+
+  const depsFor = (userId: string | null, extra: Partial<BillingToolDeps> = {}): BillingToolDeps => ({
+    store,
+    userId,
+    now: clock.now,
+    purchase: {
+      stripe: fake.client(),
+      successUrl: 'https://mindbot.test/purchase/success?session_id={CHECKOUT_SESSION_ID}',
+      cancelUrl: 'https://mindbot.test/purchase/cancel',
+      log,
+    },
+    sendPurchaseLink: (url, info) => {
+      sent.push({ url, packageId: info.packageId });
+    },
+    ...extra,
+  });
+
+  it('"how much time do I have" calls check_time_balance and says the true balance, read afresh each time', async () => {
+    const user = newUserId();
+    await store.grantCard({ userId: user, tierId: 'basic_5h', idempotencyKey: `grant-${user}-1` });
+    const deps = depsFor(user);
+
+    const first = await ask(deps, 'how much time do I have');
+    assert.deepEqual(first.call, { name: 'check_time_balance', args: {} });
+    assert.equal(first.isError, false);
+    // basic_5h: 5 hours + 30 bonus minutes; the card runs a year from its grant (default card_validity).
+    assert.equal(first.output, 'You have 5 hours and 30 minutes of talk time left, on one time card. It expires on March 2, 2027.');
+    assert.equal(first.reply, first.output);
+
+    // The same tools, a second card later: the answer follows the database (no cached balance).
+    await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `grant-${user}-2` });
+    const second = await ask(deps, 'how much time do I have');
+    assert.match(second.reply, /^You have 6 hours and 30 minutes of talk time left, across 2 time cards\./);
+  });
+
+  it('a user without time is told so and pointed at the packages', async () => {
+    const turn = await ask(depsFor(newUserId()), 'how much time do I have');
+    assert.equal(turn.reply, 'You have no talk time left. You can buy a time package: ask me what the packages cost.');
+  });
+
+  it('get_pricing_packages reads the tiers from the database, in words', async () => {
+    const turn = await ask(depsFor(newUserId()), 'what do the packages cost');
+    assert.match(turn.reply, /^There are \d+ packages: /);
+    assert.match(turn.reply, /the Starter Pack \(id starter_1h\): 1 hour for 9 dollars and 99 cents/);
+    assert.match(turn.reply, /the Basic Pack \(id basic_5h\): 5 hours plus 30 minutes free for 44 dollars and 99 cents/);
+    assert.match(turn.reply, /the Pro Pack \(id pro_25h\): 25 hours plus 5 hours free for 179 dollars and 99 cents/);
+    assert.doesNotMatch(turn.reply, /\$/);
+  });
+
+  it('start_purchase_process with an unknown package buys nothing and says which packages exist', async () => {
+    const user = newUserId();
+    const before = fake.requests('POST /v1/checkout/sessions').length;
+    const sentBefore = sent.length;
+    const turn = await ask(depsFor(user), 'buy the platinum pack');
+    assert.deepEqual(turn.call, { name: 'start_purchase_process', args: { package_id: 'platinum_100h' } });
+    assert.equal(turn.isError, false);
+    assert.match(turn.reply, /^There is no package called "platinum_100h"\. The packages are /);
+    for (const id of ['starter_1h', 'basic_5h', 'pro_25h']) assert.match(turn.reply, new RegExp(`id ${id}`));
+    assert.equal(fake.requests('POST /v1/checkout/sessions').length, before, 'no Checkout Session');
+    assert.equal(sent.length, sentBefore, 'no link sent');
+  });
+
+  it('start_purchase_process with a known package creates the Checkout Session and sends its URL to the caller', async () => {
+    const user = newUserId();
+    const sentBefore = sent.length;
+    const turn = await ask(depsFor(user), 'buy the basic pack');
+    assert.equal(turn.isError, false, turn.output);
+    const created = fake.requests('POST /v1/checkout/sessions').filter((r) => r.params.client_reference_id === user);
+    assert.equal(created.length, 1);
+    assert.deepEqual(created[0]!.params.metadata, { user_id: user, package_id: 'basic_5h', gift: 'false' });
+    const url = (created[0]!.response as { url: string }).url;
+    assert.match(url, /^https:\/\//);
+    assert.deepEqual(sent.slice(sentBefore), [{ url, packageId: 'basic_5h' }]);
+    assert.match(turn.reply, /^A secure payment link for the Basic Pack \(id basic_5h\): 5 hours plus 30 minutes free for 44 dollars and 99 cents is now on the caller's screen\./);
+    assert.doesNotMatch(turn.reply, /https?:/, 'the URL goes to the screen, not into speech');
+  });
+
+  it('a link that cannot be delivered is a tool error, not a false "sent"', async () => {
+    const deps = depsFor(newUserId(), { sendPurchaseLink: () => Promise.reject(new Error('room gone')) });
+    const turn = await ask(deps, 'buy the basic pack');
+    assert.equal(turn.isError, true);
+    assert.match(turn.output, /could not be shown on the caller's screen/);
+  });
+
+  it('estimate_session_cost and get_session_summary read the call controller\'s last state and the live balance', async () => {
+    const user = newUserId();
+    await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `grant-${user}` });
+    const timers = new FakeTimers(clock);
+    const controller = new CallController({ store, clock: clock.now, timers });
+    const deps = depsFor(user, { call: controller });
+
+    const before = await ask(deps, 'how much has this call cost');
+    assert.match(before.reply, /^Billing for this call hasn't started yet, so nothing has been charged\. Your balance of 1 hour lasts/);
+
+    await controller.join({ userId: user, externalKey: `call-${user}`, roomName: 'room-tools' });
+    await timers.advance(150); // 2.5 minutes in: three 1-minute increments begun and charged
+    assert.equal(controller.state!.billed_seconds, 180);
+
+    const cost = await ask(deps, 'how much has this call cost');
+    assert.deepEqual(cost.call, { name: 'estimate_session_cost', args: {} });
+    // 3600 - 180 on the balance + 30 s paid ahead of now = 57 min 30 s.
+    assert.equal(cost.reply,
+      'So far this call has used 3 minutes of your talk time (it is charged in steps of 1 minute, each paid when it begins). ' +
+      'One minute of talking uses one minute of time, so what you have left lasts about 57 minutes more.');
+
+    const summary = await ask(deps, 'summarize this call');
+    assert.equal(summary.reply,
+      'This call has been going for about 2 minutes, with 3 minutes charged so far. ' +
+      'You can keep talking for about 57 minutes, counting what is still on your balance.');
+
+    await controller.leave('caller_left');
+    const ended = await ask(deps, 'summarize this call');
+    assert.match(ended.reply, /^This call has ended\. It lasted about 2 minutes and was charged 3 minutes\. You have 57 minutes of talk time left\.$/);
+  });
+
+  it('a guest gets the guest answers: no balance, no billing, no purchase', async () => {
+    const sentBefore = sent.length;
+    const requestsBefore = fake.requests().length;
+    const deps = depsFor(null);
+
+    const balance = await ask(deps, 'how much time do I have');
+    assert.match(balance.reply, /as a guest, so your time isn't tracked/);
+    assert.match(balance.reply, /free account/);
+
+    const cost = await ask(deps, 'how much has this call cost');
+    assert.match(cost.reply, /as a guest, so this call isn't charged/);
+
+    const summary = await ask(deps, 'summarize this call');
+    assert.match(summary.reply, /^This is a guest call/);
+
+    const prices = await ask(deps, 'what do the packages cost');
+    assert.match(prices.reply, /id basic_5h/);
+    assert.match(prices.reply, /needs to create a free account/);
+
+    const purchase = await ask(deps, 'buy the basic pack');
+    assert.equal(purchase.reply, "Guests can't buy talk time. The caller needs to create a free account first; then they can buy a package here.");
+    assert.equal(sent.length, sentBefore, 'no link sent');
+    assert.equal(fake.requests().length, requestsBefore, 'nothing sent to Stripe');
+  });
+});
