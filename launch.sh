@@ -7,6 +7,7 @@
 #   ./launch.sh test            install what is needed, typecheck, run every test
 #   ./launch.sh migrate         apply the migrations to the configured database (twice is a no-op)
 #   ./launch.sh api-token UUID  print a local API token for that user (add --admin for an admin)
+#   ./launch.sh console [--user UUID]  talk to the agent by typing (OPENAI_* model, configured store; guest without --user)
 #   ./launch.sh bench           run the benchmarks against local Postgres
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -148,6 +149,10 @@ case "$cmd" in
     ensure_node_modules
     exec node --import tsx src/auth/token-cli.ts "$@"
     ;;
+  console)
+    ensure_node_modules
+    exec node --import tsx src/agent/console.ts "$@"
+    ;;
   migrate)
     ensure_node_modules
     exec node --import tsx src/billing/migrate-cli.ts "$@"
@@ -166,7 +171,7 @@ case "$cmd" in
     exec node --import tsx bench/run.ts "$@"
     ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

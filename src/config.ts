@@ -45,6 +45,12 @@ export const EnvSchema = z.object({
   LIVEKIT_API_SECRET: optional(z.string().min(16)),
   LIVEKIT_TOKEN_TTL_SECONDS: optional(positiveInt.max(86400)).default(3600),
 
+  // The agent's language model: OpenAI, or any OpenAI-compatible Chat Completions endpoint (e.g. a local Ollama
+  // at http://127.0.0.1:11434/v1). With OPENAI_BASE_URL set, OPENAI_API_KEY may stay unset (a placeholder is sent).
+  OPENAI_API_KEY: optional(z.string().min(1)),
+  OPENAI_BASE_URL: optional(z.string().url()),
+  OPENAI_MODEL: optional(z.string().min(1)).default('gpt-4o-mini'),
+
   // Background jobs of the sidecar, and where notifications (low balance, expiring card, receipts…) are posted.
   JOBS_ENABLED: optional(z.enum(['true', 'false'])).default('true').transform((v) => v === 'true'),
   EXPIRE_EVERY_SECONDS: optional(positiveInt.max(86400)).default(300),
