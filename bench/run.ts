@@ -17,6 +17,7 @@ import { createPostgresDatabase, TestClock, newUserId, type TestDatabase } from 
 import type { BillingStore } from '../src/billing/store.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { measureSidecar } from './sidecar.ts';
+import { measureCalls } from './calls.ts';
 import { mark, Report } from './report.ts';
 import {
   cardBalances, drift, ledgerMismatchedCards, ledgerUsageSeconds, operationsRecorded, seedUsers, walBytesSince, walPosition,
@@ -383,7 +384,10 @@ async function main(): Promise<number> {
     log('sidecar over HTTP: webhooks and balance');
     const sidecarDb = await createPostgresDatabase();
     const sidecar = await measureSidecar(sidecarDb, CONFIG.durationMs / 1000).finally(() => sidecarDb.close());
-    // Let the flush of the sidecar phase's writes finish before latencies are sampled.
+    log('calls through the call controller (100 and 1,000 at once)');
+    const callsDb = await createPostgresDatabase();
+    const calls = await measureCalls(callsDb).finally(() => callsDb.close());
+    // Let the flush of the earlier phases' writes finish before latencies are sampled.
     await db.sql.exec('checkpoint');
     await new Promise((resolve) => setTimeout(resolve, 2000));
 
@@ -427,7 +431,7 @@ async function main(): Promise<number> {
         pass: lost === 0 && extra === 0 && ledgerUsageDiff === 0 && totalMismatched === 0 && deductErrors === 0 && operationsMissing === 0,
       },
     };
-    Object.assign(targets, sidecar.targets);
+    Object.assign(targets, sidecar.targets, calls.targets);
     const allPass = Object.values(targets).every((t) => t.pass);
 
     // ---- the table
@@ -478,6 +482,7 @@ async function main(): Promise<number> {
       .row('naive one user per worker: seconds lost', n8.lost, 's', 'no contention, so nothing to lose')
       .row('ceiling rows match calls', c1.rowsMatch && c8.rowsMatch && c32.rowsMatch ? 'yes' : 'NO', '');
     sidecar.report(r);
+    calls.report(r);
     r.section('Targets');
     r.row('start_voice_session p99 < 2 ms', latency.start.p99, 'ms', mark(targets.start_p99_under_2ms.pass))
       .row('deductions at 8 conn >= 0.5 x ceiling', ratioToCeiling8, 'x', mark(targets.deduct_8_at_least_half_ceiling.pass))
@@ -485,6 +490,8 @@ async function main(): Promise<number> {
       .row('webhooks >= 1,000 per second', sidecar.figures.webhooks_per_s, '/s', mark(sidecar.targets.webhooks_at_least_1000_per_s.pass))
       .row('webhook p99 < 20 ms', sidecar.figures.webhook_p99_ms, 'ms', mark(sidecar.targets.webhook_p99_under_20ms.pass))
       .row('every webhook granted exactly one card', sidecar.figures.cards_granted, '', mark(sidecar.targets.every_webhook_granted_once.pass))
+      .row('<= 1 billing query per call per increment', calls.targets.at_most_one_query_per_call_increment.value, '', mark(calls.targets.at_most_one_query_per_call_increment.pass))
+      .row('meter p99 < 5 ms at 1,000 calls', calls.targets.meter_p99_under_5ms_at_1000_calls.value, 'ms', mark(calls.targets.meter_p99_under_5ms_at_1000_calls.pass))
       .row('all targets', allPass ? 'PASS' : 'FAIL', '');
     const elapsed = msBetween(began, nowNs()) / 1000;
     r.row('benchmark wall time', elapsed, 's');
@@ -535,6 +542,7 @@ async function main(): Promise<number> {
       naive_answered_seconds_one_user: n8one.answeredSeconds,
       naive_lost_seconds_per_user_workers: n8.lost,
       sidecar: sidecar.figures,
+      calls: calls.figures,
       targets: { ...targets, all_pass: allPass },
       config: {
         latency_samples: CONFIG.latencySamples,
