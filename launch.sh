@@ -8,6 +8,7 @@
 #   ./launch.sh migrate         apply the migrations to the configured database (twice is a no-op)
 #   ./launch.sh api-token UUID  print a local API token for that user (add --admin for an admin)
 #   ./launch.sh console [--user UUID]  talk to the agent by typing (OPENAI_* model, configured store; guest without --user)
+#   ./launch.sh worker [start]  run the LiveKit agent worker (dev mode; needs LIVEKIT_URL/_API_KEY/_API_SECRET)
 #   ./launch.sh bench           run the benchmarks against local Postgres
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +21,15 @@ if [ -f .env ]; then
 fi
 
 log() { printf '[launch] %s\n' "$*" >&2; }
+
+# The LiveKit variables the agent worker needs that are not set (empty when it can run).
+missing_livekit() {
+  local name missing=()
+  for name in LIVEKIT_URL LIVEKIT_API_KEY LIVEKIT_API_SECRET; do
+    [ -n "${!name:-}" ] || missing+=("$name")
+  done
+  echo "${missing[*]:-}"
+}
 
 ensure_node_modules() {
   [ "${MINDBOT_SKIP_INSTALL:-0}" = 1 ] && return 0
@@ -113,6 +123,14 @@ case "$cmd" in
     log "starting the sidecar on port ${PORT:-8001} (Ctrl-C stops everything)"
     node --import tsx src/sidecar/main.ts 2>&1 | pretty_logs &
     pids+=($!)
+    missing="$(missing_livekit)"
+    if [ -z "$missing" ]; then
+      log "starting the agent worker (LiveKit at $LIVEKIT_URL, health port ${AGENT_HEALTH_PORT:-8081})"
+      node --import tsx src/agent/worker.ts dev 2>&1 | pretty_logs &
+      pids+=($!)
+    else
+      log "not starting the agent worker: $missing not set (the sidecar runs without it)"
+    fi
     wait
     ;;
   start)
@@ -153,6 +171,15 @@ case "$cmd" in
     ensure_node_modules
     exec node --import tsx src/agent/console.ts "$@"
     ;;
+  worker)
+    missing="$(missing_livekit)"
+    if [ -n "$missing" ]; then
+      log "the agent worker needs a LiveKit server: set $missing (in .env or the environment)"
+      exit 0
+    fi
+    ensure_node_modules
+    exec node --import tsx src/agent/worker.ts "${1:-dev}" "${@:2}"
+    ;;
   migrate)
     ensure_node_modules
     exec node --import tsx src/billing/migrate-cli.ts "$@"
@@ -171,7 +198,7 @@ case "$cmd" in
     exec node --import tsx bench/run.ts "$@"
     ;;
   *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

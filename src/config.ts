@@ -50,6 +50,16 @@ export const EnvSchema = z.object({
   OPENAI_API_KEY: optional(z.string().min(1)),
   OPENAI_BASE_URL: optional(z.string().url()),
   OPENAI_MODEL: optional(z.string().min(1)).default('gpt-4o-mini'),
+  // The worker's voice I/O: the OpenAI plugin's speech-to-text and text-to-speech, always on api.openai.com
+  // with OPENAI_API_KEY (an OpenAI-compatible chat endpoint such as Ollama usually has no speech API).
+  OPENAI_STT_MODEL: optional(z.string().min(1)).default('gpt-4o-mini-transcribe'),
+  OPENAI_TTS_MODEL: optional(z.string().min(1)).default('gpt-4o-mini-tts'),
+  OPENAI_TTS_VOICE: optional(z.enum(['alloy', 'ash', 'ballad', 'coral', 'echo', 'fable', 'nova', 'onyx', 'sage', 'shimmer'])).default('alloy'),
+
+  // The agent worker (src/agent/worker.ts).
+  AGENT_HEALTH_PORT: optional(z.coerce.number().int().min(0).max(65535)).default(8081),
+  NO_BALANCE_GRACE_SECONDS: optional(z.coerce.number().int().min(0).max(3600)).default(60),
+  GUEST_ALLOWANCE_SECONDS: optional(z.coerce.number().int().min(0).max(86400)).default(300),
 
   // Background jobs of the sidecar, and where notifications (low balance, expiring card, receipts…) are posted.
   JOBS_ENABLED: optional(z.enum(['true', 'false'])).default('true').transform((v) => v === 'true'),

@@ -1,0 +1,48 @@
+// The LiveKit worker without a LiveKit server: importing it starts nothing, and ./launch.sh worker names the
+// missing LiveKit variables. Everything that needs a room (join, warnings, cut-off, shutdown) is not covered here.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { noBalanceText, userIdOf } from '../src/agent/worker.ts';
+
+const run = promisify(execFile);
+const root = new URL('..', import.meta.url);
+/** Only what a process needs to run: no LiveKit, OpenAI, database or Stripe variable. */
+const bareEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', MINDBOT_SKIP_INSTALL: '1' };
+
+describe('agent worker', () => {
+  it('starts nothing and reads no key when imported', async () => {
+    const started = Date.now();
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+      "const m = await import('./src/agent/worker.ts'); console.log(typeof m.default.entry, m.AGENT_NAME, m.serverOptions({ AGENT_HEALTH_PORT: 9999 }).port)"],
+    { cwd: root, env: bareEnv, timeout: 30_000 });
+    assert.equal(stdout.trim(), 'function mindbot 9999');
+    assert.equal(stderr, '');
+    assert.ok(Date.now() - started < 30_000);
+  });
+
+  it('tells a user uuid from a guest identity', () => {
+    assert.equal(userIdOf('0F8FAD5B-D9CB-469F-A165-70867728950E'), '0f8fad5b-d9cb-469f-a165-70867728950e');
+    assert.equal(userIdOf('guest-123'), null);
+  });
+
+  it('names the packages kindly when there is no balance', () => {
+    const text = noBalanceText([{ name: 'Basic', base_seconds: 3600, bonus_seconds: 0, price_cents: 500, currency: 'usd' }], 60);
+    assert.match(text, /no talk time left/);
+    assert.match(text, /Basic/);
+    assert.match(noBalanceText([], 0), /No packages are on sale/);
+  });
+
+  // launch.sh reads ./.env: with LiveKit configured there, `worker` would really start one.
+  const envFile = new URL('../.env', import.meta.url);
+  const liveKitInDotEnv = existsSync(envFile) && /^LIVEKIT_(URL|API_SECRET)=\S/m.test(readFileSync(envFile, 'utf8'));
+  it('./launch.sh worker without LiveKit variables names them and exits 0', { skip: liveKitInDotEnv && '.env sets LiveKit variables' }, async () => {
+    const { stdout, stderr } = await run('./launch.sh', ['worker'], { cwd: root, env: { ...bareEnv, LIVEKIT_API_KEY: 'k' }, timeout: 30_000 });
+    const out = stdout + stderr;
+    assert.match(out, /LIVEKIT_URL/);
+    assert.match(out, /LIVEKIT_API_SECRET/);
+    assert.doesNotMatch(out, /LIVEKIT_API_KEY/);
+  });
+});
