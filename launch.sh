@@ -7,6 +7,7 @@
 #   ./launch.sh test            install what is needed, typecheck, run every test
 #   ./launch.sh migrate         apply the migrations to the configured database (twice is a no-op)
 #   ./launch.sh api-token UUID  print a local API token for that user (add --admin for an admin)
+#   ./launch.sh token UUID      print a room name and a LiveKit token for a call (as POST /token mints them)
 #   ./launch.sh console [--user UUID]  talk to the agent by typing (OPENAI_* model, configured store; guest without --user)
 #   ./launch.sh worker [start]  run the LiveKit agent worker (dev mode; needs LIVEKIT_URL/_API_KEY/_API_SECRET)
 #   ./launch.sh bench           run the benchmarks against local Postgres
@@ -83,11 +84,12 @@ wait_for_embedded() {
 
 start_background() {
   local name="$1" entry="$2"
+  shift 2
   if [ -f "run/$name.pid" ] && kill -0 "$(cat "run/$name.pid")" 2>/dev/null; then
     log "$name already runs (pid $(cat "run/$name.pid"))"
     return 0
   fi
-  nohup node --import tsx "$entry" >> "logs/$name.log" 2>&1 &
+  nohup node --import tsx "$entry" "$@" >> "logs/$name.log" 2>&1 &
   echo $! > "run/$name.pid"
   log "$name started (pid $!, log logs/$name.log)"
 }
@@ -150,18 +152,28 @@ case "$cmd" in
       node --import tsx src/billing/migrate-cli.ts >> logs/migrate.log 2>&1
     fi
     start_background sidecar src/sidecar/main.ts
+    missing="$(missing_livekit)"
+    if [ -z "$missing" ]; then
+      start_background worker src/agent/worker.ts start
+    else
+      log "not starting the agent worker: $missing not set"
+    fi
     ;;
   stop)
-    for name in sidecar embedded-db; do stop_background "$name"; done
+    for name in worker sidecar embedded-db; do stop_background "$name"; done
     ;;
   status)
-    for name in embedded-db sidecar; do
+    for name in embedded-db sidecar worker; do
       if [ -f "run/$name.pid" ] && kill -0 "$(cat "run/$name.pid")" 2>/dev/null; then
         echo "$name: running (pid $(cat "run/$name.pid"), log logs/$name.log)"
       else
         echo "$name: stopped"
       fi
     done
+    ;;
+  token)
+    ensure_node_modules
+    exec node --import tsx src/sidecar/call-token-cli.ts "$@"
     ;;
   api-token)
     ensure_node_modules
@@ -198,7 +210,7 @@ case "$cmd" in
     exec node --import tsx bench/run.ts "$@"
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

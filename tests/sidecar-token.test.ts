@@ -1,6 +1,8 @@
 // POST /token: a Supabase JWT in, a LiveKit room token out, for that user only, with the agent dispatched.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { jwtVerify } from 'jose';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { LIVEKIT, startSidecar, type TestSidecar } from './helpers/sidecar.ts';
@@ -61,5 +63,20 @@ describe('POST /token', () => {
     } finally {
       await bare.close();
     }
+  });
+
+  it('is minted the same way by ./launch.sh token for trying a call by hand', async () => {
+    const run = promisify(execFile);
+    const user = newUserId();
+    await sidecar.store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `${user}:g` });
+    const env = { ...process.env, DATABASE_URL: db.url!, LIVEKIT_URL: LIVEKIT.url, LIVEKIT_API_KEY: LIVEKIT.apiKey,
+      LIVEKIT_API_SECRET: LIVEKIT.apiSecret, LOG_LEVEL: 'silent' };
+    const { stdout } = await run('./launch.sh', ['token', user], { env });
+    const minted = JSON.parse(stdout) as { participant_token: string; room_name: string; identity: string };
+    const { payload } = await jwtVerify(minted.participant_token, new TextEncoder().encode(LIVEKIT.apiSecret));
+    assert.equal(payload.sub, user);
+    assert.equal((payload as Record<string, any>).roomConfig.agents[0].agentName, 'mindbot');
+    await assert.rejects(run('./launch.sh', ['token', 'bob'], { env }), (error: { code?: number }) => error.code === 2);
+    await assert.rejects(run('./launch.sh', ['token', newUserId()], { env }), /no conversation time left/);
   });
 });
