@@ -22,5 +22,6 @@ RUN mkdir -p data logs run && chown -R node:node data logs run
 USER node
 EXPOSE 8001
 STOPSIGNAL SIGTERM
-# --foreground: launch.sh hands over to Node with exec, so Docker's SIGTERM reaches the process that settles calls.
+# --foreground: launch.sh execs the sidecar, or with LiveKit configured runs sidecar and worker and passes
+# Docker's SIGTERM on to both, so the worker settles its calls before the container stops.
 CMD ["./launch.sh", "start", "--foreground"]

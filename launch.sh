@@ -2,7 +2,7 @@
 # MindBot launcher.
 #   ./launch.sh dev             run the product on the embedded database (no setup needed), logs readable
 #   ./launch.sh start           run it in the background (logs in ./logs, pids in ./run);
-#                               --foreground for containers (migrates, then execs the sidecar)
+#                               --foreground for containers (migrates, then runs sidecar and worker, signals passed on)
 #   ./launch.sh stop | status   stop it / show what runs
 #   ./launch.sh test            install what is needed, typecheck, run every test
 #   ./launch.sh migrate         apply the migrations to the configured database (twice is a no-op)
@@ -142,7 +142,18 @@ case "$cmd" in
       if [ -n "${DATABASE_URL:-}" ] || [ -n "${SUPABASE_DB_URL:-}" ]; then
         node --import tsx src/billing/migrate-cli.ts
       fi
-      exec node --import tsx src/sidecar/main.ts
+      if [ -n "$(missing_livekit)" ]; then
+        exec node --import tsx src/sidecar/main.ts
+      fi
+      # Sidecar and worker side by side: this shell passes SIGTERM/SIGINT on to both and waits for both, so
+      # the worker settles its calls before the container stops.
+      node --import tsx src/sidecar/main.ts & sidecar_pid=$!
+      node --import tsx src/agent/worker.ts start & worker_pid=$!
+      trap 'kill -TERM "$sidecar_pid" "$worker_pid" 2>/dev/null' TERM INT
+      wait -n || true
+      kill -TERM "$sidecar_pid" "$worker_pid" 2>/dev/null || true
+      wait
+      exit 0
     fi
     mkdir -p logs run
     if [ -z "${DATABASE_URL:-}" ] && [ -z "${SUPABASE_URL:-}" ]; then
