@@ -99,6 +99,16 @@ begin
 end
 $$;
 
+create function billing_private.require_session_key(p_external_key text) returns void
+  language plpgsql immutable
+as $$
+begin
+  if p_external_key is null or pg_catalog.length(p_external_key) not between 1 and 400 then
+    perform billing_private.fail('invalid_argument', 'a session key of 1 to 400 characters is required');
+  end if;
+end
+$$;
+
 create function billing_private.lock_user(p_user_id uuid) returns void
   language plpgsql
 as $$
@@ -805,9 +815,7 @@ declare
   v_charged integer;
 begin
   perform billing_private.require_user(p_user_id);
-  if p_external_key is null or pg_catalog.length(p_external_key) not between 1 and 400 then
-    perform billing_private.fail('invalid_argument', 'a session key of 1 to 400 characters is required');
-  end if;
+  perform billing_private.require_session_key(p_external_key);
   if p_room_name is null or pg_catalog.length(p_room_name) not between 1 and 200 then
     perform billing_private.fail('invalid_argument', 'a room name of 1 to 200 characters is required');
   end if;

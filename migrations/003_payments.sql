@@ -57,6 +57,17 @@ begin
 end
 $$;
 
+-- Events of one purchase (checkout completed, payment intent succeeded or failed…) may race each other:
+-- they queue on the purchase, keyed by the payment intent (or the checkout session before there is one).
+create function billing_private.lock_purchase(p_checkout_session_id text, p_payment_intent_id text) returns void
+  language plpgsql
+as $$
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+    'mindbot.purchase:' || coalesce(p_payment_intent_id, p_checkout_session_id), 0));
+end
+$$;
+
 -- The payment a Stripe object belongs to, by any of its ids; row-locked.
 create function billing_private.find_payment(p_checkout_session_id text, p_payment_intent_id text, p_charge_id text)
   returns public.payments language plpgsql
@@ -122,9 +133,7 @@ begin
   if not billing_private.claim_stripe_event(p_event_id, p_event_type, p_payload, v_now) then
     return billing_private.duplicate_event(p_event_id);
   end if;
-  -- Events of one purchase may race each other: serialize them on the purchase.
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
-    'mindbot.purchase:' || coalesce(p_payment_intent_id, p_checkout_session_id), 0));
+  perform billing_private.lock_purchase(p_checkout_session_id, p_payment_intent_id);
   v_payment := billing_private.find_payment(p_checkout_session_id, p_payment_intent_id, p_charge_id);
   if v_payment.id is null then
     insert into public.payments (user_id, tier_id, gift, amount_cents, currency, status, stripe_checkout_session_id,
@@ -185,8 +194,7 @@ begin
   if not billing_private.claim_stripe_event(p_event_id, p_event_type, p_payload, v_now) then
     return billing_private.duplicate_event(p_event_id);
   end if;
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
-    'mindbot.purchase:' || coalesce(p_payment_intent_id, p_checkout_session_id), 0));
+  perform billing_private.lock_purchase(p_checkout_session_id, p_payment_intent_id);
   v_payment := billing_private.find_payment(p_checkout_session_id, p_payment_intent_id, null);
   if v_payment.id is null then
     insert into public.payments (user_id, tier_id, gift, amount_cents, currency, status, failure_reason,

@@ -244,9 +244,7 @@ declare
   v_session_id uuid;
 begin
   perform billing_private.require_user(p_user_id);
-  if p_external_key is null or pg_catalog.length(p_external_key) not between 1 and 400 then
-    perform billing_private.fail('invalid_argument', 'a session key of 1 to 400 characters is required');
-  end if;
+  perform billing_private.require_session_key(p_external_key);
   select s.id into v_session_id from public.voice_sessions s
    where s.external_key = p_external_key and s.user_id = p_user_id;
   if v_session_id is null then
