@@ -38,6 +38,11 @@ export const EnvSchema = z.object({
   CHECKOUT_SUCCESS_URL: optional(z.string().url()),
   CHECKOUT_CANCEL_URL: optional(z.string().url()),
   CORS_ORIGINS: optional(z.string()).default(''),
+  // The web app (src/web, built by `npm run build`), served by the sidecar at / and /admin.
+  WEB_DIST_DIR: optional(z.string().min(1)).default('./dist/web'),
+  // Supabase Auth in the web app: the project's public anon key (never the service role key). Without it the
+  // web app offers the clearly marked local development sign-in (never in production).
+  SUPABASE_ANON_KEY: optional(z.string().min(1)),
 
   // LiveKit: the sidecar's POST /token mints room tokens with these; the agent worker connects with them.
   LIVEKIT_URL: optional(z.string().url()),
@@ -55,6 +60,11 @@ export const EnvSchema = z.object({
   OPENAI_STT_MODEL: optional(z.string().min(1)).default('gpt-4o-mini-transcribe'),
   OPENAI_TTS_MODEL: optional(z.string().min(1)).default('gpt-4o-mini-tts'),
   OPENAI_TTS_VOICE: optional(z.enum(['alloy', 'ash', 'ballad', 'coral', 'echo', 'fable', 'nova', 'onyx', 'sage', 'shimmer'])).default('alloy'),
+  // Speech-to-text: Deepgram (the default whenever DEEPGRAM_API_KEY is set) or the OpenAI plugin's transcription.
+  STT_PROVIDER: optional(z.enum(['deepgram', 'openai'])),
+  DEEPGRAM_API_KEY: optional(z.string().min(1)),
+  DEEPGRAM_MODEL: optional(z.string().min(1)).default('nova-3'),
+  DEEPGRAM_LANGUAGE: optional(z.string().min(2)).default('en-US'),
 
   // The agent worker (src/agent/worker.ts).
   AGENT_HEALTH_PORT: optional(z.coerce.number().int().min(0).max(65535)).default(8081),

@@ -8,8 +8,10 @@ import type { BillingToolDeps } from './deps.ts';
 import { describeTier } from './get-pricing-packages.ts';
 import { speakList } from './speak-time.ts';
 
+import { PURCHASE_LINK_TOPIC } from '../agent/call-protocol.ts';
+
 /** The LiveKit text-stream topic the client listens on for the Checkout link (see purchaseLinkSender). */
-export const PURCHASE_LINK_TOPIC = 'mindbot.purchase_link';
+export { PURCHASE_LINK_TOPIC };
 
 /**
  * The production SendPurchaseLink: the Checkout URL as the text of a text stream on PURCHASE_LINK_TOPIC, to
