@@ -37,7 +37,7 @@ type Recorded = { [K in CallEventName]: { type: K; payload: CallEvents[K]; at: D
 
 function record(controller: CallController, clock: TestClock) {
   const events: Recorded[] = [];
-  const names: CallEventName[] = ['started', 'no_balance', 'warning', 'cut_off', 'store_unreachable', 'ended'];
+  const names: CallEventName[] = ['started', 'metered', 'no_balance', 'warning', 'cut_off', 'store_unreachable', 'ended'];
   for (const type of names) {
     controller.on(type, (payload) => events.push({ type, payload, at: clock.now() } as Recorded));
   }
@@ -130,6 +130,29 @@ describe('CallController (PostgreSQL, fake timers)', () => {
     assert.equal((await store.getBalance(user)).total_seconds, 0);
     assert.equal(call.phase, 'ended');
     assert.equal(timers.size, 0);
+  });
+
+  test('metered follows every answer of the store with the talk time truly left, then stops with the call', async () => {
+    const { clock, timers, store, controller } = world();
+    const user = newUserId();
+    await credit(store, user, 180);
+    const call = controller();
+    const rec = record(call, clock);
+    const started = await join(call, user);
+    assert.ok(started);
+
+    await timers.advance(600);
+
+    // At the start, after each increment's meter (half a second into it) and at the last paid second.
+    assert.deepEqual(rec.of('metered').map((m) => [(m.at.getTime() - T0.getTime()) / 1000, m.payload.remainingSeconds]),
+      [[0, 180], [60.5, 120], [120.5, 60], [180, 0]]);
+    for (const m of rec.of('metered')) {
+      assert.equal(m.payload.state.session_id, started.session_id);
+      assert.equal(m.payload.state.status, 'active');
+    }
+    assert.deepEqual(rec.of('metered')[0]!.payload, rec.of('started')[0]!.payload);
+    // Nothing after the cut-off: the last event is the settlement.
+    assert.deepEqual(rec.events.slice(-2).map((e) => e.type), ['cut_off', 'ended']);
   });
 
   test('leaving at 2:10 charges 3 minutes, settled at the moment of the event even when learned late', async () => {

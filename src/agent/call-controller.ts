@@ -79,6 +79,11 @@ export interface JoinInput {
 export interface CallEvents {
   /** The session runs; remainingSeconds is the talk time left (paid for this call plus the balance). */
   started: { state: SessionState; remainingSeconds: number };
+  /**
+   * The store answered for a running call (after the start and after each meter): remainingSeconds is the talk
+   * time left at that answer, as in 'started'. The caller's app follows these, not its own guess.
+   */
+  metered: { state: SessionState; remainingSeconds: number };
   /** The user has no time at all: the call was not started. */
   no_balance: { userId: string };
   /** The talk time left has reached a threshold (each threshold at most once per call). */
@@ -199,7 +204,9 @@ export class CallController {
       this.phaseValue = 'active';
       this.last = state;
       this.log.info({ sessionId: state.session_id, userId: input.userId }, 'call started');
-      this.emit('started', { state, remainingSeconds: Math.round(remainingMs(this.facts(state), this.nowMs()) / 1000) });
+      const remainingSeconds = this.remainingSecondsAt(state);
+      this.emit('started', { state, remainingSeconds });
+      this.emit('metered', { state, remainingSeconds });
       if (this.stopping) return state; // leave() came during the start: it settles next
       await this.apply(state);
       return state;
@@ -231,6 +238,10 @@ export class CallController {
 
   private nowMs(): number {
     return this.clock().getTime();
+  }
+
+  private remainingSecondsAt(state: SessionState): number {
+    return Math.round(remainingMs(this.facts(state), this.nowMs()) / 1000);
   }
 
   private facts(state: SessionState): CoverageFacts {
@@ -338,6 +349,7 @@ export class CallController {
     }
     this.outageSince = null;
     this.meterFailures = 0;
+    if (state.status === 'active') this.emit('metered', { state, remainingSeconds: this.remainingSecondsAt(state) });
     await this.apply(state);
   }
 
