@@ -40,6 +40,25 @@ ensure_node_modules() {
   fi
 }
 
+# The browser tests drive Debian's Chromium (playwright-core with its executablePath): install it when missing.
+ensure_chromium() {
+  [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] && return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "installing Debian's chromium for the browser tests"
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends chromium >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends chromium >/dev/null
+  fi
+  [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || { log "chromium is still missing at ${CHROMIUM_PATH:-/usr/bin/chromium}"; exit 1; }
+}
+
+# The web app served by the sidecar: built into dist/web (the sidecar answers 503 on its pages without it).
+build_web() {
+  log "building the web app"
+  npx vite build --logLevel warn
+}
+
 # Tests and benchmarks need a real PostgreSQL. Use DATABASE_URL, else the local server on 127.0.0.1:5432,
 # started here if it is installed but down.
 ensure_postgres() {
@@ -122,7 +141,11 @@ case "$cmd" in
     else
       node --import tsx src/billing/migrate-cli.ts 2>&1 | pretty_logs
     fi
-    log "starting the sidecar on port ${PORT:-8001} (Ctrl-C stops everything)"
+    build_web
+    # Rebuilds on every change of src/web; the sidecar serves the new build at the next page load.
+    npx vite build --watch --logLevel warn >/dev/null &
+    pids+=($!)
+    log "starting the sidecar and the web app on ${PUBLIC_BASE_URL:-http://localhost:${PORT:-8001}} (Ctrl-C stops everything)"
     node --import tsx src/sidecar/main.ts 2>&1 | pretty_logs &
     pids+=($!)
     missing="$(missing_livekit)"
@@ -156,6 +179,7 @@ case "$cmd" in
       exit 0
     fi
     mkdir -p logs run
+    [ -f "${WEB_DIST_DIR:-./dist/web}/index.html" ] || build_web
     if [ -z "${DATABASE_URL:-}" ] && [ -z "${SUPABASE_URL:-}" ]; then
       start_background embedded-db src/billing/embedded-server.ts
       wait_for_embedded
@@ -210,8 +234,11 @@ case "$cmd" in
   test)
     ensure_node_modules
     ensure_postgres
+    ensure_chromium
     log "typechecking"
     npx tsc --noEmit -p .
+    npx tsc --noEmit -p src/web
+    build_web
     log "running the tests"
     exec node --import tsx --test --test-concurrency=2 --test-reporter=spec tests/*.test.ts
     ;;

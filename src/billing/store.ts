@@ -8,7 +8,8 @@ import {
   type Adjustment, type Balance, type BillingSettings, type Card, type Deduction, type ExpiryRun, type PricingTier,
   type ReapRun, type Restoration, type Revocation, type SessionState,
   BillingUserListSchema, MonthlyUsageSchema, PaymentRecordSchema, RevenueReportSchema, SessionRecordSchema,
-  TierWriteSchema, UsageReportSchema, UserAnalyticsSchema, UserReportSchema,
+  TierWriteSchema, UsageReportSchema, UserAnalyticsSchema, UserReportSchema, GiftRecordSchema, CheckoutPurchaseSchema,
+  type GiftRecord, type CheckoutPurchase,
   type BillingUserList, type MonthlyUsage, type PaymentRecord, type RevenueReport, type SessionRecord, type TierWrite,
   type UsageReport, type UserAnalytics, type UserReport,
 } from './types.ts';
@@ -16,7 +17,7 @@ import {
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
   Revocation, SessionState, StripeEventOutcome, ClaimedNotification, NotificationScan };
 export type { BillingUserList, MonthlyUsage, PaymentRecord, RevenueReport, SessionRecord, TierWrite, UsageReport,
-  UserAnalytics, UserReport, PaymentDetail };
+  UserAnalytics, UserReport, PaymentDetail, GiftRecord, CheckoutPurchase };
 
 /** The external key of a call a client runs itself and started through the client API. */
 export function clientSessionKey(userId: string, clientSessionId: string): string {
@@ -147,6 +148,10 @@ export interface BillingStore {
   // A user's own history (for the user, or an administrator).
   listSessions(input: { userId: string; limit?: number }): Promise<SessionRecord[]>;
   listPayments(input: { userId: string; limit?: number }): Promise<PaymentRecord[]>;
+  /** The gifts the user bought, with each code while it waits to be redeemed. */
+  listGifts(input: { userId: string; limit?: number }): Promise<GiftRecord[]>;
+  /** The user's purchase through one Stripe Checkout Session ({found: false} until its webhook landed). */
+  getCheckoutPurchase(input: { userId: string; checkoutSessionId: string }): Promise<CheckoutPurchase>;
   /** One calendar month (YYYY-MM, UTC) of the user's calls; without a month, the current one. */
   getMonthlyUsage(input: { userId: string; month?: string | undefined }): Promise<MonthlyUsage>;
   getUserAnalytics(input: { userId: string; months?: number }): Promise<UserAnalytics>;
@@ -229,6 +234,7 @@ const inputs = {
   roomName: z.string().min(1).max(200),
   claimedSeconds: z.number().int().min(0).max(2_000_000_000),
   listing: z.object({ userId, limit: z.number().int().min(1).max(1000).optional() }),
+  checkout: z.object({ userId, checkoutSessionId: z.string().regex(/^cs_\w{1,200}$/, 'a Checkout Session id like cs_...') }),
   month: z.string().regex(/^[12]\d{3}-(0[1-9]|1[0-2])$/, 'a month like 2026-01').optional(),
   months: z.number().int().min(1).max(120).optional(),
   days: z.number().int().min(1).max(366).optional(),
@@ -522,6 +528,17 @@ export class RpcBillingStore implements BillingStore {
   async listPayments(input: { userId: string; limit?: number }): Promise<PaymentRecord[]> {
     const v = validated(inputs.listing, input);
     return this.call('get_user_payments', { p_user_id: v.userId, p_limit: v.limit }, z.array(PaymentRecordSchema), false);
+  }
+
+  async listGifts(input: { userId: string; limit?: number }): Promise<GiftRecord[]> {
+    const v = validated(inputs.listing, input);
+    return this.call('get_user_gifts', { p_user_id: v.userId, p_limit: v.limit }, z.array(GiftRecordSchema), false);
+  }
+
+  async getCheckoutPurchase(input: { userId: string; checkoutSessionId: string }): Promise<CheckoutPurchase> {
+    const v = validated(inputs.checkout, input);
+    return this.call('get_checkout_purchase',
+      { p_user_id: v.userId, p_checkout_session_id: v.checkoutSessionId }, CheckoutPurchaseSchema, false);
   }
 
   async getMonthlyUsage(input: { userId: string; month?: string | undefined }): Promise<MonthlyUsage> {

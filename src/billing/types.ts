@@ -231,6 +231,40 @@ export const PaymentRecordSchema = z.object({
 });
 export type PaymentRecord = z.infer<typeof PaymentRecordSchema>;
 
+/** A gift card as its purchaser sees it; the code only while it waits to be redeemed. */
+export const GiftRecordSchema = z.object({
+  card_id: id,
+  payment_id: id.nullable(),
+  tier_id: z.string().nullable(),
+  total_seconds: seconds,
+  status: z.enum(['pending', 'active', 'exhausted', 'expired', 'revoked']),
+  redeemed: z.boolean(),
+  activation_code: z.string().nullable(),
+  expires_at: timestamp,
+  created_at: timestamp,
+});
+export type GiftRecord = z.infer<typeof GiftRecordSchema>;
+
+/** A Checkout Session's purchase for its buyer: not found until the webhook recorded it. */
+export const CheckoutPurchaseSchema = z.discriminatedUnion('found', [
+  z.object({ found: z.literal(false) }),
+  z.object({
+    found: z.literal(true),
+    payment: PaymentRecordSchema,
+    card: z.object({
+      card_id: id,
+      tier_id: z.string().nullable(),
+      source: z.enum(['purchase', 'gift', 'adjustment']),
+      status: z.enum(['pending', 'active', 'exhausted', 'expired', 'revoked']),
+      total_seconds: seconds,
+      remaining_seconds: seconds,
+      expires_at: timestamp,
+      activation_code: z.string().nullable(),
+    }).nullable(),
+  }),
+]);
+export type CheckoutPurchase = z.infer<typeof CheckoutPurchaseSchema>;
+
 export const MonthUsageSchema = z.object({ month, calls: count, seconds, cost_cents: costCents });
 export type MonthUsage = z.infer<typeof MonthUsageSchema>;
 

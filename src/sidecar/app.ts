@@ -17,6 +17,7 @@ import { createMetrics, installMetrics } from './metrics.ts';
 import { mintCallToken, roomNameFor, type LiveKitSettings } from './livekit-token.ts';
 import { registerClientRoutes, UserIdParam } from './client-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
+import { registerWebApp, type WebAppSettings } from './web-app.ts';
 
 export interface SidecarDeps {
   store: BillingStore;
@@ -32,6 +33,8 @@ export interface SidecarDeps {
   version: string;
   /** Absent: POST /token answers 503 and says which variables are missing. */
   livekit?: LiveKitSettings | undefined;
+  /** The web app and its configuration; absent: the API alone. */
+  web?: WebAppSettings | undefined;
 }
 
 /** Parses with zod; bad input is a 400 with the reason, never a 500. */
@@ -127,6 +130,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   });
 
   // Call and payment history, usage, analytics, calls a client runs itself; then the administrators' API.
+  if (deps.web) await registerWebApp(app, deps.web);
   registerClientRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
   registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe });
 

@@ -44,6 +44,7 @@ const MonthQuery = z.strictObject({
   month: z.string().regex(/^[12]\d{3}-(0[1-9]|1[0-2])$/, 'a month written YYYY-MM, like 2026-01'),
 });
 const NoQuery = z.strictObject({});
+const CheckoutParam = z.strictObject({ sessionId: z.string().regex(/^cs_\w{1,200}$/, 'a Checkout Session id like cs_...') });
 const AnalyticsQuery = z.strictObject({ months: queryInt(1, 120, 12) });
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
@@ -180,6 +181,37 @@ export function registerClientRoutes(app: FastifyInstance, deps: RouteDeps): voi
     const who = await principal(request);
     const { limit } = input(LimitQuery(50), request.query);
     return { payments: (await store.listPayments({ userId: who.userId, limit })).map(paymentView) };
+  });
+
+  // The gifts the caller bought: the code to pass on, while nobody has redeemed it.
+  app.get('/time/gifts', async (request) => {
+    const who = await principal(request);
+    const { limit } = input(LimitQuery(50), request.query);
+    return {
+      gifts: (await store.listGifts({ userId: who.userId, limit })).map((g) => ({
+        card_id: g.card_id, payment_id: g.payment_id, package_id: g.tier_id, total_seconds: g.total_seconds,
+        status: g.status, redeemed: g.redeemed, activation_code: g.activation_code,
+        expires_at: g.expires_at.toISOString(), created_at: g.created_at.toISOString(),
+      })),
+    };
+  });
+
+  // Back from Stripe Checkout: has the webhook landed? (found: false until it has; the app polls.)
+  app.get('/time/purchase/checkout/:sessionId', async (request) => {
+    const who = await principal(request);
+    const { sessionId } = input(CheckoutParam, request.params);
+    const answer = await store.getCheckoutPurchase({ userId: who.userId, checkoutSessionId: sessionId });
+    if (!answer.found) return { found: false };
+    const card = answer.card;
+    return {
+      found: true,
+      payment: paymentView(answer.payment),
+      card: card && {
+        card_id: card.card_id, package_id: card.tier_id, source: card.source, status: card.status,
+        total_seconds: card.total_seconds, remaining_seconds: card.remaining_seconds,
+        expires_at: card.expires_at.toISOString(), activation_code: card.activation_code,
+      },
+    };
   });
 
   // Seed 003: calls, minutes and cost per calendar month (UTC).

@@ -1,14 +1,26 @@
 // The sidecar process: `./launch.sh dev` and `./launch.sh start` run it next to the agent worker.
 import { readFileSync } from 'node:fs';
-import { config } from '../config.ts';
+import { config, type Config } from '../config.ts';
 import { logger } from '../logger.ts';
-import { createTokenVerifier } from '../auth/verify-token.ts';
+import { createTokenVerifier, localSigningSecret } from '../auth/verify-token.ts';
 import { openBillingStore } from '../billing/open-store.ts';
 import { buildSidecar } from './app.ts';
+import type { WebAuth } from './web-app.ts';
 import { createStripeClient } from './stripe-client.ts';
 import { startBackgroundJobs, type RunningJobs } from './jobs.ts';
 
 const log = logger().child({ component: 'sidecar' });
+
+/** Supabase Auth when configured; else, outside production only, the development sign-in. */
+function webAuth(cfg: Config): WebAuth {
+  if (cfg.SUPABASE_URL && cfg.SUPABASE_ANON_KEY) {
+    return { mode: 'supabase', supabaseUrl: cfg.SUPABASE_URL, anonKey: cfg.SUPABASE_ANON_KEY };
+  }
+  if (cfg.NODE_ENV === 'production') {
+    return { mode: 'none', reason: 'sign-in is not configured: set SUPABASE_URL and SUPABASE_ANON_KEY' };
+  }
+  return { mode: 'local', signingSecret: localSigningSecret(cfg) };
+}
 
 async function main(): Promise<void> {
   const cfg = config();
@@ -33,6 +45,13 @@ async function main(): Promise<void> {
     livekit: cfg.LIVEKIT_URL && cfg.LIVEKIT_API_KEY && cfg.LIVEKIT_API_SECRET
       ? { url: cfg.LIVEKIT_URL, apiKey: cfg.LIVEKIT_API_KEY, apiSecret: cfg.LIVEKIT_API_SECRET, ttlSeconds: cfg.LIVEKIT_TOKEN_TTL_SECONDS }
       : undefined,
+    web: {
+      distDir: cfg.WEB_DIST_DIR,
+      auth: webAuth(cfg),
+      livekitUrl: cfg.LIVEKIT_URL,
+      purchasesEnabled: stripe !== null,
+      version,
+    },
   });
   await app.listen({ host: cfg.HOST, port: cfg.PORT });
   log.info({ storage: opened.description, keySources: verifier.keySources }, 'sidecar ready');

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import Stripe from 'stripe';
 import type { FastifyInstance } from 'fastify';
@@ -7,6 +8,8 @@ import { buildSidecar } from '../../src/sidecar/app.ts';
 import type { TestDatabase } from './test-db.ts';
 
 export const WEBHOOK_SECRET = 'whsec_test_mindbot_sidecar';
+/** Where `npm run build` puts the web app (./launch.sh test builds it before the tests). */
+export const WEB_DIST_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));
 const JWT_SECRET = 'test-jwt-secret-for-the-sidecar-tests-0123456789';
 
 export interface TestSidecar {
@@ -27,6 +30,9 @@ export const LIVEKIT = { url: 'wss://livekit.mindbot.test', apiKey: 'APItestkey'
 
 export async function startSidecar(db: TestDatabase, options: {
   clock?: Clock; stripe?: Stripe; adminIds?: string[]; livekit?: typeof LIVEKIT | null;
+  /** Serve the built web app (dist/web) with the development sign-in, signing with the tests' secret. */
+  web?: boolean;
+  successUrl?: string;
 } = {}): Promise<TestSidecar> {
   const store = db.store(options.clock);
   // Without a fake, a client pointed at a closed port: any accidental Stripe call fails fast and visibly.
@@ -38,11 +44,18 @@ export async function startSidecar(db: TestDatabase, options: {
     webhookSecret: WEBHOOK_SECRET,
     verifier: createTokenVerifier({ NODE_ENV: 'test', JWT_SECRET, ADMIN_USER_IDS: options.adminIds ?? [] }),
     log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-    successUrl: 'https://app.mindbot.test/purchase/success?session_id={CHECKOUT_SESSION_ID}',
+    successUrl: options.successUrl ?? 'https://app.mindbot.test/purchase/success?session_id={CHECKOUT_SESSION_ID}',
     cancelUrl: 'https://app.mindbot.test/purchase/cancel',
     corsOrigins: ['https://app.mindbot.test'],
     version: 'test',
     livekit: options.livekit === null ? undefined : options.livekit ?? LIVEKIT,
+    web: options.web ? {
+      distDir: WEB_DIST_DIR,
+      auth: { mode: 'local', signingSecret: JWT_SECRET },
+      livekitUrl: options.livekit === null ? undefined : (options.livekit ?? LIVEKIT).url,
+      purchasesEnabled: true,
+      version: 'test',
+    } : undefined,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
