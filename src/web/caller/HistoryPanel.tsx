@@ -1,0 +1,4 @@
+// Placeholder while the panel is being built.
+export function HistoryPanel() {
+  return null;
+}
