@@ -1,30 +1,37 @@
-// The caller's page (/): balance, talk, buy, redeem, history. Back from Stripe Checkout, /purchase/success
-// shows the purchase landing first.
+// The caller's page (/): balance, talk, buy, redeem, gifts, history. Back from Stripe Checkout,
+// /purchase/success shows the purchase landing first.
+import { useCallback, useState } from 'react';
 import { useAuth } from '../auth.tsx';
 import { BalanceProvider } from './balance-context.tsx';
 import { BalancePanel } from './BalancePanel.tsx';
 import { BuyPanel } from './BuyPanel.tsx';
 import { RedeemPanel } from './RedeemPanel.tsx';
+import { GiftsPanel } from './GiftsPanel.tsx';
 import { HistoryPanel } from './HistoryPanel.tsx';
 import { PurchaseReturn } from './PurchaseReturn.tsx';
 import { TalkPanel } from '../talk/TalkPanel.tsx';
+import './caller.css';
 
 export function CallerApp() {
   const { session } = useAuth();
   const returning = location.pathname.startsWith('/purchase/');
+  // Bumped when a purchase lands: the gift and payment lists read it again.
+  const [landings, setLandings] = useState(0);
+  const landed = useCallback(() => setLandings((n) => n + 1), []);
   return (
     <BalanceProvider>
       <main>
         <h1>Your MindBot time</h1>
         <p className="muted">Signed in as <span className="code">{session?.email ?? session?.userId}</span></p>
-        {returning && <PurchaseReturn />}
+        {returning && <PurchaseReturn onLanded={landed} />}
         <BalancePanel />
         <TalkPanel />
         <div className="grid">
           <BuyPanel />
           <RedeemPanel />
         </div>
-        <HistoryPanel />
+        <GiftsPanel refreshKey={landings} />
+        <HistoryPanel refreshKey={landings} />
       </main>
     </BalanceProvider>
   );

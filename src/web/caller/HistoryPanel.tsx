@@ -1,4 +1,135 @@
-// Placeholder while the panel is being built.
-export function HistoryPanel() {
-  return null;
+// What happened on the account: this month's usage, talk time by month, past calls, payments and refunds.
+// Each list is its own request with its own loading and error state, so one failing leaves the others.
+import { useApi, useAuth } from '../auth.tsx';
+import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
+import { useRequest } from '../use-request.ts';
+import { Loaded, Section } from '../ui.tsx';
+import { monthLabel, UsageChart, type MonthUsage } from './UsageChart.tsx';
+
+const CHART_MONTHS = 6;
+
+/** GET /api/usage/current */
+interface MonthlyUsageView { month: string; total_calls: number; total_seconds: number }
+/** GET /time/sessions */
+interface CallView {
+  session_id: string; status: string; started_at: string; duration_seconds: number | null;
+  billed_seconds: number; minutes_charged: number; end_reason: string | null;
+}
+/** GET /payments */
+interface PaymentView {
+  payment_id: string; package_id: string | null; amount_cents: number; currency: string; status: string;
+  refunded_cents: number; gift: boolean; created_at: string;
+}
+
+const CALL_STATUS: Record<string, string> = { active: 'In progress', ended: 'Ended', cut_off: 'Cut off (time ran out)', abandoned: 'Dropped' };
+const PAYMENT_STATUS: Record<string, string> = {
+  pending: 'Pending', succeeded: 'Paid', failed: 'Failed', canceled: 'Cancelled', refunded: 'Refunded',
+  partially_refunded: 'Partly refunded', disputed: 'Disputed',
+};
+
+/** `refreshKey` changes when a purchase lands, so its payment shows up. */
+export function HistoryPanel({ refreshKey = 0 }: { refreshKey?: number }) {
+  return (
+    <Section title="History" id="history">
+      <ThisMonth />
+      <ByMonth />
+      <Calls />
+      <Payments refreshKey={refreshKey} />
+    </Section>
+  );
+}
+
+function ThisMonth() {
+  const api = useApi();
+  const usage = useRequest(() => api.get<MonthlyUsageView>('/api/usage/current'));
+  return (
+    <>
+      <h3>This month</h3>
+      <Loaded request={usage} label="Loading this month’s usage…">
+        {(u) => (
+          <div className="stats">
+            <div className="stat"><div className="value">{formatDuration(u.total_seconds)}</div><div className="label">Talk time in {monthLabel(u.month, 'long')}</div></div>
+            <div className="stat"><div className="value">{u.total_calls}</div><div className="label">{u.total_calls === 1 ? 'Call' : 'Calls'}</div></div>
+          </div>
+        )}
+      </Loaded>
+    </>
+  );
+}
+
+function ByMonth() {
+  const api = useApi();
+  const { session } = useAuth();
+  const userId = session?.userId ?? '';
+  const analytics = useRequest(
+    () => api.get<{ monthly_usage: MonthUsage[] }>(`/user/${encodeURIComponent(userId)}/analytics?months=${CHART_MONTHS}`), [userId]);
+  return (
+    <>
+      <h3>By month</h3>
+      <Loaded request={analytics} label="Loading usage by month…">
+        {(a) => <UsageChart months={a.monthly_usage} caption="Talk time by month" />}
+      </Loaded>
+    </>
+  );
+}
+
+function Calls() {
+  const api = useApi();
+  const calls = useRequest(() => api.get<{ sessions: CallView[] }>('/time/sessions?limit=20'));
+  return (
+    <>
+      <h3>Calls</h3>
+      <Loaded request={calls} label="Loading your calls…">
+        {({ sessions }) => sessions.length === 0 ? <p className="muted">No calls yet.</p> : (
+          <div className="table-wrap">
+            <table>
+              <caption className="visually-hidden">Your most recent calls</caption>
+              <thead><tr><th scope="col">Started</th><th scope="col" className="num">Length</th><th scope="col" className="num">Charged</th><th scope="col">Status</th></tr></thead>
+              <tbody>
+                {sessions.map((c) => (
+                  <tr key={c.session_id}>
+                    <td>{formatDateTime(c.started_at)}</td>
+                    <td className="num">{c.duration_seconds === null ? '—' : formatDuration(c.duration_seconds)}</td>
+                    <td className="num">{c.minutes_charged} min</td>
+                    <td>{CALL_STATUS[c.status] ?? c.status}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Loaded>
+    </>
+  );
+}
+
+function Payments({ refreshKey }: { refreshKey: number }) {
+  const api = useApi();
+  const payments = useRequest(() => api.get<{ payments: PaymentView[] }>('/payments?limit=50'), [refreshKey]);
+  return (
+    <>
+      <h3>Payments</h3>
+      <Loaded request={payments} label="Loading your payments…">
+        {({ payments: list }) => list.length === 0 ? <p className="muted">No payments yet.</p> : (
+          <div className="table-wrap">
+            <table>
+              <caption className="visually-hidden">Your payments and refunds</caption>
+              <thead><tr><th scope="col">Date</th><th scope="col">Package</th><th scope="col" className="num">Amount</th><th scope="col">Status</th><th scope="col" className="num">Refunded</th></tr></thead>
+              <tbody>
+                {list.map((p) => (
+                  <tr key={p.payment_id}>
+                    <td>{formatDateTime(p.created_at)}</td>
+                    <td>{p.package_id ?? '—'}{p.gift && <span className="muted"> (gift)</span>}</td>
+                    <td className="num">{formatMoney(p.amount_cents, p.currency)}</td>
+                    <td>{PAYMENT_STATUS[p.status] ?? p.status}</td>
+                    <td className="num">{p.refunded_cents > 0 ? formatMoney(p.refunded_cents, p.currency) : '—'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Loaded>
+    </>
+  );
 }
