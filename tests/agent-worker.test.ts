@@ -1,11 +1,14 @@
-// The LiveKit worker without a LiveKit server: importing it starts nothing, and ./launch.sh worker names the
-// missing LiveKit variables. Everything that needs a room (join, warnings, cut-off, shutdown) is not covered here.
+// The LiveKit worker without a LiveKit server: importing it starts nothing, ./launch.sh worker names the
+// missing LiveKit variables, and the room's events reach the call as the call job expects them. The call
+// itself is covered by tests/agent-call-job.test.ts; the AgentSession and JobContext glue has not run here.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import { promisify } from 'node:util';
+import { DisconnectReason, RoomEvent, type Room } from '@livekit/rtc-node';
 import { describe, it } from 'node:test';
-import { noBalanceText, userIdOf } from '../src/agent/worker.ts';
+import { callRoomEvents, noBalanceText, userIdOf } from '../src/agent/worker.ts';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url);
@@ -33,6 +36,23 @@ describe('agent worker', () => {
     assert.match(text, /no talk time left/);
     assert.match(text, /Basic/);
     assert.match(noBalanceText([], 0), /No packages are on sale/);
+  });
+
+  it("turns the caller's hang-up and the room going away into the call's events, not the agent's own leaving", () => {
+    const room = new EventEmitter();
+    let now = new Date('2026-03-02T10:00:00Z');
+    const events = callRoomEvents(room as unknown as Room, 'caller-1', () => now);
+    const seen: Array<[string, string]> = [];
+    events.on('caller_left', (at) => seen.push(['caller_left', at.toISOString()]));
+    events.on('room_closed', (at) => seen.push(['room_closed', at.toISOString()]));
+
+    room.emit(RoomEvent.ParticipantDisconnected, { identity: 'someone-else' });
+    room.emit(RoomEvent.ParticipantDisconnected, { identity: 'caller-1' });
+    now = new Date('2026-03-02T10:00:05Z');
+    room.emit(RoomEvent.Disconnected, DisconnectReason.CLIENT_INITIATED);
+    room.emit(RoomEvent.Disconnected, DisconnectReason.ROOM_DELETED);
+
+    assert.deepEqual(seen, [['caller_left', '2026-03-02T10:00:00.000Z'], ['room_closed', '2026-03-02T10:00:05.000Z']]);
   });
 
   // launch.sh reads ./.env: with LiveKit configured there, `worker` would really start one.

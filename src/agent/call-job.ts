@@ -163,7 +163,7 @@ export class CallJob {
   // ---------- the three kinds of call ----------
 
   private async startBilled(userId: string): Promise<void> {
-    const call = this.deps.registry.create({ log: this.deps.log });
+    const call = this.deps.registry.create({ store: this.deps.store, log: this.deps.log });
     this.controller = call;
     let remainingSeconds = 0;
     call.on('started', (event) => { remainingSeconds = event.remainingSeconds; });

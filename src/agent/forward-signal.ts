@@ -67,7 +67,11 @@ export function forwardSignalToChildren(
         // exited meanwhile
       }
     }
-    onForward(pids);
+    try {
+      onForward(pids);
+    } catch {
+      // only a report: it must not turn the signal into a crash
+    }
   };
   process.once(signal, forward);
   return () => process.off(signal, forward);
