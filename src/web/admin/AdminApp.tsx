@@ -1,8 +1,59 @@
 // The administrators' page (/admin): revenue, usage, users, tiers, adjustments and refunds, from the admin API.
+// The first request (the revenue report) decides who may see the page: a 403 from it shows the refusal, and
+// no other panel asks the API anything before it answered.
+import { useState } from 'react';
+import { ApiError } from '../api.ts';
+import { useApi } from '../auth.tsx';
+import { useRequest } from '../use-request.ts';
+import { ErrorMessage, Loading } from '../ui.tsx';
+import type { RevenueReport } from './admin-api.ts';
+import { AdminOnly } from './AdminOnly.tsx';
+import { RevenuePanel } from './RevenuePanel.tsx';
+import { TiersPanel } from './TiersPanel.tsx';
+import { UsagePanel } from './UsagePanel.tsx';
+import { UsersPanel } from './UsersPanel.tsx';
+import './admin.css';
+
+const PERIODS = [7, 30, 90, 365] as const;
+
 export function AdminApp() {
+  const api = useApi();
+  const [days, setDays] = useState<number>(30);
+  const revenue = useRequest(() => api.get<RevenueReport>(`/admin/analytics/revenue?days=${days}`), [days]);
+
+  if (revenue.error instanceof ApiError && revenue.error.status === 403) return <AdminOnly />;
+  if (revenue.data === null) {
+    return (
+      <main className="narrow">
+        <h1>MindBot administration</h1>
+        {revenue.status === 'error'
+          ? <ErrorMessage error={revenue.error} onRetry={() => void revenue.reload()} />
+          : <Loading label="Checking your access…" />}
+      </main>
+    );
+  }
+
   return (
     <main>
       <h1>MindBot administration</h1>
+      <nav aria-label="Admin sections" className="admin-nav">
+        <a href="#revenue">Revenue</a>
+        <a href="#usage">Usage</a>
+        <a href="#users">Users</a>
+        <a href="#tiers">Pricing tiers</a>
+      </nav>
+      <div className="admin-toolbar">
+        <div className="field">
+          <label htmlFor="report-period">Report period</label>
+          <select id="report-period" value={days} onChange={(e) => setDays(Number(e.target.value))}>
+            {PERIODS.map((d) => <option key={d} value={d}>The last {d} days</option>)}
+          </select>
+        </div>
+      </div>
+      <RevenuePanel request={revenue} />
+      <UsagePanel days={days} />
+      <UsersPanel />
+      <TiersPanel />
     </main>
   );
 }

@@ -1,0 +1,75 @@
+// Every user billing knows, a page at a time, with their balance; choosing one opens their report below.
+import { useState } from 'react';
+import { useApi } from '../auth.tsx';
+import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
+import { useRequest } from '../use-request.ts';
+import { Loaded, Section } from '../ui.tsx';
+import type { BillingUserList } from './admin-api.ts';
+import { UserReport } from './UserReport.tsx';
+
+const PAGE_SIZE = 20;
+
+export function UsersPanel() {
+  const api = useApi();
+  const [offset, setOffset] = useState(0);
+  const [selected, setSelected] = useState<string | null>(null);
+  const request = useRequest(() => api.get<BillingUserList>(`/admin/users?limit=${PAGE_SIZE}&offset=${offset}`), [offset]);
+  return (
+    <Section title="Users" id="users"
+      actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Refresh users</button>}>
+      <Loaded request={request} label="Loading users…">
+        {(list) => (
+          <>
+            <p className="muted">
+              {list.total_users === 0 ? 'No users yet.'
+                : `Users ${list.offset + 1}–${list.offset + list.users.length} of ${list.total_users}, most recently active first. Choose a user id to open their report.`}
+            </p>
+            {list.users.length > 0 && (
+              <div className="table-wrap">
+                <table aria-label="Users">
+                  <thead>
+                    <tr>
+                      <th scope="col">User</th>
+                      <th scope="col" className="num">Balance</th>
+                      <th scope="col" className="num">Active cards</th>
+                      <th scope="col" className="num">Calls</th>
+                      <th scope="col" className="num">Spent</th>
+                      <th scope="col">Last activity</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {list.users.map((u) => (
+                      <tr key={u.user_id} className={u.user_id === selected ? 'selected' : undefined}>
+                        <th scope="row">
+                          <button type="button" className="link user-id" aria-expanded={u.user_id === selected}
+                            aria-controls={u.user_id === selected ? 'user-report' : undefined}
+                            onClick={() => setSelected(u.user_id === selected ? null : u.user_id)}>
+                            {u.user_id}
+                          </button>
+                        </th>
+                        <td className="num">{formatDuration(u.balance_seconds)}</td>
+                        <td className="num">{u.active_cards}</td>
+                        <td className="num">{u.sessions}</td>
+                        <td className="num">{formatMoney(u.spent_cents)}</td>
+                        <td>{formatDateTime(u.last_activity)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )}
+            {list.total_users > list.limit && (
+              <div className="actions">
+                <button type="button" className="secondary" disabled={offset === 0}
+                  onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))}>Previous page</button>
+                <button type="button" className="secondary" disabled={list.offset + list.users.length >= list.total_users}
+                  onClick={() => setOffset(offset + PAGE_SIZE)}>Next page</button>
+              </div>
+            )}
+          </>
+        )}
+      </Loaded>
+      {selected && <UserReport userId={selected} onChanged={() => void request.reload()} onClose={() => setSelected(null)} />}
+    </Section>
+  );
+}
