@@ -48,6 +48,12 @@ describe('talk state: starting a call', () => {
     assert.equal(talkReducer(connecting, { type: 'requested' }), connecting);
   });
 
+  it('goes back to the button when the caller cancels before the call started', () => {
+    assert.deepEqual(run([{ type: 'requested' }, { type: 'connecting' }, { type: 'cancelled' }]), { kind: 'idle' });
+    const inCall = run(joined);
+    assert.equal(talkReducer(inCall, { type: 'cancelled' }), inCall);
+  });
+
   it('treats a room that closes before the call started as a failure', () => {
     assert.equal(run([{ type: 'requested' }, { type: 'connecting' }, { type: 'disconnected', reason: 'connection_lost' }]).kind, 'failed');
   });

@@ -57,6 +57,8 @@ export type TalkEvent =
   | { type: 'purchase_link'; url: string; packageId: string | null }
   | { type: 'disconnected'; reason: EndReason }
   | { type: 'error'; message: string }
+  /** The caller gave up before the call started. */
+  | { type: 'cancelled' }
   | { type: 'reset' };
 
 export const NO_BALANCE_MESSAGE = 'You have no conversation time left. Buy a time card or redeem a code to talk to MindBot.';
@@ -137,6 +139,8 @@ export function talkReducer(state: TalkState, event: TalkEvent): TalkState {
     case 'error':
       return state.kind === 'requesting' || state.kind === 'connecting' || state.kind === 'in_call'
         ? { kind: 'failed', message: event.message } : state;
+    case 'cancelled':
+      return state.kind === 'requesting' || state.kind === 'connecting' ? initialTalkState(true) : state;
     case 'reset':
       return canStartCall(state) ? initialTalkState(true) : state;
   }
