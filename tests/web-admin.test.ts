@@ -322,13 +322,23 @@ describe('web app: the admin page', () => {
   });
 
   it('fits a phone-sized screen', async () => {
+    const buyer = newUserId();
+    await buy(buyer);
+    await seedCall(buyer);
     const { page, problems, close } = await openAdmin({ phone: true });
+    // The layout width, not window.innerWidth: a phone browser zooms out to show a page wider than its screen.
+    const fits = async () => assert.ok(await page.evaluate('document.documentElement.scrollWidth') as number <= 390,
+      'no sideways scrolling of the page (wide tables scroll inside their box)');
     try {
       await statValue(page, 'Usage', 'Calls').waitFor();
       await page.getByRole('table', { name: 'Pricing tiers' }).waitFor();
-      assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'),
-        'no sideways scrolling of the page (wide tables scroll inside their box)');
+      await fits();
       await screenshot(page, 'admin-phone');
+      const report = await openReport(page, buyer);
+      await report.getByRole('table', { name: 'Calls' }).waitFor();
+      await fits();
+      await report.scrollIntoViewIfNeeded();
+      await screenshot(page, 'admin-phone-user-report');
       assertClean(problems);
     } finally {
       await close();

@@ -34,7 +34,7 @@ export function AdminApp() {
   }
 
   return (
-    <main>
+    <main className="admin">
       <h1>MindBot administration</h1>
       <nav aria-label="Admin sections" className="admin-nav">
         <a href="#revenue">Revenue</a>

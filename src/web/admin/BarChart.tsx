@@ -51,7 +51,7 @@ export function BarChart({ title, data, formatValue, valueHeading }: {
       {/* Labels in HTML, not SVG text: they keep a readable size however wide the chart is drawn. */}
       <div className="chart-labels" aria-hidden="true">
         <span>{first.label}</span>
-        <span>highest {formatValue(highest.value)}</span>
+        <span>{highest.value > 0 ? `highest ${formatValue(highest.value)}` : 'nothing in this period'}</span>
         <span>{last.label}</span>
       </div>
       <details>

@@ -9,7 +9,8 @@ import { Stats } from './Stats.tsx';
 
 export function RevenuePanel({ request }: { request: RequestState<RevenueReport> & { reload: () => Promise<void> } }) {
   return (
-    <Section title="Revenue" id="revenue">
+    <Section title="Revenue" id="revenue"
+      actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Refresh revenue</button>}>
       <Loaded request={request} label="Loading revenue…">
         {(report) => (
           <>
@@ -26,7 +27,7 @@ export function RevenuePanel({ request }: { request: RequestState<RevenueReport>
             <h3 id="revenue-packages">Per package</h3>
             {report.package_stats.length === 0 ? <p className="muted">No payments in this period.</p> : (
               <div className="table-wrap">
-                <table aria-labelledby="revenue-packages">
+                <table className="compact" aria-labelledby="revenue-packages">
                   <thead>
                     <tr>
                       <th scope="col">Package</th>

@@ -51,7 +51,7 @@ export function TiersPanel() {
       <Loaded request={request} label="Loading the price list…">
         {({ pricing_tiers: tiers }) => (
           <div className="table-wrap">
-            <table aria-label="Pricing tiers">
+            <table className="compact" aria-label="Pricing tiers">
               <thead>
                 <tr>
                   <th scope="col">Tier</th><th scope="col" className="num">Talk time</th><th scope="col" className="num">Price</th>

@@ -54,7 +54,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
             <h4 id="report-payments">Payments</h4>
             {report.payments.length === 0 ? <p className="muted">No payments.</p> : (
               <div className="table-wrap">
-                <table aria-labelledby="report-payments">
+                <table className="compact" aria-labelledby="report-payments">
                   <thead>
                     <tr>
                       <th scope="col">Date</th><th scope="col">Package</th><th scope="col" className="num">Amount</th>
@@ -92,7 +92,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
             <h4 id="report-cards">Cards</h4>
             {report.cards.length === 0 ? <p className="muted">No cards.</p> : (
               <div className="table-wrap">
-                <table aria-labelledby="report-cards">
+                <table className="compact" aria-labelledby="report-cards">
                   <thead>
                     <tr>
                       <th scope="col">Card</th><th scope="col">Status</th><th scope="col" className="num">Left</th>
@@ -102,7 +102,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
                   <tbody>
                     {report.cards.map((c) => (
                       <tr key={c.card_id}>
-                        <td>{c.tier_id ?? c.source}{c.note ? <span className="muted"> — {c.note}</span> : null}</td>
+                        <td className="wrap">{c.tier_id ?? c.source}{c.note ? <span className="muted"> — {c.note}</span> : null}</td>
                         <td>{c.status}</td>
                         <td className="num">{formatDuration(c.remaining_seconds)}</td>
                         <td className="num">{formatDuration(c.total_seconds)}</td>
@@ -117,7 +117,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
             <h4 id="report-calls">Calls</h4>
             {report.sessions.length === 0 ? <p className="muted">No calls.</p> : (
               <div className="table-wrap">
-                <table aria-labelledby="report-calls">
+                <table className="compact" aria-labelledby="report-calls">
                   <thead>
                     <tr>
                       <th scope="col">Started</th><th scope="col">Status</th><th scope="col" className="num">Length</th>
@@ -142,7 +142,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
             <h4 id="report-ledger">Ledger</h4>
             {report.ledger.length === 0 ? <p className="muted">No entries.</p> : (
               <div className="table-wrap">
-                <table aria-labelledby="report-ledger">
+                <table className="compact" aria-labelledby="report-ledger">
                   <thead>
                     <tr>
                       <th scope="col">When</th><th scope="col">Kind</th><th scope="col" className="num">Change</th>
@@ -156,7 +156,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
                         <td>{l.kind}</td>
                         <td className="num">{l.seconds < 0 ? '−' : '+'}{formatDuration(Math.abs(l.seconds))}</td>
                         <td className="num">{formatDuration(l.remaining_after)}</td>
-                        <td>{l.reason ?? '—'}</td>
+                        <td className="wrap">{l.reason ?? '—'}</td>
                       </tr>
                     ))}
                   </tbody>

@@ -26,7 +26,7 @@ export function UsersPanel() {
             </p>
             {list.users.length > 0 && (
               <div className="table-wrap">
-                <table aria-label="Users">
+                <table className="compact" aria-label="Users">
                   <thead>
                     <tr>
                       <th scope="col">User</th>
