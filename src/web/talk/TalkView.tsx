@@ -104,6 +104,11 @@ function TalkButton({ onStart, label = 'Talk to MindBot', disabled = false }: { 
   return <button type="button" className="talk-button" onClick={onStart} disabled={disabled}>{label}</button>;
 }
 
+/** After a call, buying comes first: talking again is the quieter button. */
+function AgainButton({ onStart, label }: { onStart(): void; label: string }) {
+  return <div className="talk-actions"><button type="button" className="secondary" onClick={onStart}>{label}</button></div>;
+}
+
 export function TalkView({ state, nowMs, onStart, onHangUp, stage }: TalkViewProps) {
   switch (state.kind) {
     case 'idle':
@@ -133,20 +138,20 @@ export function TalkView({ state, nowMs, onStart, onHangUp, stage }: TalkViewPro
       return <InCall state={state} nowMs={nowMs} onHangUp={onHangUp} stage={stage} />;
     case 'cut_off':
       return (
-        <div className="talk-ended" role="alert">
+        <div className="talk-ended talk-time-up" role="alert">
           <h3>Your time ran out</h3>
           <p>The call ended when your talk time reached zero. Buy more time or redeem a code to talk again.</p>
           <BuyMore link={state.purchaseLink} />
-          <div className="talk-actions"><TalkButton onStart={onStart} label="Talk again" /></div>
+          <AgainButton onStart={onStart} label="Talk again" />
         </div>
       );
     case 'no_balance':
       return (
-        <div className="talk-ended" role="alert">
+        <div className="talk-ended talk-time-up" role="alert">
           <h3>No time left</h3>
           <p>{state.message}</p>
           <BuyMore link={state.purchaseLink} />
-          <div className="talk-actions"><TalkButton onStart={onStart} label="Try again" /></div>
+          <AgainButton onStart={onStart} label="Try again" />
         </div>
       );
     case 'ended':
@@ -155,7 +160,7 @@ export function TalkView({ state, nowMs, onStart, onHangUp, stage }: TalkViewPro
           <h3>Call ended</h3>
           <p>{END_TEXT[state.reason]}</p>
           {state.sessionId && <p className="muted">Call reference: <span className="talk-ref">{state.sessionId}</span></p>}
-          <div className="talk-actions"><TalkButton onStart={onStart} label="Talk again" /></div>
+          <AgainButton onStart={onStart} label="Talk again" />
         </div>
       );
     case 'failed':
