@@ -32,9 +32,12 @@ export async function startSidecar(db: TestDatabase, options: {
   clock?: Clock; stripe?: Stripe; adminIds?: string[]; livekit?: typeof LIVEKIT | null;
   /** Serve the built web app (dist/web) with the development sign-in, signing with the tests' secret. */
   web?: boolean;
-  successUrl?: string;
+  /** Where Checkout sends the buyer back; a function of this sidecar's own URL (known only once it listens). */
+  successUrl?: string | ((sidecarUrl: string) => string);
 } = {}): Promise<TestSidecar> {
   const store = db.store(options.clock);
+  let url = '';
+  const successUrl = options.successUrl ?? 'https://app.mindbot.test/purchase/success?session_id={CHECKOUT_SESSION_ID}';
   // Without a fake, a client pointed at a closed port: any accidental Stripe call fails fast and visibly.
   const stripe = options.stripe ?? new Stripe('sk_test_unreachable', { host: '127.0.0.1', port: 9, protocol: 'http', maxNetworkRetries: 0 });
   const app = await buildSidecar({
@@ -44,7 +47,8 @@ export async function startSidecar(db: TestDatabase, options: {
     webhookSecret: WEBHOOK_SECRET,
     verifier: createTokenVerifier({ NODE_ENV: 'test', JWT_SECRET, ADMIN_USER_IDS: options.adminIds ?? [] }),
     log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-    successUrl: options.successUrl ?? 'https://app.mindbot.test/purchase/success?session_id={CHECKOUT_SESSION_ID}',
+    // Read when a purchase starts, by then the sidecar listens and its URL is known.
+    get successUrl() { return typeof successUrl === 'function' ? successUrl(url) : successUrl; },
     cancelUrl: 'https://app.mindbot.test/purchase/cancel',
     corsOrigins: ['https://app.mindbot.test'],
     version: 'test',
@@ -60,7 +64,7 @@ export async function startSidecar(db: TestDatabase, options: {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no port');
-  const url = `http://127.0.0.1:${address.port}`;
+  url = `http://127.0.0.1:${address.port}`;
   const request: TestSidecar['request'] = (method, path, opts = {}) =>
     fetch(`${url}${path}`, {
       method,
