@@ -161,7 +161,7 @@ describe('web app: the talk screen', () => {
       // ...and the next answer of the meter re-anchors it, whatever the browser counted.
       await emitAttributes(page, meterAnswer(905, '2026-03-01T10:15:00Z'));
       assert.match(await timerText(page), /^(15:05|15:04)$/);
-      // Another attribute changing (the agent's state) is not a new answer: no re-anchoring.
+      // The agent's state follows what it does; the countdown does not move with it.
       await harness(page, `emit({ type: 'agent_state', state: 'listening' })`);
       await talk.getByText('MindBot is listening').waitFor();
       await screenshot(page, 'talk-in-call-reanchored');
@@ -326,8 +326,12 @@ describe('web app: the talk screen', () => {
         await failure.getByRole('button', { name: 'Try again' }).waitFor();
         await screenshot(page, 'talk-livekit-unreachable');
         await screenshotPanel(page, 'talk-livekit-unreachable-panel');
-        // livekit-client reaches for wss://livekit.mindbot.test, which the CSP allows and this network does not.
+        // livekit-client reached for the server POST /token named, which the CSP allows and this network does
+        // not resolve: those failures, and nothing else, are the page's errors.
         assert.deepEqual(problems.cspViolations, []);
+        assert.ok(problems.consoleErrors.some((text) => text.startsWith(`WebSocket connection to '${LIVEKIT.url}/rtc`)), problems.consoleErrors.join('\n'));
+        assert.deepEqual(problems.consoleErrors.filter((text) => !text.includes('ERR_NAME_NOT_RESOLVED')), []);
+        assert.deepEqual(problems.failedRequests.filter((text) => !text.includes('//livekit.mindbot.test/')), []);
       } finally {
         await close();
       }
