@@ -146,10 +146,13 @@ describe('web app: the talk screen', () => {
       await harness(page, 'resolveConnect()');
       await talk.getByText('Waiting for MindBot to join…').waitFor();
       await harness(page, `emit({ type: 'agent_state', state: 'speaking' })`);
-      await harness(page, 'setLevels([0.2, 0.55, 0.9, 1, 0.7, 0.4, 0.15])');
       await emitAttributes(page, meterAnswer(1800, '2026-03-01T10:00:00Z'));
       await talk.getByText('MindBot is speaking').waitFor();
-      assert.equal(await talk.getByTestId('voice-bars').locator('span').count(), 7);
+      // LiveKit's BarVisualizer, in the agent's state.
+      const bars = talk.getByTestId('voice-bars');
+      assert.equal(await bars.locator('span').count(), 7);
+      assert.match(await bars.getAttribute('class') ?? '', /lk-audio-bar-visualizer/);
+      assert.equal(await bars.getAttribute('data-lk-va-state'), 'speaking');
       assert.match(await timerText(page), /^(30:00|29:59)$/);
       // What a screen reader hears: whole minutes, not the ticking clock.
       assert.match(await talk.getByRole('status').filter({ hasText: 'minutes left' }).textContent() ?? '', /^About (30|29) minutes left\.$/);

@@ -1,14 +1,14 @@
 // Test-only build of the caller page (never part of dist/web): the real app, sidecar and CallerApp, with the
 // one thing that needs a LiveKit server, the call room, replaced through CallRoomContext by a fake that the
 // browser test drives with page.evaluate(() => window.talkHarness...).
-import { StrictMode, useEffect, useState, useSyncExternalStore } from 'react';
+import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import type { AppConfig } from '../../src/web/app-config.ts';
 import { AuthProvider, useAuth } from '../../src/web/auth.tsx';
 import { SignIn } from '../../src/web/SignIn.tsx';
 import { CallerApp } from '../../src/web/caller/CallerApp.tsx';
 import { CallRoomContext, type CallRoom, type RoomSignal } from '../../src/web/talk/call-room.ts';
-import { VoiceBars } from '../../src/web/talk/VoiceBars.tsx';
+import { VoiceVisualizer } from '../../src/web/talk/VoiceVisualizer.tsx';
 import type { AgentState } from '../../src/web/talk/talk-state.ts';
 import '../../src/web/styles.css';
 
@@ -19,13 +19,10 @@ interface Harness {
   resolveConnect(): void;
   rejectConnect(message: string): void;
   emit(signal: RoomSignal): void;
-  setLevels(levels: number[]): void;
 }
 
 let listeners = new Set<(signal: RoomSignal) => void>();
 let pending: { resolve(): void; reject(error: Error): void } | null = null;
-let levels: number[] = [];
-const levelWatchers = new Set<() => void>();
 
 const harness: Harness = {
   connects: [],
@@ -33,19 +30,12 @@ const harness: Harness = {
   resolveConnect: () => pending?.resolve(),
   rejectConnect: (message) => pending?.reject(new Error(message)),
   emit: (signal) => listeners.forEach((listener) => listener(signal)),
-  setLevels(next) {
-    levels = next;
-    levelWatchers.forEach((watcher) => watcher());
-  },
 };
 (window as unknown as { talkHarness: Harness }).talkHarness = harness;
 
+/** The production visualizer, on the agent's state alone (there is no audio track without a room). */
 function FakeStage({ agentState }: { agentState: AgentState }) {
-  const current = useSyncExternalStore((watch) => {
-    levelWatchers.add(watch);
-    return () => levelWatchers.delete(watch);
-  }, () => levels);
-  return <VoiceBars levels={current} agentState={agentState} />;
+  return <VoiceVisualizer agentState={agentState} />;
 }
 
 function createFakeRoom(): CallRoom {

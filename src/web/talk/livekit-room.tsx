@@ -1,17 +1,17 @@
-// The production CallRoom: livekit-client's Room, with @livekit/components-react for the agent's audio
-// (RoomAudioRenderer) and the loudness of its voice (useMultibandTrackVolume) inside <RoomContext.Provider>.
+// The production CallRoom: livekit-client's Room, with @livekit/components-react inside <RoomContext.Provider>
+// for the agent's audio (RoomAudioRenderer) and its voice-assistant hook and audio visualizer
+// (useVoiceAssistant, BarVisualizer). Version 2.9 is pinned: 3.0.0 dropped both.
 //
-// The installed @livekit/components-react (3.0.0) has no useVoiceAssistant or BarVisualizer, so this reads what
-// useVoiceAssistant reads: the agent participant (kind AGENT) and its `lk.agent.state` attribute; VoiceBars
-// draws the bars.
+// The screen's state machine hears the agent's state from the same place useVoiceAssistant reads it, the agent
+// participant's `lk.agent.state` attribute, so the fake rooms of the tests can report it too.
 import {
-  DisconnectReason, ParticipantKind, Room, RoomEvent, Track, type Participant, type RemoteParticipant,
+  DisconnectReason, ParticipantKind, Room, RoomEvent, type Participant, type RemoteParticipant,
 } from 'livekit-client';
-import { RoomAudioRenderer, RoomContext, useMultibandTrackVolume, useTracks } from '@livekit/components-react';
+import { RoomAudioRenderer, RoomContext, useVoiceAssistant } from '@livekit/components-react';
 import { PURCHASE_LINK_TOPIC } from '../../agent/call-protocol.ts';
 import type { CallRoom, RoomSignal } from './call-room.ts';
 import type { AgentState, EndReason } from './talk-state.ts';
-import { BAR_COUNT, VoiceBars } from './VoiceBars.tsx';
+import { VoiceVisualizer } from './VoiceVisualizer.tsx';
 
 const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
 
@@ -71,10 +71,8 @@ export function createLiveKitRoom(): CallRoom {
   });
 
   function AgentVoice({ agentState }: { agentState: AgentState }) {
-    const agentTrack = useTracks([Track.Source.Microphone], { onlySubscribed: true })
-      .find((track) => isAgent(track.participant));
-    const levels = useMultibandTrackVolume(agentTrack, { bands: BAR_COUNT });
-    return <VoiceBars levels={levels} agentState={agentState} />;
+    const { audioTrack } = useVoiceAssistant();
+    return <VoiceVisualizer agentState={agentState} track={audioTrack} />;
   }
 
   return {
