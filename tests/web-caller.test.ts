@@ -3,6 +3,7 @@
 // card, a gift's code passed on and redeemed by someone else, every refusal of a code in its own words, the
 // history with its month chart, the low-balance warning, and the page on a phone.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { CODE_ALPHABET, checkSymbol, formatCode } from '../src/billing/activation-code.ts';
@@ -10,7 +11,7 @@ import type { BillingStore } from '../src/billing/store.ts';
 import { createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
-import { launchBrowser, openPage, screenshot, signInLocally, type OpenedPage } from './helpers/browser.ts';
+import { launchBrowser, openPage, SCREENSHOT_DIR, screenshot, signInLocally, type OpenedPage } from './helpers/browser.ts';
 
 /**
  * A refusal the page shows on purpose (a 4xx from the API) makes Chromium log the failed fetch as a console
@@ -192,6 +193,33 @@ describe('web app: the caller’s page', () => {
     }
   });
 
+  it('after a minute without Stripe\'s confirmation, says nothing is lost; the card shows once it lands', async () => {
+    const user = newUserId();
+    const sessionId = await buyThroughApi(user, 'starter_1h');
+    const opened = await openPage(browser);
+    const { page } = opened;
+    try {
+      // The page's clock is the test's: a minute of polling passes at once.
+      await page.clock.install();
+      const firstPoll = page.waitForResponse((r) => r.url().endsWith(`/time/purchase/checkout/${sessionId}`));
+      await signIn(page, user, `/purchase/success?session_id=${sessionId}`);
+      await purchaseSection(page).getByText('Confirming your payment with Stripe').waitFor();
+      assert.deepEqual(await (await firstPoll).json(), { found: false });
+      await page.waitForTimeout(200); // the next poll is scheduled once the first answer is read
+      await page.clock.fastForward('01:05');
+      const landing = purchaseSection(page);
+      await landing.getByRole('status').getByText('Stripe has not confirmed your payment yet. Nothing is lost').waitFor();
+      await screenshot(page, 'caller-purchase-not-yet');
+      await payAtStripe(sessionId);
+      await landing.getByRole('button', { name: 'Check again' }).click();
+      await landing.getByText('1 h of talk time was added').waitFor();
+      await balanceSection(page).getByText('1 h', { exact: true }).waitFor();
+      assertClean(opened);
+    } finally {
+      await opened.close();
+    }
+  });
+
   it('a cancelled checkout says nothing was charged', async () => {
     const opened = await openPage(browser);
     const { page } = opened;
@@ -353,12 +381,13 @@ describe('web app: the caller’s page', () => {
       const payments = history.getByRole('table', { name: 'Your payments and refunds' });
       const paymentRow = payments.getByRole('row').nth(1);
       await paymentRow.waitFor();
-      assert.match(await paymentRow.innerText(), /basic_5h\s+\$44\.99\s+Partly refunded\s+\$3\.00/);
+      assert.match(await paymentRow.innerText(), /basic_5h\s+\$44\.99\s+Partly refunded: \$3\.00 back/);
       const month = new Date().toISOString().slice(0, 7);
       const monthName = new Date(`${month}-01T00:00:00Z`).toLocaleDateString('en-US', { month: 'long', year: 'numeric', timeZone: 'UTC' });
       await history.getByText(`Talk time in ${monthName}`).waitFor();
       // The chart's figures, as a screen reader gets them: six months, this one with the call.
       const chart = history.getByRole('table', { name: 'Talk time by month' });
+      await chart.waitFor({ state: 'attached' });
       assert.equal(await chart.getByRole('row').count(), 1 + 6);
       assert.match(await chart.getByRole('row', { name: new RegExp(monthName) }).innerText(), /5 min\s+1$/);
       assert.equal(await history.locator('svg.chart rect.bar').count(), 6);
@@ -392,17 +421,25 @@ describe('web app: the caller’s page', () => {
     await payAtStripe(await buyThroughApi(user, 'premium_10h'));
     await sidecar.store.adjustUserTime({ userId: user, seconds: 15 * 60, reason: 'test: goodwill', idempotencyKey: `phone:${user}` });
     await payAtStripe(await buyThroughApi(user, 'starter_1h', true));
+    const clock = new TestClock(new Date());
+    const store = storeAt(clock);
+    const call = await store.startSession({ userId: user, externalKey: `phone:${user}`, roomName: `room-${user.slice(0, 8)}` });
+    clock.advance(125);
+    await store.endSession({ sessionId: call.session_id, reason: 'ended' });
     const opened = await openPage(browser, { phone: true });
     const { page } = opened;
     try {
       await signIn(page, user);
-      await balanceSection(page).getByText('12 h 15 min', { exact: true }).waitFor();
+      await balanceSection(page).getByText('12 h 12 min', { exact: true }).waitFor();
       await page.getByRole('table', { name: 'Your payments and refunds' }).waitFor();
       await page.getByRole('region', { name: 'Gifts you bought' }).getByText('Not redeemed yet').waitFor();
       await page.getByRole('table', { name: 'Talk time by month' }).waitFor({ state: 'attached' });
       const widths = await page.evaluate('({ scroll: document.scrollingElement.scrollWidth, inner: innerWidth })') as { scroll: number; inner: number };
       assert.ok(widths.scroll <= widths.inner, `no horizontal scroll: ${JSON.stringify(widths)}`);
       await screenshot(page, 'caller-phone');
+      // Close-ups at the phone's width, to look at the parts that are tight.
+      await page.getByRole('region', { name: 'History' }).screenshot({ path: join(SCREENSHOT_DIR, 'caller-phone-history.png') });
+      await balanceSection(page).screenshot({ path: join(SCREENSHOT_DIR, 'caller-phone-balance.png') });
       assertClean(opened);
     } finally {
       await opened.close();

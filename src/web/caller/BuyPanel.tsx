@@ -79,9 +79,10 @@ export function BuyPanel() {
                     <h3>{tier.name}</h3>
                     <p className="muted">{tier.description}</p>
                     <p>
-                      {formatDuration(tier.hours * 3600)}
-                      {tier.bonus_minutes > 0 && <> + <strong>{formatDuration(tier.bonus_minutes * 60)} bonus</strong></>}
-                      {' '}= {formatDuration(tier.total_minutes * 60)} of talk
+                      {tier.bonus_minutes > 0
+                        ? <>{formatDuration(tier.hours * 3600)} + <strong>{formatDuration(tier.bonus_minutes * 60)} bonus</strong>
+                          {' '}= {formatDuration(tier.total_minutes * 60)} of talk</>
+                        : <>{formatDuration(tier.total_minutes * 60)} of talk</>}
                     </p>
                   </div>
                   <div className="package-buy">

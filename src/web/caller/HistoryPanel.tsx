@@ -1,7 +1,7 @@
 // What happened on the account: this month's usage, talk time by month, past calls, payments and refunds.
 // Each list is its own request with its own loading and error state, so one failing leaves the others.
 import { useApi, useAuth } from '../auth.tsx';
-import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
+import { formatDate, formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section } from '../ui.tsx';
 import { monthLabel, UsageChart, type MonthUsage } from './UsageChart.tsx';
@@ -114,15 +114,15 @@ function Payments({ refreshKey }: { refreshKey: number }) {
           <div className="table-wrap">
             <table>
               <caption className="visually-hidden">Your payments and refunds</caption>
-              <thead><tr><th scope="col">Date</th><th scope="col">Package</th><th scope="col" className="num">Amount</th><th scope="col">Status</th><th scope="col" className="num">Refunded</th></tr></thead>
+              <thead><tr><th scope="col">Date</th><th scope="col">Package</th><th scope="col" className="num">Amount</th><th scope="col">Status</th></tr></thead>
               <tbody>
                 {list.map((p) => (
                   <tr key={p.payment_id}>
-                    <td>{formatDateTime(p.created_at)}</td>
+                    <td>{formatDate(p.created_at)}</td>
                     <td>{p.package_id ?? '—'}{p.gift && <span className="muted"> (gift)</span>}</td>
                     <td className="num">{formatMoney(p.amount_cents, p.currency)}</td>
-                    <td>{PAYMENT_STATUS[p.status] ?? p.status}</td>
-                    <td className="num">{p.refunded_cents > 0 ? formatMoney(p.refunded_cents, p.currency) : '—'}</td>
+                    <td>{PAYMENT_STATUS[p.status] ?? p.status}
+                      {p.refunded_cents > 0 && <>: {formatMoney(p.refunded_cents, p.currency)} back</>}</td>
                   </tr>
                 ))}
               </tbody>

@@ -10,7 +10,7 @@ export interface MonthUsage {
 
 const WIDTH = 600;
 const HEIGHT = 180;
-const AXIS = 22;
+const AXIS = 28;
 
 /** "2026-03" → "Mar 2026", read in UTC like the server's months. */
 export function monthLabel(month: string, style: 'short' | 'long' = 'short'): string {
@@ -20,6 +20,9 @@ export function monthLabel(month: string, style: 'short' | 'long' = 'short'): st
 }
 
 export function UsageChart({ months, caption }: { months: MonthUsage[]; caption: string }) {
+  if (months.every((m) => m.seconds === 0)) {
+    return <p className="muted">No calls in the last {months.length} months.</p>;
+  }
   const most = Math.max(1, ...months.map((m) => m.seconds));
   const slot = WIDTH / Math.max(1, months.length);
   const barWidth = Math.min(60, slot * 0.6);
@@ -36,7 +39,7 @@ export function UsageChart({ months, caption }: { months: MonthUsage[]; caption:
               <title>{`${monthLabel(m.month, 'long')}: ${formatDuration(m.seconds)} in ${m.calls} ${m.calls === 1 ? 'call' : 'calls'}`}</title>
               <rect className="bar" x={x} y={HEIGHT - height} width={barWidth} height={height} rx={3} />
               {m.seconds > 0 && <text x={i * slot + slot / 2} y={HEIGHT - height - 6} textAnchor="middle">{formatDuration(m.seconds)}</text>}
-              <text x={i * slot + slot / 2} y={HEIGHT + 16} textAnchor="middle">{monthLabel(m.month)}</text>
+              <text x={i * slot + slot / 2} y={HEIGHT + 22} textAnchor="middle">{monthLabel(m.month)}</text>
             </g>
           );
         })}
