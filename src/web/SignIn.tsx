@@ -1,11 +1,13 @@
 import { useState, type FormEvent } from 'react';
 import { LAST_USER_KEY, useAuth } from './auth.tsx';
-import { ErrorMessage } from './ui.tsx';
+import { ErrorMessage, Loading } from './ui.tsx';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function SignIn({ wantAdmin = false }: { wantAdmin?: boolean }) {
-  const { config } = useAuth();
+  const { config, ready } = useAuth();
+  // Until the stored session is restored, a signed-in user would see the form flash (and could start typing).
+  if (!ready) return <main className="narrow"><Loading /></main>;
   if (config.auth.mode === 'local') return <LocalSignIn wantAdmin={wantAdmin} />;
   if (config.auth.mode === 'supabase') return <SupabaseSignIn />;
   return <main className="narrow"><h1>MindBot</h1><ErrorMessage error={new Error(`Sign-in is unavailable: ${config.auth.reason}.`)} /></main>;

@@ -18,6 +18,11 @@ export interface Session {
 interface AuthContextValue {
   config: AppConfig;
   session: Session | null;
+  /**
+   * False until the stored session is known: in Supabase mode supabase-js restores it from localStorage (and
+   * refreshes it if it is about to expire) asynchronously, so until then "no session" means "not known yet".
+   */
+  ready: boolean;
   api: ApiClient;
   signInLocal(input: { userId?: string; admin: boolean }): Promise<void>;
   signInSupabase(input: { email: string; password: string; signUp: boolean }): Promise<{ confirmEmail: boolean }>;
@@ -41,6 +46,7 @@ function storedLocalSession(): Session | null {
 
 export function AuthProvider({ config, children }: { config: AppConfig; children: ReactNode }) {
   const [session, setSession] = useState<Session | null>(() => (config.auth.mode === 'local' ? storedLocalSession() : null));
+  const [ready, setReady] = useState(config.auth.mode !== 'supabase');
   const tokenRef = useRef<string | null>(session?.token ?? null);
   tokenRef.current = session?.token ?? null;
   const supabaseRef = useRef<SupabaseClient | null>(null);
@@ -49,8 +55,12 @@ export function AuthProvider({ config, children }: { config: AppConfig; children
   useEffect(() => {
     if (config.auth.mode !== 'supabase') return;
     let unsubscribe = () => {};
+    // The import resolves after a cleanup that ran in the meantime (StrictMode's second mount in development):
+    // then no client, or two clients would share the storage key and both keep refreshing the session.
+    let cancelled = false;
     const { supabase_url: url, supabase_anon_key: key } = config.auth;
     void import('@supabase/supabase-js').then(({ createClient }) => {
+      if (cancelled) return;
       const client = createClient(url, key, { auth: { persistSession: true, autoRefreshToken: true } });
       supabaseRef.current = client;
       const { data } = client.auth.onAuthStateChange((_event, s) => {
@@ -58,10 +68,16 @@ export function AuthProvider({ config, children }: { config: AppConfig; children
           token: s.access_token, userId: s.user.id, email: s.user.email ?? null, admin: false,
           expiresAt: (s.expires_at ?? 0) * 1000,
         } : null);
+        // Any event means the stored session is known: INITIAL_SESSION once it is restored (or known absent), or
+        // TOKEN_REFRESHED / SIGNED_IN when restoring it refreshed it first.
+        setReady(true);
       });
       unsubscribe = () => data.subscription.unsubscribe();
     });
-    return () => unsubscribe();
+    return () => {
+      cancelled = true;
+      unsubscribe();
+    };
   }, [config]);
 
   const signInLocal = useCallback(async ({ userId, admin }: { userId?: string; admin: boolean }) => {
@@ -92,8 +108,8 @@ export function AuthProvider({ config, children }: { config: AppConfig; children
     setSession(null);
   }, []);
 
-  const value = useMemo(() => ({ config, session, api, signInLocal, signInSupabase, signOut }),
-    [config, session, api, signInLocal, signInSupabase, signOut]);
+  const value = useMemo(() => ({ config, session, ready, api, signInLocal, signInSupabase, signOut }),
+    [config, session, ready, api, signInLocal, signInSupabase, signOut]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 
