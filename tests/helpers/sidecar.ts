@@ -34,6 +34,12 @@ export async function startSidecar(db: TestDatabase, options: {
   web?: boolean;
   /** Where Checkout sends the buyer back; a function of this sidecar's own URL (known only once it listens). */
   successUrl?: string | ((sidecarUrl: string) => string);
+  /**
+   * Production sign-in: with `web`, the app signs in with Supabase Auth at `url` (a fake GoTrue), and the verifier
+   * also accepts tokens signed with the project's HS256 `jwtSecret`. SUPABASE_URL is set as in production, so the
+   * verifier knows a JWKS URL too; it only fetches it for ES256/RS256 tokens. tokenFor keeps signing local tokens.
+   */
+  supabaseAuth?: { url: string; anonKey: string; jwtSecret: string };
 } = {}): Promise<TestSidecar> {
   const store = db.store(options.clock);
   let url = '';
@@ -45,7 +51,10 @@ export async function startSidecar(db: TestDatabase, options: {
     sql: db.sql,
     stripe,
     webhookSecret: WEBHOOK_SECRET,
-    verifier: createTokenVerifier({ NODE_ENV: 'test', JWT_SECRET, ADMIN_USER_IDS: options.adminIds ?? [] }),
+    verifier: createTokenVerifier({
+      NODE_ENV: 'test', JWT_SECRET, ADMIN_USER_IDS: options.adminIds ?? [],
+      ...(options.supabaseAuth && { SUPABASE_URL: options.supabaseAuth.url, SUPABASE_JWT_SECRET: options.supabaseAuth.jwtSecret }),
+    }),
     log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     // Read when a purchase starts, by then the sidecar listens and its URL is known.
     get successUrl() { return typeof successUrl === 'function' ? successUrl(url) : successUrl; },
@@ -55,7 +64,9 @@ export async function startSidecar(db: TestDatabase, options: {
     livekit: options.livekit === null ? undefined : options.livekit ?? LIVEKIT,
     web: options.web ? {
       distDir: WEB_DIST_DIR,
-      auth: { mode: 'local', signingSecret: JWT_SECRET },
+      auth: options.supabaseAuth
+        ? { mode: 'supabase', supabaseUrl: options.supabaseAuth.url, anonKey: options.supabaseAuth.anonKey }
+        : { mode: 'local', signingSecret: JWT_SECRET },
       livekitUrl: options.livekit === null ? undefined : (options.livekit ?? LIVEKIT).url,
       purchasesEnabled: true,
       version: 'test',
