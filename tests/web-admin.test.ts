@@ -313,7 +313,7 @@ describe('web app: the admin page', () => {
       assert.equal((await sidecar.deliver(fake.event('charge.refunded', refundedCharge))).status, 200);
       await report.getByRole('button', { name: 'Refresh report' }).click();
       await report.getByRole('table', { name: 'Payments' }).getByText('refunded', { exact: true }).waitFor();
-      await report.locator('.stat').filter({ hasText: 'Balance' }).locator('.value').getByText('0 s').waitFor();
+      await report.locator('.stat').filter({ hasText: 'Balance' }).locator('.value').getByText('0 min').waitFor();
       assert.equal((await sidecar.store.getBalance(buyer)).total_seconds, 0);
       assertClean(problems);
     } finally {

@@ -1,8 +1,9 @@
 // How times and money read on screen. Display only: every figure comes from the server as it is.
 
-/** 3725 → "1 h 2 min"; under a minute → "45 s". Rounded down: never more time than there is. */
+/** 3725 → "1 h 2 min"; under a minute → "45 s"; nothing → "0 min". Rounded down: never more time than there is. */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
+  if (s === 0) return '0 min';
   if (s < 60) return `${s} s`;
   const hours = Math.floor(s / 3600);
   const minutes = Math.floor((s % 3600) / 60);
