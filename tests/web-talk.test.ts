@@ -188,9 +188,12 @@ describe('web app: the talk screen', () => {
       await talk.getByRole('alert').filter({ hasText: 'Your time has run out. MindBot is saying goodbye.' }).waitFor();
       assert.equal(await timerText(page), '0:00');
       const balanceRead = page.waitForRequest((r) => r.url().endsWith('/time/balance') && r.method() === 'GET');
+      // The call's minutes belong in the history: the page reads its calls and usage again.
+      const callsRead = page.waitForRequest((r) => r.url().includes('/time/sessions?') && r.method() === 'GET');
+      const usageRead = page.waitForRequest((r) => r.url().endsWith('/api/usage/current') && r.method() === 'GET');
       await harness(page, `emit({ type: 'disconnected', reason: 'agent_left' })`);
       await talk.getByRole('heading', { name: 'Your time ran out' }).waitFor();
-      await balanceRead;
+      await Promise.all([balanceRead, callsRead, usageRead]);
       const buyMore = talk.getByRole('link', { name: 'Buy more time' });
       assert.equal(await buyMore.getAttribute('href'), '#buy');
       await buyMore.click();

@@ -13,27 +13,36 @@ export function SignIn({ wantAdmin = false }: { wantAdmin?: boolean }) {
   return <main className="narrow"><h1>MindBot</h1><ErrorMessage error={new Error(`Sign-in is unavailable: ${config.auth.reason}.`)} /></main>;
 }
 
+/** A form's submission: busy while it runs, its error kept to show. */
+function useSubmission() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = async (action: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run };
+}
+
 function LocalSignIn({ wantAdmin }: { wantAdmin: boolean }) {
   const { signInLocal } = useAuth();
   const [userId, setUserId] = useState(() => localStorage.getItem(LAST_USER_KEY) ?? '');
   const [admin, setAdmin] = useState(wantAdmin);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useSubmission();
   const trimmed = userId.trim();
   const invalid = trimmed !== '' && !UUID.test(trimmed);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     if (invalid) return;
-    setBusy(true);
-    setError(null);
-    try {
-      await signInLocal({ ...(trimmed ? { userId: trimmed } : {}), admin });
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    await run(() => signInLocal({ ...(trimmed ? { userId: trimmed } : {}), admin }));
   };
 
   return (
@@ -65,23 +74,16 @@ function SupabaseSignIn() {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [signUp, setSignUp] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useSubmission();
   const [notice, setNotice] = useState<string | null>(null);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     setNotice(null);
-    try {
+    await run(async () => {
       const { confirmEmail } = await signInSupabase({ email, password, signUp });
       if (confirmEmail) setNotice('Check your email to confirm your account, then sign in.');
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -104,7 +104,13 @@ export function AuthProvider({ config, children }: { config: AppConfig; children
 
   const signOut = useCallback(async () => {
     localStorage.removeItem(STORAGE_KEY);
-    await supabaseRef.current?.auth.signOut();
+    const client = supabaseRef.current;
+    if (client) {
+      // A failed logout request (offline, 5xx) must not leave the stored session behind: a reload would sign
+      // the user back in after they chose to sign out.
+      const { error } = await client.auth.signOut();
+      if (error) await client.auth.signOut({ scope: 'local' });
+    }
     setSession(null);
   }, []);
 

@@ -15,23 +15,23 @@ import './caller.css';
 export function CallerApp() {
   const { session } = useAuth();
   const returning = location.pathname.startsWith('/purchase/');
-  // Bumped when a purchase lands: the gift and payment lists read it again.
-  const [landings, setLandings] = useState(0);
-  const landed = useCallback(() => setLandings((n) => n + 1), []);
+  // Bumped when a purchase lands or a call ends: the gift list and the history read themselves again.
+  const [changes, setChanges] = useState(0);
+  const changed = useCallback(() => setChanges((n) => n + 1), []);
   return (
     <BalanceProvider>
       <main>
         <h1>Your MindBot time</h1>
         <p className="muted">Signed in as <span className="code">{session?.email ?? session?.userId}</span></p>
-        {returning && <PurchaseReturn onLanded={landed} />}
+        {returning && <PurchaseReturn onLanded={changed} />}
         <BalancePanel />
-        <TalkPanel />
+        <TalkPanel onCallEnded={changed} />
         <div className="grid">
           <BuyPanel />
           <RedeemPanel />
         </div>
-        <GiftsPanel refreshKey={landings} />
-        <HistoryPanel refreshKey={landings} />
+        <GiftsPanel refreshKey={changes} />
+        <HistoryPanel refreshKey={changes} />
       </main>
     </BalanceProvider>
   );

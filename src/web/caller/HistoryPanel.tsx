@@ -27,21 +27,21 @@ const PAYMENT_STATUS: Record<string, string> = {
   partially_refunded: 'Partly refunded', disputed: 'Disputed',
 };
 
-/** `refreshKey` changes when a purchase lands, so its payment shows up. */
+/** `refreshKey` changes when a purchase lands or a call ends, so the new payment or call shows up. */
 export function HistoryPanel({ refreshKey = 0 }: { refreshKey?: number }) {
   return (
     <Section title="History" id="history">
-      <ThisMonth />
-      <ByMonth />
-      <Calls />
+      <ThisMonth refreshKey={refreshKey} />
+      <ByMonth refreshKey={refreshKey} />
+      <Calls refreshKey={refreshKey} />
       <Payments refreshKey={refreshKey} />
     </Section>
   );
 }
 
-function ThisMonth() {
+function ThisMonth({ refreshKey }: { refreshKey: number }) {
   const api = useApi();
-  const usage = useRequest(() => api.get<MonthlyUsageView>('/api/usage/current'));
+  const usage = useRequest(() => api.get<MonthlyUsageView>('/api/usage/current'), [refreshKey]);
   return (
     <>
       <h3>This month</h3>
@@ -57,12 +57,12 @@ function ThisMonth() {
   );
 }
 
-function ByMonth() {
+function ByMonth({ refreshKey }: { refreshKey: number }) {
   const api = useApi();
   const { session } = useAuth();
   const userId = session?.userId ?? '';
   const analytics = useRequest(
-    () => api.get<{ monthly_usage: MonthUsage[] }>(`/user/${encodeURIComponent(userId)}/analytics?months=${CHART_MONTHS}`), [userId]);
+    () => api.get<{ monthly_usage: MonthUsage[] }>(`/user/${encodeURIComponent(userId)}/analytics?months=${CHART_MONTHS}`), [userId, refreshKey]);
   return (
     <>
       <h3>By month</h3>
@@ -73,9 +73,9 @@ function ByMonth() {
   );
 }
 
-function Calls() {
+function Calls({ refreshKey }: { refreshKey: number }) {
   const api = useApi();
-  const calls = useRequest(() => api.get<{ sessions: CallView[] }>('/time/sessions?limit=20'));
+  const calls = useRequest(() => api.get<{ sessions: CallView[] }>('/time/sessions?limit=20'), [refreshKey]);
   return (
     <>
       <h3>Calls</h3>

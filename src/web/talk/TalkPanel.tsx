@@ -23,7 +23,8 @@ interface CallToken {
 /** The countdown's clock: monotonic, so a change of the computer's time does not jump it. */
 const clock = () => performance.now();
 
-export function TalkPanel() {
+/** `onCallEnded` runs when a call that was open is over (its minutes are in the history now). */
+export function TalkPanel({ onCallEnded }: { onCallEnded?: () => void } = {}) {
   const api = useApi();
   const { config } = useAuth();
   const balance = useBalance();
@@ -44,9 +45,14 @@ export function TalkPanel() {
   // A call that was open and no longer is: the balance moved.
   const wasOpen = useRef(false);
   const reloadBalance = balance.reload;
+  const endedRef = useRef(onCallEnded);
+  endedRef.current = onCallEnded;
   useEffect(() => {
     const open = callIsOpen(state);
-    if (wasOpen.current && !open && state.kind !== 'failed') void reloadBalance();
+    if (wasOpen.current && !open && state.kind !== 'failed') {
+      void reloadBalance();
+      endedRef.current?.();
+    }
     wasOpen.current = open;
   }, [state, reloadBalance]);
 
