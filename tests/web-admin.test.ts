@@ -8,7 +8,7 @@ import { formatDuration } from '../src/web/format.ts';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
-import { ensureWebBuilt, launchBrowser, openPage, screenshot, signInLocally, type OpenedPage } from './helpers/browser.ts';
+import { assertAccessible, ensureWebBuilt, launchBrowser, openPage, screenshot, signInLocally, type OpenedPage } from './helpers/browser.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -116,6 +116,9 @@ describe('web app: the admin page', () => {
       await page.getByText('Revenue per day as a table').click();
       assert.equal(await page.getByRole('row', { name: today.date }).getByRole('cell').textContent(), expected);
       await screenshot(page, 'admin-revenue');
+      await assertAccessible(page, 'the admin page with revenue, usage, users and tiers');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the admin page, dark scheme');
       assertClean(problems);
     } finally {
       await close();
@@ -132,6 +135,7 @@ describe('web app: the admin page', () => {
       assert.equal(await page.getByRole('region').count(), 0);
       assert.doesNotMatch(await page.locator('main').innerText(), /\$|\d+\.\d\d/);
       await screenshot(page, 'admin-refused');
+      await assertAccessible(page, 'the admin page refusing a plain user');
       // The admin API's 403 on the first request: the only one, since no other panel asked.
       assertClean(problems, { status: 403, count: 1 });
     } finally {
@@ -162,6 +166,7 @@ describe('web app: the admin page', () => {
       const row = page.getByRole('table', { name: 'Users' }).getByRole('row', { name: new RegExp(buyer) });
       assert.equal(await row.getByRole('cell').first().textContent(), formatDuration(listed.balance_seconds));
       await screenshot(page, 'admin-usage-users');
+      await assertAccessible(page, 'the admin page with usage and users');
 
       const opened = await openReport(page, buyer);
       assert.equal(await page.evaluate('document.activeElement?.id'), 'user-report-title', 'the keyboard moves to the report');
@@ -175,6 +180,7 @@ describe('web app: the admin page', () => {
       assert.match(await payments.first().innerText(), /starter_1h/);
       await opened.getByRole('heading', { name: 'Calls' }).scrollIntoViewIfNeeded();
       await screenshot(page, 'admin-user-report');
+      await assertAccessible(page, 'the admin page with a user report');
       assertClean(problems);
     } finally {
       await close();
@@ -206,6 +212,10 @@ describe('web app: the admin page', () => {
       assert.match(described, /a tier id of 2 to 40/);
       assert.ok(!(await adminGet('/admin/tiers')).pricing_tiers.some((t: Json) => t.name === 'Gold Pack'), 'nothing written');
       await screenshot(page, 'admin-tier-invalid');
+      await assertAccessible(page, 'the new-tier form with a validation error');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the new-tier form with a validation error, dark scheme');
+      await page.emulateMedia({ colorScheme: 'light' });
 
       await idInput.fill('gold_2h');
       await form.getByRole('button', { name: 'Create tier' }).click();
@@ -216,6 +226,7 @@ describe('web app: the admin page', () => {
       await row.getByText(await money(page, 1999)).waitFor();
       assert.match(await row.innerText(), /2 h 10 min/);
       await screenshot(page, 'admin-tier-created');
+      await assertAccessible(page, 'the tiers with a new tier');
 
       await tiers.getByRole('button', { name: 'Edit Gold Pack' }).click();
       const edit = tiers.getByRole('form', { name: 'Edit Gold Pack' });
@@ -255,6 +266,7 @@ describe('web app: the admin page', () => {
       assert.equal(await form.getByLabel(/^Reason/).getAttribute('aria-invalid'), 'true');
       assert.equal((await sidecar.store.getBalance(buyer)).total_seconds, 3600, 'a refused adjustment changes nothing');
       await screenshot(page, 'admin-adjust-invalid');
+      await assertAccessible(page, 'the adjust form with a validation error');
 
       await form.getByLabel(/^Reason/).fill('support: dropped call');
       await form.getByRole('button', { name: 'Add time' }).click();
@@ -276,6 +288,7 @@ describe('web app: the admin page', () => {
       await report.getByRole('table', { name: 'Ledger' }).getByText(`double credit (by admin ${adminId})`).waitFor();
       await form.scrollIntoViewIfNeeded();
       await screenshot(page, 'admin-adjusted');
+      await assertAccessible(page, 'the adjust form after an adjustment');
       assertClean(problems, { status: 400, count: 1 }); // the adjustment without a reason
     } finally {
       await close();
@@ -295,6 +308,7 @@ describe('web app: the admin page', () => {
       await confirm.waitFor();
       assert.equal(fake.requests('POST /v1/refunds').length, 0, 'nothing sent before the confirmation');
       await screenshot(page, 'admin-refund-confirm');
+      await assertAccessible(page, 'the refund form asking for confirmation');
       await confirm.getByRole('button', { name: 'Yes, refund' }).click();
 
       const status = form.getByRole('status');
@@ -307,6 +321,7 @@ describe('web app: the admin page', () => {
       assert.match(sent.idempotencyKey ?? '', /^refund:/);
       assert.equal((await sidecar.store.getBalance(buyer)).total_seconds, 3600, 'the card waits for Stripe\'s webhook');
       await screenshot(page, 'admin-refund-requested');
+      await assertAccessible(page, 'the refund form after the refund was sent');
 
       // Stripe confirms: the webhook takes the time back, and the refreshed report shows it.
       const refundedCharge = [...fake.charges.values()].find((c) => c.payment_intent === paymentIntentId)!;
@@ -334,11 +349,21 @@ describe('web app: the admin page', () => {
       await page.getByRole('table', { name: 'Pricing tiers' }).waitFor();
       await fits();
       await screenshot(page, 'admin-phone');
+      await assertAccessible(page, 'the admin page on a phone');
       const report = await openReport(page, buyer);
       await report.getByRole('table', { name: 'Calls' }).waitFor();
       await fits();
+      // Wider than the phone, the calls table scrolls in its own box: the keyboard reaches it and scrolls it.
+      const callsBox = report.getByRole('group', { name: 'Calls' });
+      assert.equal(await callsBox.getAttribute('tabindex'), '0');
+      await callsBox.focus();
+      await page.keyboard.press('ArrowRight');
+      await page.waitForFunction((box) => (box as unknown as { scrollLeft: number }).scrollLeft > 0, await callsBox.elementHandle(), { timeout: 5_000 });
       await report.scrollIntoViewIfNeeded();
       await screenshot(page, 'admin-phone-user-report');
+      await assertAccessible(page, 'the admin user report on a phone');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the admin user report on a phone, dark scheme');
       assertClean(problems);
     } finally {
       await close();

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { createPostgresDatabase, type TestDatabase } from './helpers/test-db.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
-import { ensureWebBuilt, launchBrowser, openPage, screenshot, signInLocally } from './helpers/browser.ts';
+import { assertAccessible, ensureWebBuilt, launchBrowser, openPage, screenshot, signInLocally } from './helpers/browser.ts';
 
 describe('web app: loading and signing in', () => {
   let db: TestDatabase;
@@ -32,9 +32,17 @@ describe('web app: loading and signing in', () => {
     assert.match(csp, /frame-ancestors 'none'/);
     const { page, problems, close } = await openPage(browser);
     try {
+      // The sign-in page itself, in both colour schemes.
+      await page.goto(`${sidecar.url}/`);
+      await page.getByRole('heading', { name: 'Development sign-in' }).waitFor();
+      await assertAccessible(page, 'the development sign-in page');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the development sign-in page, dark scheme');
+      await page.emulateMedia({ colorScheme: 'light' });
       await signInLocally(page, sidecar.url);
       await page.getByRole('heading', { name: 'Your MindBot time' }).waitFor();
       await screenshot(page, 'caller-signed-in');
+      await assertAccessible(page, 'the caller page just signed in');
       assert.deepEqual(problems.cspViolations, []);
       assert.deepEqual(problems.consoleErrors, []);
     } finally {

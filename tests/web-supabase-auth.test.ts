@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { createPostgresDatabase, type TestDatabase } from './helpers/test-db.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 import { startFakeGoTrue, type FakeGoTrue } from './helpers/fake-gotrue.ts';
-import { ensureWebBuilt, launchBrowser, openPage, screenshot, type OpenedPage } from './helpers/browser.ts';
+import { assertAccessible, ensureWebBuilt, launchBrowser, openPage, screenshot, type OpenedPage } from './helpers/browser.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -117,6 +117,9 @@ describe('web app: Supabase sign-in against a fake Supabase Auth', () => {
       assert.equal(await page.getByLabel('Sign in as an administrator').count(), 0);
       assert.equal(await page.getByText(/administrator/i).count(), 0);
       await screenshot(page, 'supabase-sign-in');
+      await assertAccessible(page, 'the Supabase sign-in form');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the Supabase sign-in form, dark scheme');
       assertClean(opened);
     } finally {
       await opened.close();
@@ -148,6 +151,7 @@ describe('web app: Supabase sign-in against a fake Supabase Auth', () => {
       const preflight = gotrue.requests.find((r) => r.method === 'OPTIONS' && r.path === '/auth/v1/token');
       assert.ok(preflight, 'the browser sent a CORS preflight');
       await screenshot(page, 'supabase-wrong-password');
+      await assertAccessible(page, 'the Supabase sign-in form refusing a wrong password');
 
       await submit(page, address, PASSWORD);
       await page.getByRole('heading', { name: 'Your MindBot time' }).waitFor();
@@ -159,6 +163,7 @@ describe('web app: Supabase sign-in against a fake Supabase Auth', () => {
       assert.ok(opened.sidecarTokens.length > 0);
       assert.deepEqual([...new Set(opened.sidecarTokens)], [session.accessToken]);
       await screenshot(page, 'supabase-signed-in');
+      await assertAccessible(page, 'the caller page signed in through Supabase');
 
       // Reload: supabase-js restores the session from localStorage, no new sign-in, and no flash of the form.
       assert.equal((await storedSession(page))?.access_token, session.accessToken);

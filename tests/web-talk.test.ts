@@ -23,7 +23,7 @@ import { contentSecurityPolicy } from '../src/sidecar/web-app.ts';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { LIVEKIT, startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 import {
-  ensureWebBuilt, launchBrowser, openPage, screenshot, SCREENSHOT_DIR, signInLocally, type PageProblems,
+  assertAccessible, ensureWebBuilt, launchBrowser, openPage, screenshot, SCREENSHOT_DIR, signInLocally, type PageProblems,
 } from './helpers/browser.ts';
 
 const HARNESS_DIR = fileURLToPath(new URL('./web-harness', import.meta.url));
@@ -131,6 +131,7 @@ describe('web app: the talk screen', () => {
       const button = talk.getByRole('button', { name: 'Talk to MindBot' });
       await button.waitFor();
       await screenshot(page, 'talk-idle');
+      await assertAccessible(page, 'the talk screen, idle');
       await screenshotPanel(page, 'talk-idle-panel');
 
       await button.click();
@@ -141,6 +142,7 @@ describe('web app: the talk screen', () => {
       assert.equal(connects[0]?.serverUrl, LIVEKIT.url);
       assert.match(connects[0]?.token ?? '', /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
       await screenshot(page, 'talk-connecting');
+      await assertAccessible(page, 'the talk screen, connecting');
       await screenshotPanel(page, 'talk-connecting-panel');
 
       await harness(page, 'resolveConnect()');
@@ -157,6 +159,7 @@ describe('web app: the talk screen', () => {
       // What a screen reader hears: whole minutes, not the ticking clock.
       assert.match(await talk.getByRole('status').filter({ hasText: 'minutes left' }).textContent() ?? '', /^About (30|29) minutes left\.$/);
       await screenshot(page, 'talk-in-call-speaking');
+      await assertAccessible(page, 'the talk screen in a call: countdown and visualizer');
       await screenshotPanel(page, 'talk-in-call-speaking-panel');
 
       // Between answers the browser's clock counts down...
@@ -182,6 +185,10 @@ describe('web app: the talk screen', () => {
       await harness(page, `emit({ type: 'purchase_link', url: 'javascript:alert(1)', packageId: null })`);
       assert.equal(await link.getAttribute('href'), CHECKOUT_URL);
       await screenshot(page, 'talk-purchase-link');
+      await assertAccessible(page, 'the talk screen in the last minute, with the purchase link');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the talk screen in the last minute, dark scheme');
+      await page.emulateMedia({ colorScheme: 'light' });
       await screenshotPanel(page, 'talk-purchase-link-panel');
 
       await emitAttributes(page, callAttributes({ state: 'cut_off', remainingSeconds: 0, sessionId: 'a1b2c3d4-0000-4000-8000-00000000beef' }));
@@ -202,6 +209,9 @@ describe('web app: the talk screen', () => {
       assert.equal(await talk.getByRole('link', { name: 'Open the checkout MindBot sent (opens in a new tab)' }).count(), 1);
       await talk.getByRole('button', { name: 'Talk again' }).waitFor();
       await screenshot(page, 'talk-cut-off');
+      await assertAccessible(page, 'the talk screen after the call was cut off');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the talk screen after the call was cut off, dark scheme');
       await screenshotPanel(page, 'talk-cut-off-panel');
 
       assert.deepEqual(problems.cspViolations, []);
@@ -229,6 +239,7 @@ describe('web app: the talk screen', () => {
       // Nothing wider than the phone's screen.
       assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), 'no horizontal scrolling at 390 px');
       await screenshot(page, 'talk-phone-in-call');
+      await assertAccessible(page, 'the talk screen in a call on a phone');
       await screenshotPanel(page, 'talk-phone-in-call-panel');
 
       await talk.getByRole('button', { name: 'Hang up' }).click();
@@ -236,6 +247,7 @@ describe('web app: the talk screen', () => {
       await talk.getByText('You hung up.').waitFor();
       assert.equal(await harness(page, 'disconnects'), 1);
       await screenshot(page, 'talk-phone-ended');
+      await assertAccessible(page, 'the talk screen after hanging up on a phone');
       await screenshotPanel(page, 'talk-phone-ended-panel');
 
       await talk.getByRole('button', { name: 'Talk again' }).click();
@@ -244,6 +256,7 @@ describe('web app: the talk screen', () => {
       const failure = talk.getByRole('alert');
       await failure.filter({ hasText: 'Could not connect to the call server.' }).waitFor();
       await screenshot(page, 'talk-phone-failed');
+      await assertAccessible(page, 'the talk screen after a failed connection on a phone');
       await screenshotPanel(page, 'talk-phone-failed-panel');
       await failure.getByRole('button', { name: 'Try again' }).click();
       await talk.getByRole('status').filter({ hasText: 'Connecting to MindBot…' }).waitFor();
@@ -294,6 +307,7 @@ describe('web app: the talk screen', () => {
         assert.equal(await refusal.getByRole('link', { name: 'Buy more time' }).getAttribute('href'), '#buy');
         assert.equal(await refusal.getByRole('link', { name: 'Redeem a code' }).getAttribute('href'), '#redeem');
         await screenshot(page, 'talk-no-balance-402');
+        await assertAccessible(page, 'the talk screen refusing a call at zero balance');
         await screenshotPanel(page, 'talk-no-balance-402-panel');
         assert.deepEqual(problems.cspViolations, []);
         // The 402 of POST /token, shown on purpose above.
@@ -312,6 +326,7 @@ describe('web app: the talk screen', () => {
         assert.equal(await talk.getByRole('button', { name: 'Talk to MindBot' }).count(), 0);
         await talk.scrollIntoViewIfNeeded();
         await screenshot(page, 'talk-phone-unavailable');
+        await assertAccessible(page, 'the talk screen when calls are unavailable');
         await screenshotPanel(page, 'talk-phone-unavailable-panel');
         assert.deepEqual(problems.cspViolations, []);
         assert.deepEqual(problems.consoleErrors, []);

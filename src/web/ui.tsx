@@ -1,5 +1,5 @@
 // Small building blocks every screen uses, so that loading and errors look and read the same everywhere.
-import type { ReactNode } from 'react';
+import { useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 import { ApiError } from './api.ts';
 import type { RequestState } from './use-request.ts';
 
@@ -47,4 +47,26 @@ export function Section({ title, id, children, actions }: { title: string; id: s
       {children}
     </section>
   );
+}
+
+/**
+ * The box around a table, which scrolls sideways when the table is wider than the screen (a phone). While it
+ * scrolls, it takes the keyboard's focus, named after its table, so that a keyboard user can reach the columns
+ * out of view with the arrow keys (WCAG 2.1.1); while the whole table fits, it is no extra tab stop.
+ */
+export function TableScroll({ label, labelledBy, children }: { label?: string; labelledBy?: string; children: ReactNode }) {
+  const box = useRef<HTMLDivElement>(null);
+  const [scrolls, setScrolls] = useState(false);
+  useLayoutEffect(() => {
+    const element = box.current;
+    if (!element) return;
+    const measure = () => setScrolls(element.scrollWidth > element.clientWidth);
+    measure();
+    const observer = new ResizeObserver(measure);
+    observer.observe(element);
+    if (element.firstElementChild) observer.observe(element.firstElementChild);
+    return () => observer.disconnect();
+  }, []);
+  const focusable = scrolls ? { tabIndex: 0, role: 'group', 'aria-label': label, 'aria-labelledby': labelledBy } : {};
+  return <div ref={box} className="table-wrap" {...focusable}>{children}</div>;
 }

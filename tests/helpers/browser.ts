@@ -1,8 +1,9 @@
 // Headless Chromium for the web app's end-to-end tests: Debian's chromium driven by playwright-core through
 // its executablePath (./launch.sh test installs it). Every page a test opens records console errors, failed
 // requests and content-security-policy violations, so a test can assert the page ran clean.
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -82,4 +83,51 @@ export async function signInLocally(page: Page, baseUrl: string, options: { user
   const adminBox = page.getByLabel('Sign in as an administrator');
   if (options.admin) await adminBox.check(); else await adminBox.uncheck();
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+// axe-core's browser bundle, read once and injected into a page when first audited there.
+let axeSource: string | undefined;
+const AXE_PATH = fileURLToPath(new URL('../../node_modules/axe-core/axe.min.js', import.meta.url));
+
+export interface AuditOptions {
+  /** A CSS selector: audit only that part of the page (the whole document by default). */
+  include?: string;
+  /** Also run axe's best-practice rules (landmarks, heading order, one main…). Default true. */
+  bestPractice?: boolean;
+}
+
+/**
+ * Runs axe-core in the page against WCAG 2.0/2.1 A and AA (and axe's best practices) and returns the
+ * violations, one line per failing element: the rule, its impact, what it asks, where (the element's
+ * selector), the element's HTML and axe's summary of what to fix. `assert.deepEqual(await
+ * auditAccessibility(page), [])` therefore fails with a message that says what to fix.
+ *
+ * The source goes in through page.evaluate, which runs through the DevTools protocol: the page's content
+ * security policy (script-src 'self', no 'unsafe-eval') does not apply to it, so the policy stays as it is
+ * served (openPage records any CSP violation, and the tests assert there is none).
+ */
+export async function auditAccessibility(page: Page, options: AuditOptions = {}): Promise<string[]> {
+  axeSource ??= readFileSync(AXE_PATH, 'utf8');
+  if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(axeSource);
+  const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', ...(options.bestPractice === false ? [] : ['best-practice'])];
+  type Violation = { id: string; impact: string | null; help: string; nodes: Array<{ target: unknown[]; html: string; failureSummary?: string }> };
+  const violations = await page.evaluate(async ({ tags, include }) => {
+    // Runs in the page (the tests compile without the DOM's types).
+    const w = globalThis as unknown as { axe: { run(context: unknown, options: unknown): Promise<{ violations: Violation[] }> }; document: unknown };
+    const result = await w.axe.run(include ? { include: [include] } : w.document, {
+      runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'],
+    });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.map((n) => ({ target: n.target, html: n.html, failureSummary: n.failureSummary })) }));
+  }, { tags, include: options.include ?? null });
+  const short = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}…` : text);
+  return violations.flatMap((v) => v.nodes.map((n) =>
+    `${v.id} (${v.impact ?? 'unknown'}): ${v.help} at ${n.target.map(String).join(' ')}: ${short(n.html.replace(/\s+/g, ' '), 200)}`
+    + (n.failureSummary ? ` — ${n.failureSummary.replace(/\s*\n\s*/g, ' ')}` : '')));
+}
+
+/** Fails, naming each violation, unless axe finds none; `state` says which screen was audited. */
+export async function assertAccessible(page: Page, state: string, options: AuditOptions = {}): Promise<void> {
+  const violations = await auditAccessibility(page, options);
+  assert.deepEqual(violations, [], `accessibility of ${state}:\n${violations.join('\n')}`);
 }

@@ -2,6 +2,7 @@
 // for sighted readers; the same figures are in a table behind a disclosure, which screen readers and
 // keyboard users can open. Every value comes from the caller as the API answered it: this only draws.
 import { useId } from 'react';
+import { TableScroll } from '../ui.tsx';
 
 export interface BarDatum {
   label: string;
@@ -56,8 +57,9 @@ export function BarChart({ title, data, formatValue, valueHeading }: {
       </div>
       <details>
         <summary>{title} as a table</summary>
-        <div className="table-wrap">
+        <TableScroll label={`${title} as a table`}>
           <table>
+            <caption className="visually-hidden">{title}</caption>
             <thead><tr><th scope="col">Day</th><th scope="col" className="num">{valueHeading}</th></tr></thead>
             <tbody>
               {data.map((d) => (
@@ -65,7 +67,7 @@ export function BarChart({ title, data, formatValue, valueHeading }: {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       </details>
     </figure>
   );

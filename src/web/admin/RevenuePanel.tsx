@@ -2,7 +2,7 @@
 // /admin/analytics/revenue answers them. The report carries no currency: the price list sells in one (usd).
 import { formatMoney } from '../format.ts';
 import type { RequestState } from '../use-request.ts';
-import { Loaded, Section } from '../ui.tsx';
+import { Loaded, Section, TableScroll } from '../ui.tsx';
 import type { RevenueReport } from './admin-api.ts';
 import { BarChart } from './BarChart.tsx';
 import { Stats } from './Stats.tsx';
@@ -26,7 +26,7 @@ export function RevenuePanel({ request }: { request: RequestState<RevenueReport>
               data={report.daily_revenue.map((d) => ({ label: d.date, value: d.revenue_cents }))} />
             <h3 id="revenue-packages">Per package</h3>
             {report.package_stats.length === 0 ? <p className="muted">No payments in this period.</p> : (
-              <div className="table-wrap">
+              <TableScroll labelledBy="revenue-packages">
                 <table className="compact" aria-labelledby="revenue-packages">
                   <thead>
                     <tr>
@@ -47,7 +47,7 @@ export function RevenuePanel({ request }: { request: RequestState<RevenueReport>
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableScroll>
             )}
           </>
         )}

@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useApi } from '../auth.tsx';
 import { formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
-import { ErrorMessage, Loaded, Section } from '../ui.tsx';
+import { ErrorMessage, Loaded, Section, TableScroll } from '../ui.tsx';
 import type { PricingTier, TierWrite } from './admin-api.ts';
 import { TierForm } from './TierForm.tsx';
 
@@ -50,7 +50,7 @@ export function TiersPanel() {
       )}
       <Loaded request={request} label="Loading the price list…">
         {({ pricing_tiers: tiers }) => (
-          <div className="table-wrap">
+          <TableScroll label="Pricing tiers">
             <table className="compact" aria-label="Pricing tiers">
               <thead>
                 <tr>
@@ -86,7 +86,7 @@ export function TiersPanel() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableScroll>
         )}
       </Loaded>
     </Section>

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from 'react';
 import { useApi } from '../auth.tsx';
 import { formatDate, formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
-import { Loaded } from '../ui.tsx';
+import { Loaded, TableScroll } from '../ui.tsx';
 import type { PaymentRecord, UserReport as Report } from './admin-api.ts';
 import { AdjustForm } from './AdjustForm.tsx';
 import { RefundForm } from './RefundForm.tsx';
@@ -53,7 +53,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
 
             <h4 id="report-payments">Payments</h4>
             {report.payments.length === 0 ? <p className="muted">No payments.</p> : (
-              <div className="table-wrap">
+              <TableScroll labelledBy="report-payments">
                 <table className="compact" aria-labelledby="report-payments">
                   <thead>
                     <tr>
@@ -82,7 +82,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableScroll>
             )}
             {refunding && report.payments.some((p) => p.payment_id === refunding) && (
               <RefundForm payment={report.payments.find((p) => p.payment_id === refunding)!}
@@ -91,7 +91,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
 
             <h4 id="report-cards">Cards</h4>
             {report.cards.length === 0 ? <p className="muted">No cards.</p> : (
-              <div className="table-wrap">
+              <TableScroll labelledBy="report-cards">
                 <table className="compact" aria-labelledby="report-cards">
                   <thead>
                     <tr>
@@ -111,12 +111,12 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableScroll>
             )}
 
             <h4 id="report-calls">Calls</h4>
             {report.sessions.length === 0 ? <p className="muted">No calls.</p> : (
-              <div className="table-wrap">
+              <TableScroll labelledBy="report-calls">
                 <table className="compact" aria-labelledby="report-calls">
                   <thead>
                     <tr>
@@ -136,12 +136,12 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableScroll>
             )}
 
             <h4 id="report-ledger">Ledger</h4>
             {report.ledger.length === 0 ? <p className="muted">No entries.</p> : (
-              <div className="table-wrap">
+              <TableScroll labelledBy="report-ledger">
                 <table className="compact" aria-labelledby="report-ledger">
                   <thead>
                     <tr>
@@ -161,7 +161,7 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableScroll>
             )}
           </>
         )}

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { useApi } from '../auth.tsx';
 import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
-import { Loaded, Section } from '../ui.tsx';
+import { Loaded, Section, TableScroll } from '../ui.tsx';
 import type { BillingUserList } from './admin-api.ts';
 import { UserReport } from './UserReport.tsx';
 
@@ -25,7 +25,7 @@ export function UsersPanel() {
                 : `Users ${list.offset + 1}–${list.offset + list.users.length} of ${list.total_users}, most recently active first. Choose a user id to open their report.`}
             </p>
             {list.users.length > 0 && (
-              <div className="table-wrap">
+              <TableScroll label="Users">
                 <table className="compact" aria-label="Users">
                   <thead>
                     <tr>
@@ -56,7 +56,7 @@ export function UsersPanel() {
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableScroll>
             )}
             {list.total_users > list.limit && (
               <div className="actions">

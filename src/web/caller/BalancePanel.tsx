@@ -2,7 +2,7 @@
 // expires next is the one calls use first, so it is marked), a warning when little is left and a way out
 // when nothing is.
 import { formatDate, formatDuration } from '../format.ts';
-import { Loaded, Section } from '../ui.tsx';
+import { Loaded, Section, TableScroll } from '../ui.tsx';
 import { useBalance, type BalanceView } from './balance-context.tsx';
 
 /** Under this, the page warns: about one more conversation. */
@@ -58,7 +58,7 @@ function BalanceDetails({ balance }: { balance: BalanceView }) {
           <div className="label">Next expiry</div>
         </div>
       </div>
-      <div className="table-wrap">
+      <TableScroll label="Your time cards">
         <table>
           <caption className="visually-hidden">Your time cards, the one used first at the top</caption>
           <thead>
@@ -79,7 +79,7 @@ function BalanceDetails({ balance }: { balance: BalanceView }) {
             })}
           </tbody>
         </table>
-      </div>
+      </TableScroll>
     </>
   );
 }

@@ -3,7 +3,7 @@
 import { useApi, useAuth } from '../auth.tsx';
 import { formatDate, formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
-import { Loaded, Section } from '../ui.tsx';
+import { Loaded, Section, TableScroll } from '../ui.tsx';
 import { monthLabel, UsageChart, type MonthUsage } from './UsageChart.tsx';
 
 const CHART_MONTHS = 6;
@@ -81,7 +81,7 @@ function Calls({ refreshKey }: { refreshKey: number }) {
       <h3>Calls</h3>
       <Loaded request={calls} label="Loading your calls…">
         {({ sessions }) => sessions.length === 0 ? <p className="muted">No calls yet.</p> : (
-          <div className="table-wrap">
+          <TableScroll label="Your most recent calls">
             <table>
               <caption className="visually-hidden">Your most recent calls</caption>
               <thead><tr><th scope="col">Started</th><th scope="col" className="num">Length</th><th scope="col" className="num">Charged</th><th scope="col">Status</th></tr></thead>
@@ -96,7 +96,7 @@ function Calls({ refreshKey }: { refreshKey: number }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableScroll>
         )}
       </Loaded>
     </>
@@ -111,7 +111,7 @@ function Payments({ refreshKey }: { refreshKey: number }) {
       <h3>Payments</h3>
       <Loaded request={payments} label="Loading your payments…">
         {({ payments: list }) => list.length === 0 ? <p className="muted">No payments yet.</p> : (
-          <div className="table-wrap">
+          <TableScroll label="Your payments and refunds">
             <table>
               <caption className="visually-hidden">Your payments and refunds</caption>
               <thead><tr><th scope="col">Date</th><th scope="col">Package</th><th scope="col" className="num">Amount</th><th scope="col">Status</th></tr></thead>
@@ -127,7 +127,7 @@ function Payments({ refreshKey }: { refreshKey: number }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableScroll>
         )}
       </Loaded>
     </>
