@@ -11,7 +11,7 @@ import type { BillingStore } from '../src/billing/store.ts';
 import { createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
-import { launchBrowser, openPage, SCREENSHOT_DIR, screenshot, signInLocally, type OpenedPage } from './helpers/browser.ts';
+import { assertAccessible, launchBrowser, openPage, SCREENSHOT_DIR, screenshot, signInLocally, type OpenedPage } from './helpers/browser.ts';
 
 /**
  * A refusal the page shows on purpose (a 4xx from the API) makes Chromium log the failed fetch as a console
@@ -121,6 +121,10 @@ describe('web app: the caller’s page', () => {
       assert.match(await basic.innerText(), /30 min bonus/);
       assert.match(await basic.innerText(), /\$8\.18 per hour/);
       await screenshot(page, 'caller-zero-balance');
+      await assertAccessible(page, 'the caller page at zero balance');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the caller page at zero balance, dark scheme');
+      await page.emulateMedia({ colorScheme: 'light' });
 
       await stubCheckoutPage(page);
       await page.getByRole('button', { name: 'Buy Basic Pack' }).click();
@@ -149,6 +153,7 @@ describe('web app: the caller’s page', () => {
       await alert.getByText('The payment provider could not be reached. Nothing was charged').waitFor();
       assert.equal(new URL(page.url()).origin, sidecar.url, 'the browser stayed on the page');
       await screenshot(page, 'caller-buy-error');
+      await assertAccessible(page, 'the caller page with a purchase that could not start');
       assertClean(opened, [502]); // the refused purchase, shown on purpose
     } finally {
       await opened.close();
@@ -175,6 +180,7 @@ describe('web app: the caller’s page', () => {
       assert.match(await landing.innerText(), /5 h 30 min of talk time/);
       await balanceSection(page).getByText('5 h 30 min', { exact: true }).waitFor();
       await screenshot(page, 'caller-purchase-landed');
+      await assertAccessible(page, 'the purchase confirmed, with the new card');
 
       // The page opens before Stripe's webhook arrives: it waits, then shows the card once it lands.
       const second = await buyThroughApi(user, 'starter_1h');
@@ -210,6 +216,7 @@ describe('web app: the caller’s page', () => {
       const landing = purchaseSection(page);
       await landing.getByRole('status').getByText('Stripe has not confirmed your payment yet. Nothing is lost').waitFor();
       await screenshot(page, 'caller-purchase-not-yet');
+      await assertAccessible(page, 'the purchase not confirmed yet');
       await payAtStripe(sessionId);
       await landing.getByRole('button', { name: 'Check again' }).click();
       await landing.getByText('1 h of talk time was added').waitFor();
@@ -268,6 +275,7 @@ describe('web app: the caller’s page', () => {
       assert.match(await gifts.innerText(), new RegExp(formatCode(code)));
       await balanceSection(page).getByText('No time left').waitFor();
       await screenshot(page, 'caller-gift-code');
+      await assertAccessible(page, 'the caller page with a gift code to pass on');
 
       // The friend types it in lower case, with spaces and dashes where they please.
       await signIn(friend.page, friendId);
@@ -280,6 +288,7 @@ describe('web app: the caller’s page', () => {
       await balanceSection(friend.page).getByText('1 h', { exact: true }).waitFor();
       assert.equal(await friend.page.getByRole('textbox', { name: 'Activation code' }).inputValue(), '', 'the field is cleared');
       await screenshot(friend.page, 'caller-redeemed');
+      await assertAccessible(friend.page, 'the caller page after a code was redeemed');
 
       // Back at the buyer's page, the gift reads as redeemed and its code is gone.
       await page.reload();
@@ -317,6 +326,7 @@ describe('web app: the caller’s page', () => {
         await redeem.getByRole('alert').getByText(sentence).waitFor();
         assert.equal(await field.getAttribute('aria-invalid'), 'true');
         await screenshot(page, shot);
+await assertAccessible(page, `the redeem error ${shot}`);
       };
       await attempt('', 'Enter the activation code first.', 'caller-redeem-empty');
       await attempt('hello', 'That is not an activation code: a code has 12 letters and digits', 'caller-redeem-malformed');
@@ -349,6 +359,7 @@ describe('web app: the caller’s page', () => {
       await page.getByRole('button', { name: 'Redeem' }).click();
       await page.getByRole('alert').getByText('Too many wrong codes in a short time. Please wait a few minutes').waitFor();
       await screenshot(page, 'caller-redeem-rate-limited');
+      await assertAccessible(page, 'the redeem error for too many wrong codes');
       assertClean(opened, [429]); // the refusal shown on purpose
     } finally {
       await opened.close();
@@ -393,6 +404,7 @@ describe('web app: the caller’s page', () => {
       assert.equal(await history.locator('svg.chart rect.bar').count(), 6);
       assert.match(await history.locator('svg.chart title').last().textContent() ?? '', new RegExp(`${monthName}: 5 min in 1 call`));
       await screenshot(page, 'caller-history');
+      await assertAccessible(page, 'the caller page with its history and month chart');
       assertClean(opened);
     } finally {
       await opened.close();
@@ -410,6 +422,78 @@ describe('web app: the caller’s page', () => {
       await balance.getByRole('status').getByText('Less than 30 minutes left.').waitFor();
       await balance.getByText('20 min', { exact: true }).waitFor();
       await screenshot(page, 'caller-low-balance');
+      await assertAccessible(page, 'the caller page with cards and a low balance');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the caller page with cards and a low balance, dark scheme');
+      assertClean(opened);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  it('works with the keyboard alone: Tab reaches Talk, the Buy buttons and the code field, Enter redeems, and the focus always shows', async () => {
+    const user = newUserId();
+    const gift = await sidecar.store.grantCard({ userId: null, tierId: 'starter_1h', purchaserId: newUserId(), idempotencyKey: `keyboard:${user}` });
+    const opened = await openPage(browser);
+    const { page } = opened;
+    try {
+      await signIn(page, user);
+      // The focused element: its name as a screen reader would start to read it, and how its focus is drawn,
+      // with the outline's contrast against the colour behind it (WCAG 1.4.11 asks 3:1 of a focus indicator).
+      const focused = () => page.evaluate(`(() => {
+        const el = document.activeElement;
+        if (!el || el === document.body) return null;
+        const style = getComputedStyle(el);
+        const rgb = (c) => { const m = c.match(/[\\d.]+/g).map(Number); return { r: m[0], g: m[1], b: m[2], a: m[3] ?? 1 }; };
+        const luminance = ({ r, g, b }) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+          .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+        // The outline is drawn outside the element: behind it is the background of the nearest painted ancestor.
+        let behind = el.parentElement;
+        while (behind && rgb(getComputedStyle(behind).backgroundColor).a === 0) behind = behind.parentElement;
+        const back = rgb(behind ? getComputedStyle(behind).backgroundColor : 'rgb(255, 255, 255)');
+        const [hi, lo] = [luminance(rgb(style.outlineColor)), luminance(back)].sort((a, b) => b - a);
+        return {
+          name: (el.getAttribute('aria-label') || (el.labels && el.labels[0] && el.labels[0].textContent) || el.textContent || '').replace(/\\s+/g, ' ').trim(),
+          tag: el.tagName.toLowerCase(),
+          outline: style.outlineStyle + ' ' + style.outlineWidth,
+          outlineWidth: parseFloat(style.outlineWidth),
+          contrast: Math.round(((hi + 0.05) / (lo + 0.05)) * 100) / 100,
+        };
+      })()`) as Promise<{ name: string; tag: string; outline: string; outlineWidth: number; contrast: number } | null>;
+      const tabToCodeField = async (scheme: 'light' | 'dark') => {
+        await page.emulateMedia({ colorScheme: scheme });
+        // A fresh load: the keyboard starts at the top of the page, as a keyboard user does.
+        await page.reload();
+        await page.getByRole('button', { name: 'Buy Basic Pack' }).waitFor();
+        await page.getByRole('button', { name: 'Talk to MindBot' }).waitFor();
+        const reached: string[] = [];
+        for (let presses = 0; presses < 40; presses++) {
+          await page.keyboard.press('Tab');
+          const now = await focused();
+          assert.ok(now, 'the focus stays on the page');
+          assert.ok(now.outlineWidth >= 2 && !now.outline.startsWith('none'), `${scheme}: the focus shows on ${now.tag} "${now.name}": outline ${now.outline}`);
+          assert.ok(now.contrast >= 3, `${scheme}: the focus outline on ${now.tag} "${now.name}" stands out from its background: ${now.contrast}:1`);
+          reached.push(`${now.tag}: ${now.name}`);
+          if (now.tag === 'input' && now.name === 'Activation code') break;
+        }
+        const order = (name: string) => reached.findIndex((r) => r.startsWith(`button: ${name}`));
+        assert.equal(reached.at(-1), 'input: Activation code', `Tab reaches the code field: ${reached.join(' | ')}`);
+        assert.ok(order('Talk to MindBot') >= 0, `Tab reaches the Talk button: ${reached.join(' | ')}`);
+        for (const name of ['Buy Starter Pack', 'Buy Basic Pack']) assert.ok(order(name) > order('Talk to MindBot'), `Tab reaches ${name} after Talk: ${reached.join(' | ')}`);
+      };
+      await tabToCodeField('dark');
+      await screenshot(page, 'caller-keyboard-focus-dark');
+      await tabToCodeField('light');
+      await screenshot(page, 'caller-keyboard-focus');
+
+      // Typed and sent with Enter, nothing clicked.
+      await page.keyboard.type(gift.activation_code.toLowerCase());
+      await page.keyboard.press('Enter');
+      await page.getByRole('region', { name: 'Redeem a code' }).getByRole('status').getByText('Added 1 h to your time').waitFor();
+      await balanceSection(page).getByText('1 h', { exact: true }).waitFor();
+      // Tab goes on from the field to its button, whose focus shows too.
+      await page.keyboard.press('Tab');
+      assert.equal((await focused())?.name, 'Redeem');
       assertClean(opened);
     } finally {
       await opened.close();
@@ -437,6 +521,10 @@ describe('web app: the caller’s page', () => {
       const widths = await page.evaluate('({ scroll: document.scrollingElement.scrollWidth, inner: innerWidth })') as { scroll: number; inner: number };
       assert.ok(widths.scroll <= widths.inner, `no horizontal scroll: ${JSON.stringify(widths)}`);
       await screenshot(page, 'caller-phone');
+      await assertAccessible(page, 'the caller page on a phone');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the caller page on a phone, dark scheme');
+      await page.emulateMedia({ colorScheme: 'light' });
       // Close-ups at the phone's width, to look at the parts that are tight.
       await page.getByRole('region', { name: 'History' }).screenshot({ path: join(SCREENSHOT_DIR, 'caller-phone-history.png') });
       await balanceSection(page).screenshot({ path: join(SCREENSHOT_DIR, 'caller-phone-balance.png') });
