@@ -18,6 +18,8 @@ describe('web app: the admin page', () => {
   let sidecar: TestSidecar;
   let browser: Browser;
   const adminId = newUserId();
+  /** Every user this file bought time for: with the users a test seeds, all the users list can show. */
+  const buyers = new Set<string>();
 
   before(async () => {
     ensureWebBuilt();
@@ -42,6 +44,7 @@ describe('web app: the admin page', () => {
 
   /** A purchase the way a caller makes one: Checkout at Stripe, then Stripe's signed webhook. */
   const buy = async (userId: string, packageId = 'starter_1h') => {
+    buyers.add(userId);
     const started = await sidecar.request('POST', '/time/purchase', { token: await sidecar.tokenFor(userId), body: { package_id: packageId } });
     assert.equal(started.status, 200, await started.clone().text());
     const { checkout_session_id: sessionId } = (await started.json()) as Json;
@@ -330,6 +333,65 @@ describe('web app: the admin page', () => {
       await report.getByRole('table', { name: 'Payments' }).getByText('refunded', { exact: true }).waitFor();
       await report.locator('.stat').filter({ hasText: 'Balance' }).locator('.value').getByText('0 min').waitFor();
       assert.equal((await sidecar.store.getBalance(buyer)).total_seconds, 0);
+      assertClean(problems);
+    } finally {
+      await close();
+    }
+  });
+
+  it('pages the users list by 20: the position, Next by keyboard, the rest on page 2, and Previous back', async () => {
+    // More than a page of users with a balance, on top of those the other tests bought for.
+    const seeded = Array.from({ length: 23 }, () => newUserId());
+    for (const userId of seeded) {
+      await sidecar.store.grantCard({ userId, tierId: 'starter_1h', idempotencyKey: `users-paging:${userId}` });
+    }
+    const first = await adminGet('/admin/users?limit=20&offset=0');
+    const second = await adminGet('/admin/users?limit=20&offset=20');
+    const total = first.total_users as number;
+    assert.equal(second.total_users, total);
+    assert.ok(total > 20 && total <= 40, `two pages of users: ${total}`);
+    const apiIds = [...first.users, ...second.users].map((u: Json) => u.user_id as string);
+    assert.equal(apiIds.length, total);
+    // Exactly the users seeded here and those bought for earlier in this file, nobody else and nobody twice.
+    assert.deepEqual([...apiIds].sort(), [...new Set([...seeded, ...buyers])].sort());
+
+    const { page, problems, close } = await openAdmin();
+    try {
+      const users = page.getByRole('region', { name: 'Users' });
+      const table = users.getByRole('table', { name: 'Users' });
+      const shownIds = () => table.locator('tbody th button').allTextContents();
+      const shownBalances = () => table.locator('tbody tr').evaluateAll((rows) =>
+        rows.map((r) => (r as unknown as { querySelector(s: string): { textContent: string } }).querySelector('td')!.textContent));
+      const previous = users.getByRole('button', { name: 'Previous page' });
+      const next = users.getByRole('button', { name: 'Next page' });
+
+      await users.getByText(`Users 1–20 of ${total}, most recently active first.`).waitFor();
+      assert.equal(await table.locator('tbody tr').count(), 20);
+      assert.deepEqual(await shownIds(), first.users.map((u: Json) => u.user_id));
+      assert.deepEqual(await shownBalances(), first.users.map((u: Json) => formatDuration(u.balance_seconds)));
+      assert.ok(await previous.isDisabled(), 'no page before the first');
+      assert.ok(await next.isEnabled());
+      const pageOne = await shownIds();
+
+      // The next page with the keyboard: focus the button, press Enter.
+      await next.focus();
+      await page.keyboard.press('Enter');
+      await users.getByText(`Users 21–${total} of ${total}, most recently active first.`).waitFor();
+      assert.equal(await table.locator('tbody tr').count(), total - 20);
+      assert.deepEqual(await shownIds(), second.users.map((u: Json) => u.user_id));
+      assert.deepEqual(await shownBalances(), second.users.map((u: Json) => formatDuration(u.balance_seconds)));
+      assert.ok(await next.isDisabled(), 'no page after the last');
+      assert.ok(await previous.isEnabled());
+      const pageTwo = await shownIds();
+      assert.deepEqual([...pageOne, ...pageTwo].sort(), [...apiIds].sort(), 'both pages together are every user, once');
+      await users.scrollIntoViewIfNeeded();
+      await screenshot(page, 'admin-users-page-2');
+      await assertAccessible(page, 'the admin users list on its second page');
+
+      await previous.click();
+      await users.getByText(`Users 1–20 of ${total}, most recently active first.`).waitFor();
+      assert.deepEqual(await shownIds(), pageOne);
+      assert.ok(await previous.isDisabled());
       assertClean(problems);
     } finally {
       await close();

@@ -160,6 +160,77 @@ describe('web app: the caller’s page', () => {
     }
   });
 
+  it('without Stripe configured: shows the packages with their Buy buttons disabled and says why; a stale page that tries anyway shows the 503 as a sentence', async () => {
+    // A second sidecar over the same database, built with no Stripe at all (as main.ts does without STRIPE_SECRET_KEY).
+    const off = await startSidecar(db, { web: true, stripe: null });
+    const opened = await openPage(browser);
+    const { page } = opened;
+    const user = newUserId();
+    const purchaseRequests: string[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/time/purchase') purchaseRequests.push(`${request.method()} ${request.url()}`);
+    });
+    try {
+      // The server's side, as the page will meet it.
+      const config = (await (await off.request('GET', '/app/config')).json()) as { purchases: { enabled: boolean } };
+      assert.deepEqual(config.purchases, { enabled: false });
+      const refused = await off.request('POST', '/time/purchase', { token: await off.tokenFor(user), body: { package_id: 'starter_1h', gift: false } });
+      assert.equal(refused.status, 503);
+      assert.match(await refused.text(), /payments_unavailable/);
+      const { pricing_tiers: tiers } = (await (await off.request('GET', '/time/pricing')).json()) as { pricing_tiers: Array<{ name: string; price_display: string }> };
+      assert.ok(tiers.length >= 2, 'packages are still on the price list');
+
+      await signInLocally(page, off.url, { userId: user });
+      await page.getByRole('heading', { name: 'Your MindBot time' }).waitFor();
+      const buy = page.getByRole('region', { name: 'Buy time' });
+      await buy.getByRole('status').getByText('Purchases are not available on this server right now.').waitFor();
+      // Every package is shown with its price, and its Buy button is there but disabled.
+      for (const tier of tiers) {
+        const item = buy.getByRole('listitem').filter({ has: page.getByRole('heading', { name: tier.name }) });
+        assert.match(await item.innerText(), new RegExp(tier.price_display.replace(/[$.]/g, '\\$&')));
+        const button = buy.getByRole('button', { name: `Buy ${tier.name}` });
+        assert.ok(await button.isVisible(), `Buy ${tier.name} is shown`);
+        assert.ok(await button.isDisabled(), `Buy ${tier.name} is disabled`);
+      }
+      assert.equal(await buy.getByRole('button', { name: /^Buy / }).count(), tiers.length);
+      // The disabled button cannot start a purchase, by mouse or keyboard: no request, the browser stays.
+      await buy.getByRole('button', { name: `Buy ${tiers[0]!.name}` }).click({ force: true });
+      await page.getByLabel('Buy as a gift').focus();
+      await page.keyboard.press('Tab');
+      assert.notEqual(await page.evaluate('document.activeElement?.textContent?.trim().startsWith("Buy")'), true, 'Tab skips the disabled Buy buttons');
+      await page.waitForTimeout(300);
+      assert.deepEqual(purchaseRequests, []);
+      assert.equal(new URL(page.url()).origin, off.url, 'the browser stayed on the page');
+      assert.equal(await buy.getByRole('alert').count(), 0);
+      await screenshot(page, 'caller-purchases-off');
+      await assertAccessible(page, 'the caller page with purchases not configured');
+      assertClean(opened);
+
+      // A page that still believes purchases are on (its config read before the server lost Stripe): the Buy
+      // button is enabled, the server answers 503, and the page says so in a sentence without leaving.
+      await page.route('**/app/config', async (route) => {
+        const response = await route.fetch();
+        const body = (await response.json()) as { purchases: { enabled: boolean } };
+        await route.fulfill({ response, json: { ...body, purchases: { enabled: true } } });
+      });
+      await page.reload();
+      const stale = buy.getByRole('button', { name: `Buy ${tiers[0]!.name}` });
+      await stale.waitFor();
+      assert.ok(await stale.isEnabled(), 'the stale page offers the purchase');
+      await stale.click();
+      await buy.getByRole('alert').getByText('Purchases are not available right now: payments are not set up on this server. Nothing was charged.').waitFor();
+      assert.equal(purchaseRequests.length, 1, purchaseRequests.join('\n'));
+      assert.equal(new URL(page.url()).origin, off.url, 'the browser stayed on the page');
+      assert.ok(await stale.isEnabled(), 'the button is ready again');
+      await screenshot(page, 'caller-purchases-off-attempted');
+      await assertAccessible(page, 'the caller page after a purchase refused with 503');
+      assertClean(opened, [503]); // the refused purchase, shown on purpose
+    } finally {
+      await opened.close();
+      await off.close();
+    }
+  });
+
   it('back from Checkout: confirms the payment, shows the new card and the new balance, also when the webhook lands after the page opened', async () => {
     const opened = await openPage(browser);
     const { page } = opened;

@@ -16,6 +16,10 @@ export interface TestSidecar {
   url: string;
   app: FastifyInstance;
   store: BillingStore;
+  /**
+   * The sidecar's Stripe client. Started with `stripe: null`, the sidecar has none (purchases answer 503); this
+   * is then a client to a closed port that the sidecar never sees, kept only to sign test webhooks (deliver).
+   */
   stripe: Stripe;
   /** A bearer token for the user (admin when asked). */
   tokenFor(userId: string, options?: { admin?: boolean }): Promise<string>;
@@ -29,7 +33,9 @@ export interface TestSidecar {
 export const LIVEKIT = { url: 'wss://livekit.mindbot.test', apiKey: 'APItestkey', apiSecret: 'livekit-test-secret-0123456789abcdef', ttlSeconds: 600 };
 
 export async function startSidecar(db: TestDatabase, options: {
-  clock?: Clock; stripe?: Stripe; adminIds?: string[]; livekit?: typeof LIVEKIT | null;
+  clock?: Clock; adminIds?: string[];
+  /** Stripe's client; null: no Stripe at all (purchases not configured: they answer 503, and the web app says they are off). */
+  stripe?: Stripe | null; livekit?: typeof LIVEKIT | null;
   /** Serve the built web app (dist/web) with the development sign-in, signing with the tests' secret. */
   web?: boolean;
   /** Where Checkout sends the buyer back; a function of this sidecar's own URL (known only once it listens). */
@@ -44,12 +50,12 @@ export async function startSidecar(db: TestDatabase, options: {
   const store = db.store(options.clock);
   let url = '';
   const successUrl = options.successUrl ?? 'https://app.mindbot.test/purchase/success?session_id={CHECKOUT_SESSION_ID}';
-  // Without a fake, a client pointed at a closed port: any accidental Stripe call fails fast and visibly.
+  // Without a fake (or with none at all: null), a client pointed at a closed port: any accidental Stripe call fails fast and visibly.
   const stripe = options.stripe ?? new Stripe('sk_test_unreachable', { host: '127.0.0.1', port: 9, protocol: 'http', maxNetworkRetries: 0 });
   const app = await buildSidecar({
     store,
     sql: db.sql,
-    stripe,
+    stripe: options.stripe === null ? null : stripe,
     webhookSecret: WEBHOOK_SECRET,
     verifier: createTokenVerifier({
       NODE_ENV: 'test', JWT_SECRET, ADMIN_USER_IDS: options.adminIds ?? [],
@@ -68,7 +74,7 @@ export async function startSidecar(db: TestDatabase, options: {
         ? { mode: 'supabase', supabaseUrl: options.supabaseAuth.url, anonKey: options.supabaseAuth.anonKey }
         : { mode: 'local', signingSecret: JWT_SECRET },
       livekitUrl: options.livekit === null ? undefined : (options.livekit ?? LIVEKIT).url,
-      purchasesEnabled: true,
+      purchasesEnabled: options.stripe !== null,
       version: 'test',
     } : undefined,
   });
