@@ -382,6 +382,8 @@ describe('web app: the admin page', () => {
       assert.deepEqual(await shownBalances(), second.users.map((u: Json) => formatDuration(u.balance_seconds)));
       assert.ok(await next.isDisabled(), 'no page after the last');
       assert.ok(await previous.isEnabled());
+      // The pressed button is now disabled: the focus is where the new page starts, not lost to the body.
+      assert.match(await page.evaluate('document.activeElement.textContent') as string, /^Users 21–/);
       const pageTwo = await shownIds();
       assert.deepEqual([...pageOne, ...pageTwo].sort(), [...apiIds].sort(), 'both pages together are every user, once');
       await users.scrollIntoViewIfNeeded();

@@ -1,5 +1,5 @@
 // Every user billing knows, a page at a time, with their balance; choosing one opens their report below.
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useApi } from '../auth.tsx';
 import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
@@ -14,13 +14,27 @@ export function UsersPanel() {
   const [offset, setOffset] = useState(0);
   const [selected, setSelected] = useState<string | null>(null);
   const request = useRequest(() => api.get<BillingUserList>(`/admin/users?limit=${PAGE_SIZE}&offset=${offset}`), [offset]);
+  // Paging disables the button that was pressed on the last page: the focus goes to where the new page
+  // starts (its position line) instead of falling to the page's body.
+  const position = useRef<HTMLParagraphElement>(null);
+  const paged = useRef(false);
+  const page = (next: number) => {
+    paged.current = true;
+    setOffset(next);
+  };
+  useEffect(() => {
+    if (paged.current && request.status === 'ok') {
+      paged.current = false;
+      position.current?.focus();
+    }
+  }, [request.status, request.data]);
   return (
     <Section title="Users" id="users"
       actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Refresh users</button>}>
       <Loaded request={request} label="Loading users…">
         {(list) => (
           <>
-            <p className="muted">
+            <p className="muted" ref={position} tabIndex={-1}>
               {list.total_users === 0 ? 'No users yet.'
                 : `Users ${list.offset + 1}–${list.offset + list.users.length} of ${list.total_users}, most recently active first. Choose a user id to open their report.`}
             </p>
@@ -61,9 +75,9 @@ export function UsersPanel() {
             {list.total_users > list.limit && (
               <div className="actions">
                 <button type="button" className="secondary" disabled={offset === 0}
-                  onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))}>Previous page</button>
+                  onClick={() => page(Math.max(0, offset - PAGE_SIZE))}>Previous page</button>
                 <button type="button" className="secondary" disabled={list.offset + list.users.length >= list.total_users}
-                  onClick={() => setOffset(offset + PAGE_SIZE)}>Next page</button>
+                  onClick={() => page(offset + PAGE_SIZE)}>Next page</button>
               </div>
             )}
           </>

@@ -64,7 +64,7 @@ export function BuyPanel() {
         <p className="banner-warn" role="status">Purchases are not available on this server right now.</p>
       )}
       <label className="checkbox">
-        <input type="checkbox" checked={gift} onChange={(e) => setGift(e.target.checked)} />
+        <input type="checkbox" checked={gift} disabled={!config.purchases.enabled} onChange={(e) => setGift(e.target.checked)} />
         Buy as a gift: you get an activation code to pass on instead of the time
       </label>
       {error !== null && <div className="error" role="alert"><p>{purchaseErrorText(error)}</p></div>}
