@@ -250,6 +250,8 @@ describe('web app: the caller’s page', () => {
       assert.match(await landing.innerText(), /\$44\.99/);
       assert.match(await landing.innerText(), /5 h 30 min of talk time/);
       await balanceSection(page).getByText('5 h 30 min', { exact: true }).waitFor();
+      // The card is named by its package's name, not its id.
+      await balanceSection(page).getByRole('cell', { name: 'Purchased · Basic Pack' }).waitFor();
       await screenshot(page, 'caller-purchase-landed');
       await assertAccessible(page, 'the purchase confirmed, with the new card');
 
@@ -463,7 +465,7 @@ await assertAccessible(page, `the redeem error ${shot}`);
       const payments = history.getByRole('table', { name: 'Your payments and refunds' });
       const paymentRow = payments.getByRole('row').nth(1);
       await paymentRow.waitFor();
-      assert.match(await paymentRow.innerText(), /basic_5h\s+\$44\.99\s+Partly refunded: \$3\.00 back/);
+      assert.match(await paymentRow.innerText(), /Basic Pack\s+\$44\.99\s+Partly refunded: \$3\.00 back/);
       const month = new Date().toISOString().slice(0, 7);
       const monthName = new Date(`${month}-01T00:00:00Z`).toLocaleDateString('en-US', { month: 'long', year: 'numeric', timeZone: 'UTC' });
       await history.getByText(`Talk time in ${monthName}`).waitFor();

@@ -3,6 +3,7 @@
 // when nothing is.
 import { formatDate, formatDuration } from '../format.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
+import { usePackageName } from './pricing-context.tsx';
 import { useBalance, type BalanceView } from './balance-context.tsx';
 
 /** Under this, the page warns: about one more conversation. */
@@ -28,6 +29,7 @@ export function BalancePanel() {
 }
 
 function BalanceDetails({ balance }: { balance: BalanceView }) {
+  const packageName = usePackageName();
   if (balance.total_seconds <= 0) {
     return (
       <div className="banner-warn" role="status">
@@ -70,7 +72,7 @@ function BalanceDetails({ balance }: { balance: BalanceView }) {
               const next = index === 0;
               return (
                 <tr key={card.card_id} className={next ? 'highlight' : undefined}>
-                  <td>{SOURCE_LABEL[card.source]}{card.package_id && <span className="muted"> · {card.package_id}</span>}</td>
+                  <td>{SOURCE_LABEL[card.source]}{card.package_id && <span className="muted"> · {packageName(card.package_id)}</span>}</td>
                   <td className="num">{formatDuration(card.remaining_seconds)}
                     <span className="muted"> of {formatDuration(card.total_seconds)}</span></td>
                   <td>{formatDate(card.expires_at)}{next && <strong> · expires next</strong>}</td>

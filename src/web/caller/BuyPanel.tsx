@@ -5,20 +5,8 @@ import { useState } from 'react';
 import { ApiError, idempotencyKey } from '../api.ts';
 import { useApi, useAuth } from '../auth.tsx';
 import { formatDuration } from '../format.ts';
-import { useRequest } from '../use-request.ts';
+import { usePricing, type PricingTierView } from './pricing-context.tsx';
 import { errorText, Loaded, Section } from '../ui.tsx';
-
-/** GET /time/pricing (src/sidecar/pricing-display.ts) */
-interface PricingTierView {
-  id: string;
-  name: string;
-  hours: number;
-  price_display: string;
-  bonus_minutes: number;
-  total_minutes: number;
-  description: string;
-  price_per_hour_display: string;
-}
 
 /** POST /time/purchase without a payment method: always a Checkout Session. */
 interface CheckoutStarted {
@@ -39,7 +27,7 @@ function purchaseErrorText(error: unknown): string {
 export function BuyPanel() {
   const api = useApi();
   const { config } = useAuth();
-  const pricing = useRequest(() => api.get<{ pricing_tiers: PricingTierView[] }>('/time/pricing'));
+  const pricing = usePricing();
   const [gift, setGift] = useState(false);
   const [starting, setStarting] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);

@@ -3,6 +3,7 @@
 import { useCallback, useState } from 'react';
 import { useAuth } from '../auth.tsx';
 import { BalanceProvider } from './balance-context.tsx';
+import { PricingProvider } from './pricing-context.tsx';
 import { BalancePanel } from './BalancePanel.tsx';
 import { BuyPanel } from './BuyPanel.tsx';
 import { RedeemPanel } from './RedeemPanel.tsx';
@@ -20,6 +21,7 @@ export function CallerApp() {
   const changed = useCallback(() => setChanges((n) => n + 1), []);
   return (
     <BalanceProvider>
+      <PricingProvider>
       <main>
         <h1>Your MindBot time</h1>
         <p className="muted">Signed in as <span className="code">{session?.email ?? session?.userId}</span></p>
@@ -33,6 +35,7 @@ export function CallerApp() {
         <GiftsPanel refreshKey={changes} />
         <HistoryPanel refreshKey={changes} />
       </main>
+      </PricingProvider>
     </BalanceProvider>
   );
 }

@@ -3,6 +3,7 @@ import { useApi } from '../auth.tsx';
 import { formatDate, formatDuration } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section } from '../ui.tsx';
+import { usePackageName } from './pricing-context.tsx';
 import { CopyCode } from './CopyCode.tsx';
 
 /** GET /time/gifts */
@@ -25,6 +26,7 @@ const STATUS: Record<string, string> = {
 
 /** `refreshKey` changes when a purchase lands, so a new gift shows up here too. */
 export function GiftsPanel({ refreshKey }: { refreshKey: number }) {
+  const packageName = usePackageName();
   const api = useApi();
   const gifts = useRequest(() => api.get<{ gifts: GiftView[] }>('/time/gifts'), [refreshKey]);
   return (
@@ -38,7 +40,7 @@ export function GiftsPanel({ refreshKey }: { refreshKey: number }) {
                 <li key={gift.card_id}>
                   <p>
                     <strong>{formatDuration(gift.total_seconds)}</strong>
-                    {gift.package_id && <span className="muted"> · {gift.package_id}</span>}
+                    {gift.package_id && <span className="muted"> · {packageName(gift.package_id)}</span>}
                     <span className="muted"> · bought {formatDate(gift.created_at)}</span>
                   </p>
                   <p>{gift.redeemed ? 'Redeemed' : STATUS[gift.status] ?? gift.status}

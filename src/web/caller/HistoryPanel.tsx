@@ -4,6 +4,7 @@ import { useApi, useAuth } from '../auth.tsx';
 import { formatDate, formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
+import { usePackageName } from './pricing-context.tsx';
 import { monthLabel, UsageChart, type MonthUsage } from './UsageChart.tsx';
 
 const CHART_MONTHS = 6;
@@ -104,6 +105,7 @@ function Calls({ refreshKey }: { refreshKey: number }) {
 }
 
 function Payments({ refreshKey }: { refreshKey: number }) {
+  const packageName = usePackageName();
   const api = useApi();
   const payments = useRequest(() => api.get<{ payments: PaymentView[] }>('/payments?limit=50'), [refreshKey]);
   return (
@@ -119,7 +121,7 @@ function Payments({ refreshKey }: { refreshKey: number }) {
                 {list.map((p) => (
                   <tr key={p.payment_id}>
                     <td>{formatDate(p.created_at)}</td>
-                    <td>{p.package_id ?? '—'}{p.gift && <span className="muted"> (gift)</span>}</td>
+                    <td>{packageName(p.package_id) ?? '—'}{p.gift && <span className="muted"> (gift)</span>}</td>
                     <td className="num">{formatMoney(p.amount_cents, p.currency)}</td>
                     <td>{PAYMENT_STATUS[p.status] ?? p.status}
                       {p.refunded_cents > 0 && <>: {formatMoney(p.refunded_cents, p.currency)} back</>}</td>
