@@ -9,7 +9,7 @@ import { BillingError } from '../billing/errors.ts';
 import type { BillingStore, Balance } from '../billing/store.ts';
 import type { SqlClient } from '../billing/sql-client.ts';
 import { migrationStatus } from '../billing/migrate.ts';
-import { HttpError, installErrorHandling } from './http-errors.ts';
+import { HttpError, installErrorHandling, parseInput } from './http-errors.ts';
 import { pricingTierView } from './pricing-display.ts';
 import { startPurchase } from './purchases.ts';
 import { applyStripeEvent } from './stripe-events.ts';
@@ -37,15 +37,7 @@ export interface SidecarDeps {
   web?: WebAppSettings | undefined;
 }
 
-/** Parses with zod; bad input is a 400 with the reason, never a 500. */
-function input<T>(schema: z.ZodType<T>, value: unknown): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
-    throw new HttpError(400, 'invalid_request', detail);
-  }
-  return parsed.data;
-}
+const input = parseInput;
 
 const PurchaseBody = z.strictObject({
   package_id: z.string().min(1).max(40),

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
+import type { z } from 'zod';
 import { AuthError } from '../auth/verify-token.ts';
 import { BillingError, type BillingErrorCode } from '../billing/errors.ts';
 
@@ -37,6 +38,16 @@ const BILLING_STATUS: Record<BillingErrorCode, number> = {
   append_only: 500,
   internal: 500,
 };
+
+/** Parses with zod; bad input is a 400 invalid_request naming each problem, never a 500. */
+export function parseInput<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+    throw new HttpError(400, 'invalid_request', detail);
+  }
+  return parsed.data;
+}
 
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;

@@ -8,7 +8,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { signLocalToken } from '../auth/verify-token.ts';
-import { HttpError } from './http-errors.ts';
+import { HttpError, parseInput } from './http-errors.ts';
 
 export type WebAuth =
   | { mode: 'supabase'; supabaseUrl: string; anonKey: string }
@@ -94,12 +94,9 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
     if (settings.auth.mode !== 'local') {
       throw new HttpError(404, 'not_found', 'the development sign-in is off: sign in with Supabase');
     }
-    const parsed = DevSignInBody.safeParse(request.body ?? {});
-    if (!parsed.success) {
-      throw new HttpError(400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-    }
-    const userId = parsed.data.user_id ?? randomUUID();
-    const admin = parsed.data.admin ?? false;
+    const body = parseInput(DevSignInBody, request.body ?? {});
+    const userId = body.user_id ?? randomUUID();
+    const admin = body.admin ?? false;
     const accessToken = await signLocalToken({ userId, admin, expiresInSeconds: DEV_TOKEN_TTL_SECONDS }, settings.auth.signingSecret);
     request.log.warn({ userId, admin }, 'development sign-in');
     return { access_token: accessToken, token_type: 'bearer', expires_in: DEV_TOKEN_TTL_SECONDS, user_id: userId, admin };
