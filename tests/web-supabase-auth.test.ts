@@ -168,6 +168,8 @@ describe('web app: Supabase sign-in against a fake Supabase Auth', () => {
       // Reload: supabase-js restores the session from localStorage, no new sign-in, and no flash of the form.
       assert.equal((await storedSession(page))?.access_token, session.accessToken);
       const passwordGrants = gotrue.calls('POST', '/auth/v1/token', 'password').length;
+      // The page's own reads (usage, analytics) finish first: a reload would abort them and count as failures.
+      await page.waitForLoadState('networkidle');
       await page.reload();
       await balance(page).getByText('1 h', { exact: true }).waitFor();
       assert.equal(gotrue.calls('POST', '/auth/v1/token', 'password').length, passwordGrants);
@@ -181,6 +183,8 @@ describe('web app: Supabase sign-in against a fake Supabase Auth', () => {
         stored.expires_at = Math.floor(Date.now() / 1000) + 10;
         localStorage.setItem(key, JSON.stringify(stored));
       })()`);
+      // The page's own reads (usage, analytics) finish first: a reload would abort them and count as failures.
+      await page.waitForLoadState('networkidle');
       await page.reload();
       await balance(page).getByText('1 h', { exact: true }).waitFor();
       const refreshes = gotrue.calls('POST', '/auth/v1/token', 'refresh_token');
@@ -191,6 +195,8 @@ describe('web app: Supabase sign-in against a fake Supabase Auth', () => {
       assert.deepEqual([...new Set(opened.sidecarTokens)], [refreshed.accessToken]);
 
       // Sign out: GoTrue is told (with the current token), the stored session is gone, the form is back.
+      // The page's own reads (usage, analytics) finish first: a reload would abort them and count as failures.
+      await page.waitForLoadState('networkidle');
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByRole('heading', { name: 'Sign in', level: 2 }).waitFor();
       const logout = gotrue.calls('POST', '/auth/v1/logout');
