@@ -1294,6 +1294,6 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
 
 export {
   ApiError, invalid, missing, unknownParam, noSuch, docUrl, sub, checkKeys, asObject, asArray, asString, reqString, asInt, asBool, asEnum,
-  asUrl, asCurrency, asMetadata, randomId, copy, matches, DECLINES, MINIMUM_AMOUNT,
+  asUrl, asCurrency, asMetadata, randomId, copy, matches, DECLINES, MINIMUM_AMOUNT, SESSION_CREATE, LINE_ITEM,
 };
 export type { Decline };
