@@ -126,19 +126,26 @@ describe('Stripe Billing on the fake Stripe API', () => {
   beforeEach(() => fake.reset());
 
   /** A subscriber through Checkout (mode=subscription), as the sidecar will make one. */
-  async function subscribe(lineItems: Stripe.Checkout.SessionCreateParams.LineItem[], options: { email?: string; paymentMethod?: string } = {}) {
+  async function subscribe(lineItems: Stripe.Checkout.SessionCreateParams.LineItem[], options: { email?: string; paymentMethod?: string; billingMode?: 'classic' | 'flexible' } = {}) {
     const session = await stripe.checkout.sessions.create({
       mode: 'subscription', line_items: lineItems, success_url: 'https://app.example/plans/done?session_id={CHECKOUT_SESSION_ID}',
       cancel_url: 'https://app.example/plans', client_reference_id: 'user-1', customer_email: options.email ?? 'caller@example.test',
-      metadata: { user_id: 'user-1' }, subscription_data: { metadata: { user_id: 'user-1', plan_id: 'plan-1' } },
+      metadata: { user_id: 'user-1' },
+      subscription_data: { metadata: { user_id: 'user-1', plan_id: 'plan-1' }, ...(options.billingMode ? { billing_mode: { type: options.billingMode } } : {}) },
     });
     const done = billing.completeSubscriptionCheckout(session.id, { paymentMethod: options.paymentMethod });
-    return { session, ...done };
+    return done;
   }
 
-  /** Meter events the way the outbox will send them: one per billed increment, with a stable identifier. */
+  /** A meter event the way the outbox will send one: a billed increment with a stable identifier, stamped `at`. */
   async function meterSeconds(customer: string, seconds: number, at: number, identifier: string) {
     return stripe.billing.meterEvents.create({ event_name: 'mindbot_voice_seconds', identifier, timestamp: at, payload: { stripe_customer_id: customer, value: String(seconds) } });
+  }
+
+  /** Usage happening at `at`: the clock moves there first (doing whatever falls due on the way), then the event is sent. */
+  async function useAt(customer: string, seconds: number, at: number, identifier: string) {
+    if (billing.now() < at) await billing.advanceTo(at);
+    return meterSeconds(customer, seconds, at, identifier);
   }
 
   describe('meters and meter events', () => {
@@ -157,9 +164,11 @@ describe('Stripe Billing on the fake Stripe API', () => {
 
       const twice = await rejection(stripe.billing.meters.create({ display_name: 'again', event_name: 'mindbot_voice_seconds', default_aggregation: { formula: 'sum' } }), StripeInvalidRequestError);
       assert.equal(twice.param, 'event_name');
-      const noFormula = await rejection(stripe.billing.meters.create({ display_name: 'x', event_name: 'other', default_aggregation: {} as never }), StripeInvalidRequestError);
+      const noFormula = await rejection(stripe.billing.meters.create({ display_name: 'x', event_name: 'other', default_aggregation: { formula: '' } as never }), StripeInvalidRequestError);
       assert.equal(noFormula.code, 'parameter_missing');
       assert.equal(noFormula.param, 'default_aggregation[formula]');
+      const badFormula = await rejection(stripe.billing.meters.create({ display_name: 'x', event_name: 'other', default_aggregation: { formula: 'max' } }), StripeInvalidRequestError);
+      assert.equal(badFormula.param, 'default_aggregation[formula]');
 
       const renamed = await stripe.billing.meters.update(meter.id, { display_name: 'Voice seconds' });
       assert.equal(renamed.display_name, 'Voice seconds');
@@ -190,7 +199,7 @@ describe('Stripe Billing on the fake Stripe API', () => {
       const params = { event_name: 'mindbot_voice_seconds', identifier: 'session-1:charge-3', timestamp: START, payload: { stripe_customer_id: customer.id, value: '60' } };
       const a = await stripe.billing.meterEvents.create(params, { idempotencyKey: 'outbox-row-3' });
       const b = await stripe.billing.meterEvents.create(params, { idempotencyKey: 'outbox-row-3' });
-      assert.deepEqual(b, a);
+      assert.deepEqual([b.identifier, b.created, b.timestamp, b.payload], [a.identifier, a.created, a.timestamp, a.payload]);
       assert.equal(fake.lastRequest('/v1/billing/meter_events')!.replayed, true);
 
       assert.equal(billing.usage(meter.id, customer.id, START - 3600, START + 3600), 180);
@@ -276,7 +285,9 @@ describe('Stripe Billing on the fake Stripe API', () => {
       assert.deepEqual(expanded.tiers?.map((t) => [t.up_to, str(t.unit_amount_decimal), t.unit_amount, t.flat_amount]), [
         [30_000, '0.1', null, null], [120_000, '0.066666666667', null, null], [null, '0.033333333333', null, null],
       ]);
-      assert.equal(fake.lastRequest()!.query.expand?.[0], 'tiers');
+      assert.deepEqual(fake.lastRequest()!.query, { expand: ['tiers'] });
+      const perUnit = await stripe.prices.retrieve(proFee.id, { expand: ['tiers'] });
+      assert.equal(perUnit.tiers, undefined);
 
       const byKey = await stripe.prices.list({ lookup_keys: ['mindbot_pro_v1_fee', 'mindbot_pro_v1_usage'], expand: ['data.tiers'] });
       assert.deepEqual(byKey.data.map((p) => p.lookup_key).sort(), ['mindbot_pro_v1_fee', 'mindbot_pro_v1_usage']);
@@ -350,7 +361,7 @@ describe('Stripe Billing on the fake Stripe API', () => {
       assert.equal(priceAmount(graduated, dec(1)), 0); // 0.1¢ rounds to nothing
       assert.equal(priceAmount(graduated, dec(5)), 1); // 0.5¢ rounds half up
       const volume: PriceTerms = { ...graduated, tiers_mode: 'volume' };
-      assert.equal(priceAmount(volume, dec(2500 * MIN)), 3000); // every minute at 2¢
+      assert.equal(priceAmount(volume, dec(2500 * MIN)), 5000); // every minute at 2¢
       const transformed: PriceTerms = { billing_scheme: 'per_unit', tiers_mode: null, tiers: null, unit_amount_decimal: '5', transform_quantity: { divide_by: 60, round: 'up' } };
       assert.equal(priceAmount(transformed, dec(150 * MIN + 1)), 755); // 151 started minutes × 5¢
       // Billing periods from a 31st: Feb 28, then Mar 31.
@@ -443,10 +454,9 @@ describe('Stripe Billing on the fake Stripe API', () => {
       const { tiered, meter } = await createCatalogue(stripe);
       const { subscription, customer } = await subscribe([{ price: tiered.id }]);
       const periodEnd = subscription.items.data[0]!.current_period_end;
-      // 1,234.5 minutes over the month, in one-minute increments plus a half.
-      for (let i = 0; i < 1234; i++) await meterSeconds(customer.id, 60, START + 600 + i * 600, `s1:${i}`);
-      await billing.advanceTo(START + 600 + 1234 * 600);
-      await meterSeconds(customer.id, 30, billing.now(), 's1:last');
+      // 1,234.5 minutes over the month: 246 five-minute increments and one of four and a half.
+      for (let i = 0; i < 246; i++) await useAt(customer.id, 300, START + 600 + i * 7200, `s1:${i}`);
+      await useAt(customer.id, 270, billing.now() + 7200, 's1:last');
       await billing.deliver(receiver.endpoint);
       receiver.clear();
 
@@ -495,8 +505,8 @@ describe('Stripe Billing on the fake Stripe API', () => {
       const { proFee, proUsage } = await createCatalogue(stripe);
       const { subscription, customer } = await subscribe([{ price: proFee.id, quantity: 1 }, { price: proUsage.id }]);
       const periodEnd = subscription.items.data[0]!.current_period_end;
-      await meterSeconds(customer.id, 900 * MIN, START + 3600, 'pro:1');
-      await meterSeconds(customer.id, 250 * MIN, periodEnd - 60, 'pro:2');
+      await useAt(customer.id, 900 * MIN, START + 3600, 'pro:1');
+      await useAt(customer.id, 250 * MIN, periodEnd - 60, 'pro:2');
       await billing.advanceTo(periodEnd + 1800);
       // Reported half an hour late, for the closed period: Stripe's grace period still counts it.
       await meterSeconds(customer.id, 50 * MIN, periodEnd - 1, 'pro:3');
@@ -521,7 +531,7 @@ describe('Stripe Billing on the fake Stripe API', () => {
     it('previews the upcoming invoice mid-period: usage so far and the next fee', async () => {
       const { proFee, proUsage } = await createCatalogue(stripe);
       const { subscription, customer } = await subscribe([{ price: proFee.id, quantity: 1 }, { price: proUsage.id }]);
-      await meterSeconds(customer.id, 1100 * MIN, START + 60, 'p:1');
+      await useAt(customer.id, 1100 * MIN, START + 60, 'p:1');
       await billing.advanceBy(86_400);
       const preview = await stripe.invoices.createPreview({ subscription: subscription.id });
       assert.equal(preview.billing_reason, 'upcoming');
@@ -534,7 +544,7 @@ describe('Stripe Billing on the fake Stripe API', () => {
       const { payg, proFee, proUsage } = await createCatalogue(stripe);
       const { subscription, customer } = await subscribe([{ price: payg.id }]);
       const periodEnd = subscription.items.data[0]!.current_period_end;
-      await meterSeconds(customer.id, 100 * MIN, START + 3600, 'u:1');
+      await useAt(customer.id, 100 * MIN, START + 3600, 'u:1');
       const change = START + 14 * 86_400;
       await billing.advanceTo(change);
       await billing.deliver(receiver.endpoint);
@@ -552,7 +562,7 @@ describe('Stripe Billing on the fake Stripe API', () => {
       assert.deepEqual(Object.keys(event!.data.previous_attributes ?? {}).sort(), ['items', 'metadata']);
       assert.equal(event!.request.id, updated.lastResponse.requestId);
 
-      await meterSeconds(customer.id, 300 * MIN, change + 60, 'u:2'); // within the 1,000 included
+      await useAt(customer.id, 300 * MIN, change + 60, 'u:2'); // within the 1,000 included
       const { invoice } = await billing.closePeriod(subscription.id);
       const fraction = (periodEnd - change) / (periodEnd - START);
       const proration = Math.round(4900 * fraction);
@@ -567,14 +577,22 @@ describe('Stripe Billing on the fake Stripe API', () => {
       assert.equal(invoice.lines.data[0]!.period.start, change);
     });
 
-    it('with proration_behavior=none and billing_mode=classic the usage before a price change is not billed', async () => {
+    it('drops the usage before a price change with proration_behavior=none, and in billing_mode=classic', async () => {
       const { payg, proUsage, proFee } = await createCatalogue(stripe);
-      const { subscription, customer } = await subscribe([{ price: payg.id }]);
-      await meterSeconds(customer.id, 100 * MIN, START + 60, 'n:1');
-      await billing.advanceBy(86_400);
-      await stripe.subscriptions.update(subscription.id, { items: [{ id: subscription.items.data[0]!.id, price: proUsage.id }, { price: proFee.id, quantity: 1 }], proration_behavior: 'none' });
-      const { invoice } = await billing.closePeriod(subscription.id);
-      assert.deepEqual(invoice.lines.data.map((l) => l.amount), [0, 4900]);
+      const none = await subscribe([{ price: payg.id }], { email: 'none@example.test' });
+      const classic = await subscribe([{ price: payg.id }], { email: 'classic@example.test', billingMode: 'classic' });
+      assert.equal(classic.subscription.billing_mode.type, 'classic');
+      await meterSeconds(none.customer.id, 100 * MIN, START + 60, 'n:1');
+      await meterSeconds(classic.customer.id, 100 * MIN, START + 60, 'c:1');
+      await billing.advanceTo(START + 14 * 86_400);
+      const upgrade = (s: typeof none) => [{ id: s.subscription.items.data[0]!.id, price: proUsage.id }, { price: proFee.id, quantity: 1 }];
+      await stripe.subscriptions.update(none.subscription.id, { items: upgrade(none), proration_behavior: 'none' });
+      await stripe.subscriptions.update(classic.subscription.id, { items: upgrade(classic) });
+      const closedNone = await billing.closePeriod(none.subscription.id); // the same period end: closes both
+      assert.deepEqual(closedNone.invoice.lines.data.map((l) => l.amount), [0, 4900]); // no old usage, no proration
+      const [closedClassic] = (await stripe.invoices.list({ subscription: classic.subscription.id, limit: 1 })).data;
+      assert.equal(closedClassic!.period_end, closedNone.invoice.period_end);
+      assert.deepEqual(closedClassic!.lines.data.map((l) => l.amount), [0, 2450, 4900]); // no old usage; half a month of the fee
     });
 
     it('cancels at the period end: the final invoice bills the last usage, then customer.subscription.deleted; nothing renews', async () => {
@@ -674,13 +692,14 @@ describe('Stripe Billing on the fake Stripe API', () => {
       assert.match(twice.message, /already paid/);
     });
 
-    it('a declining default card set through the API fails the renewal too, and scheduled retries charge the fixed card', async () => {
-      await fake.close();
-      fake = await startFakeStripeBilling({ billing: { startTime: START, paymentRetryDays: [3, 5] } });
-      stripe = fake.client();
-      billing = fake.billing;
+    it('a declining default card set through the API fails the renewal too, and scheduled retries charge the fixed card', async (t) => {
+      const own = await startFakeStripeBilling({ billing: { startTime: START, paymentRetryDays: [3, 5] } });
+      t.after(() => own.close());
+      const stripe = own.client();
+      const billing = own.billing;
       const { proFee } = await createCatalogue(stripe);
-      const { subscription, customer } = await subscribe([{ price: proFee.id, quantity: 1 }]);
+      const session = await stripe.checkout.sessions.create({ mode: 'subscription', line_items: [{ price: proFee.id, quantity: 1 }], success_url: 'https://app.example/ok' });
+      const { subscription, customer } = billing.completeSubscriptionCheckout(session.id);
       await stripe.subscriptions.update(subscription.id, { default_payment_method: 'pm_card_chargeDeclinedInsufficientFunds' });
       const closed = await billing.closePeriod(subscription.id);
       assert.equal(closed.invoice.status, 'open');
@@ -747,7 +766,7 @@ describe('Stripe Billing on the fake Stripe API', () => {
 
     it('keeps undelivered events pending until the endpoint takes them, and serves them at /v1/events', async () => {
       const { payg } = await createCatalogue(stripe);
-      await subscribe([{ price: payg.id }]);
+      const { customer } = await subscribe([{ price: payg.id }]);
       receiver.answer(500);
       const failed = await billing.deliver(receiver.endpoint);
       assert.ok(failed.length > 0 && failed.every((d) => d.status === 500 && d.error === 'HTTP 500'));
@@ -756,12 +775,12 @@ describe('Stripe Billing on the fake Stripe API', () => {
       const retried = await billing.deliver(receiver.endpoint);
       assert.equal(retried.length, failed.length);
       assert.deepEqual(billing.pendingEvents(), []);
-      const unreachable = await (async () => {
-        await fake.billing.advanceBy(1);
-        const { proFee } = await createCatalogue(stripe).catch(() => ({ proFee: null }));
-        return proFee;
-      })();
-      void unreachable;
+      await stripe.customers.update(customer.id, { name: 'Renamed' }); // one more event, for an endpoint that is down
+      const refused = await billing.deliver({ url: 'http://127.0.0.1:1/webhooks/stripe', secret: 'whsec_x', timeoutMs: 2000 });
+      assert.equal(refused.length, 1);
+      assert.equal(refused[0]!.status, 0);
+      assert.match(refused[0]!.error ?? '', /fetch failed|ECONNREFUSED/);
+      assert.equal(billing.pendingEvents().length, 1);
 
       const created = billing.events('customer.subscription.created')[0]!;
       const viaApi = await stripe.events.retrieve(created.id);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import Stripe from 'stripe';
 import {
-  ApiError, DECLINES, LINE_ITEM, MINIMUM_AMOUNT, PASS, SESSION_CREATE, asArray, asBool, asEnum, asInt, asMetadata, asObject, asString, asUrl,
+  ApiError, DECLINES, LINE_ITEM, MINIMUM_AMOUNT, OMIT, PASS, SESSION_CREATE, asArray, asBool, asEnum, asInt, asMetadata, asObject, asString, asUrl,
   checkKeys, copy, docUrl, invalid, missing, noSuch, randomId, reqString, startFakeStripe, sub,
   type Decline, type FakeCustomer, type FakeEvent, type FakePrice, type FakeStripe, type FakeStripeCore, type FakeStripeExtension,
   type FakeStripeOptions, type Handler, type Metadata, type ParamValue, type Params, type Route,
@@ -718,13 +718,18 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
       for (const item of list.data) {
         const value = expandField(item, field);
         if (value === undefined) throw invalid(`This property cannot be expanded (${path}).`, `expand[${i}]`);
-        (item as Record<string, unknown>)[field] = value;
+        if (value !== OMIT) (item as Record<string, unknown>)[field] = value;
       }
     });
   }
 
+  /** A price's `tiers` is includable: Stripe leaves it out unless expanded, and a per-unit price has none. */
+  function expandTiers(price: Record<string, unknown>): unknown {
+    return price.billing_scheme === 'tiered' ? copy(priceTiers.get(String(price.id)) ?? []) : OMIT;
+  }
+
   function expandField(object: Record<string, unknown>, field: string): unknown {
-    if (object.object === 'price' && field === 'tiers') return object.billing_scheme === 'tiered' ? copy(priceTiers.get(String(object.id)) ?? []) : undefined;
+    if (object.object === 'price' && field === 'tiers') return expandTiers(object);
     const value = object[field];
     if (typeof value === 'string') {
       const target = lookup(value) ?? customers.get(value) ?? prices.get(value);
@@ -2089,7 +2094,7 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
     routes,
     lookup,
     expand(object, path) {
-      if (object.object === 'price' && path === 'tiers') return object.billing_scheme === 'tiered' ? copy(priceTiers.get(String(object.id)) ?? []) : undefined;
+      if (object.object === 'price' && path === 'tiers') return expandTiers(object);
       return undefined;
     },
     reset() {
@@ -2146,10 +2151,13 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
     async closePeriod(subscriptionId, opts) {
       const subscription = subscriptions.get(subscriptionId);
       if (!subscription) throw new Error(`fake-stripe billing: no subscription ${subscriptionId}`);
-      if (subscription.status === 'canceled') throw new Error(`fake-stripe billing: subscription ${subscriptionId} is canceled`);
-      const [, end] = periodOf(subscriptionId);
+      const cycleInvoice = (x: BillingInvoice) => x.parent?.subscription_details?.subscription === subscriptionId && x.billing_reason === 'subscription_cycle';
+      // A period that has ended but whose invoice is still a draft is the one to close; else the current one.
+      const draft = [...invoices.values()].find((x) => cycleInvoice(x) && x.status === 'draft');
+      if (!draft && subscription.status === 'canceled') throw new Error(`fake-stripe billing: subscription ${subscriptionId} is canceled`);
+      const end = draft ? draft.period_end : periodOf(subscriptionId)[1];
       const result = await advanceTo(Math.max(clock, end + grace), opts);
-      const invoice = [...invoices.values()].find((x) => x.parent?.subscription_details?.subscription === subscriptionId && x.billing_reason === 'subscription_cycle' && x.period_end === end);
+      const invoice = [...invoices.values()].find((x) => cycleInvoice(x) && x.period_end === end);
       if (!invoice) throw new Error(`fake-stripe billing: no invoice for the period of ${subscriptionId} ending ${end}`);
       return { ...result, invoice: copy(invoice), subscription: copy(subscriptions.get(subscriptionId)!) };
     },

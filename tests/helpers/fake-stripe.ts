@@ -108,6 +108,9 @@ export interface FakeStripeOptions {
 /** A handler returns PASS to hand the request on to the next route matching the same method and path. */
 export const PASS: unique symbol = Symbol('fake-stripe: pass');
 
+/** An extension's expand() returns OMIT for a field that expands to nothing (it stays out of the object). */
+export const OMIT: unique symbol = Symbol('fake-stripe: omit');
+
 export type Handler = (params: Params, ctx: { id: string; apiVersion: string; requestId: string; idempotencyKey: string | null }) => unknown;
 
 export interface Route {
@@ -122,7 +125,7 @@ export interface FakeStripeExtension {
   routes?: Route[];
   /** An object by id, for `expand` of a string field. */
   lookup?(id: string): unknown;
-  /** A field this extension expands itself (e.g. a price's includable `tiers`); undefined when it does not. */
+  /** A field this extension expands itself (e.g. a price's includable `tiers`); undefined when it does not, OMIT to leave it out. */
   expand?(object: Record<string, unknown>, path: string): unknown;
   reset?(): void;
 }
@@ -666,6 +669,7 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
       }
       for (const ext of extensions) {
         const expanded = ext.expand?.(out, path);
+        if (expanded === OMIT) return;
         if (expanded !== undefined) {
           out[path] = expanded;
           return;
