@@ -448,6 +448,9 @@ describe('Stripe Billing on the fake Stripe API', () => {
       assert.deepEqual(listed.data.map((s) => s.id), [subscription.id]);
       const items2 = await stripe.subscriptionItems.list({ subscription: subscription.id });
       assert.equal(items2.data.length, 2);
+      assertFixtureKeys(await stripe.subscriptionItems.retrieve(fee!.id), fixture('subscription_item'), 'subscription item');
+      const withInvoice = await stripe.subscriptions.retrieve(subscription.id, { expand: ['latest_invoice'] });
+      assert.equal((withInvoice.latest_invoice as Stripe.Invoice).id, invoice.id);
     });
 
     it('closes a month of the tiered plan: the period\'s usage priced by graduated tiers on one line, events in Stripe\'s order, posted signed', async () => {
@@ -781,6 +784,14 @@ describe('Stripe Billing on the fake Stripe API', () => {
       assert.equal(refused[0]!.status, 0);
       assert.match(refused[0]!.error ?? '', /fetch failed|ECONNREFUSED/);
       assert.equal(billing.pendingEvents().length, 1);
+
+      // Stripe promises neither order nor a single delivery: the fake can post out of order and twice.
+      receiver.clear();
+      await billing.advanceBy(60);
+      await stripe.customers.update(customer.id, { name: 'Renamed again' });
+      const messy = await billing.deliver(receiver.endpoint, { order: 'reversed', twice: true });
+      assert.deepEqual(messy.map((d) => d.event.data.object && (d.event.data.object as { name: string }).name), ['Renamed again', 'Renamed again', 'Renamed', 'Renamed']);
+      assert.deepEqual(receiver.received.map((r) => r.event.id), messy.map((d) => d.event.id));
 
       const created = billing.events('customer.subscription.created')[0]!;
       const viaApi = await stripe.events.retrieve(created.id);

@@ -1,14 +1,22 @@
-import { createHash } from 'node:crypto';
-import Stripe from 'stripe';
 import {
-  ApiError, DECLINES, LINE_ITEM, MINIMUM_AMOUNT, OMIT, PASS, SESSION_CREATE, asArray, asBool, asEnum, asInt, asMetadata, asObject, asString, asUrl,
-  checkKeys, copy, docUrl, invalid, missing, noSuch, randomId, reqString, startFakeStripe, sub,
-  type Decline, type FakeCustomer, type FakeEvent, type FakePrice, type FakeStripe, type FakeStripeCore, type FakeStripeExtension,
-  type FakeStripeOptions, type Handler, type Metadata, type ParamValue, type Params, type Route,
+  ApiError, DECLINES, LINE_ITEM, MINIMUM_AMOUNT, PASS, SESSION_CREATE, asArray, asBool, asEnum, asInt, asMetadata, asObject, asString, asUrl,
+  checkKeys, copy, docUrl, invalid, missing, noSuch, randomId, reqString, startFakeStripe,
+  type Decline, type FakeCustomer, type FakeEvent, type FakeStripe, type FakeStripeCore, type FakeStripeExtension, type FakeStripeOptions,
+  type Handler, type Metadata, type ParamValue, type Params, type Route,
 } from './fake-stripe.ts';
+import { createCatalog } from './fake-stripe-billing-catalog.ts';
+import { dec, periodBoundary, priceCharge, roundMinor, type Dec, type Interval } from './fake-stripe-billing-math.ts';
+import type {
+  BillingInvoice, BillingInvoiceLine, BillingMeter, BillingPlan, BillingPortalSession, BillingPrice, BillingProduct, BillingReason, BillingSubscription,
+  BillingSubscriptionItem, RecordedMeterEvent, WebhookDelivery, WebhookEndpoint,
+} from './fake-stripe-billing-objects.ts';
 import {
-  aggregate, dec, decimalString, periodBoundary, priceCharge, roundMinor, type Dec, type Interval, type MeteredValue, type PriceTerms, type PriceTier,
-} from './fake-stripe-billing-math.ts';
+  DAY, PAGINATION, changed, getOr404, isoDate, mergeMetadata, money, newestFirst, notImplemented, paginate, refuseUnmodelled, requireCustomer,
+} from './fake-stripe-billing-shared.ts';
+import { postEvents, type DeliveryOptions } from './fake-stripe-billing-webhooks.ts';
+
+export type * from './fake-stripe-billing-objects.ts';
+export type { DeliveryOptions } from './fake-stripe-billing-webhooks.ts';
 
 // Stripe Billing on the fake Stripe API (tests/helpers/fake-stripe.ts), for the real `stripe` client: Billing
 // Meters and meter events, products and prices (metered, tiered, lookup keys), Checkout in subscription mode,
@@ -33,325 +41,7 @@ import {
 //   - an amount due under the currency's minimum charge is not charged: the invoice is marked paid and the
 //     amount is carried on the customer's balance to the next invoice.
 
-// ---------- public types ----------
-
-export type MeterEventErrorCode = 'archived_meter' | 'meter_event_customer_not_found' | 'meter_event_invalid_value' | 'meter_event_no_customer_defined' | 'no_meter' | 'timestamp_in_future' | 'timestamp_too_far_in_past';
-
-export interface BillingMeter {
-  created: number;
-  customer_mapping: { event_payload_key: string; type: 'by_id' };
-  default_aggregation: { formula: 'count' | 'last' | 'sum' };
-  display_name: string;
-  event_name: string;
-  event_time_window: 'day' | 'hour' | null;
-  id: string;
-  livemode: false;
-  object: 'billing.meter';
-  status: 'active' | 'inactive';
-  status_transitions: { deactivated_at: number | null };
-  updated: number;
-  value_settings: { event_payload_key: string };
-}
-
-export interface BillingMeterEvent {
-  created: number;
-  event_name: string;
-  identifier: string;
-  livemode: false;
-  object: 'billing.meter_event';
-  payload: Record<string, string>;
-  timestamp: number;
-}
-
-/** A meter event as the fake recorded it: what it counts for, or why it counts for nothing. */
-export interface RecordedMeterEvent {
-  event: BillingMeterEvent;
-  /** Arrival order. */
-  seq: number;
-  /** The test clock when it arrived. */
-  receivedAt: number;
-  meter: string | null;
-  customer: string | null;
-  value: string | null;
-  /** Stripe's asynchronous validation error (the event is accepted but counts nowhere). */
-  error: MeterEventErrorCode | null;
-}
-
-export interface BillingProduct {
-  active: boolean;
-  created: number;
-  default_price: string | null;
-  description: string | null;
-  id: string;
-  images: string[];
-  livemode: false;
-  marketing_features: { name: string }[];
-  metadata: Metadata;
-  name: string;
-  object: 'product';
-  package_dimensions: null;
-  shippable: boolean | null;
-  statement_descriptor: string | null;
-  tax_code: string | null;
-  unit_label: string | null;
-  updated: number;
-  url: string | null;
-  type: 'good' | 'service';
-}
-
-export interface BillingPrice {
-  active: boolean;
-  billing_scheme: 'per_unit' | 'tiered';
-  created: number;
-  currency: string;
-  custom_unit_amount: null;
-  id: string;
-  livemode: false;
-  lookup_key: string | null;
-  metadata: Metadata;
-  nickname: string | null;
-  object: 'price';
-  product: string;
-  recurring: { interval: Interval; interval_count: number; meter: string | null; usage_type: 'licensed' | 'metered'; trial_period_days: number | null } | null;
-  tax_behavior: 'exclusive' | 'inclusive' | 'unspecified';
-  tiers_mode: 'graduated' | 'volume' | null;
-  transform_quantity: { divide_by: number; round: 'up' | 'down' } | null;
-  type: 'one_time' | 'recurring';
-  unit_amount: number | null;
-  unit_amount_decimal: string | null;
-}
-
-export interface BillingPlan {
-  active: boolean;
-  amount: number | null;
-  amount_decimal: string | null;
-  billing_scheme: 'per_unit' | 'tiered';
-  created: number;
-  currency: string;
-  id: string;
-  interval: Interval;
-  interval_count: number;
-  livemode: false;
-  metadata: Metadata;
-  meter: string | null;
-  nickname: string | null;
-  object: 'plan';
-  product: string;
-  tiers_mode: 'graduated' | 'volume' | null;
-  transform_usage: { divide_by: number; round: 'up' | 'down' } | null;
-  trial_period_days: number | null;
-  usage_type: 'licensed' | 'metered';
-}
-
-export interface BillingSubscriptionItem {
-  created: number;
-  discounts: string[];
-  id: string;
-  metadata: Metadata;
-  object: 'subscription_item';
-  price: BillingPrice;
-  /** Absent on a metered item, as in Stripe. */
-  quantity?: number;
-  subscription: string;
-  tax_rates: unknown[];
-  plan: BillingPlan;
-  current_period_end: number;
-  current_period_start: number;
-  billing_thresholds: null;
-}
-
-export type SubscriptionStatus = 'active' | 'canceled' | 'incomplete' | 'incomplete_expired' | 'past_due' | 'paused' | 'trialing' | 'unpaid';
-
-export interface BillingSubscription {
-  application: null;
-  application_fee_percent: null;
-  automatic_tax: { enabled: false; liability: null; disabled_reason: null };
-  billing_cycle_anchor: number;
-  billing_cycle_anchor_config: null;
-  cancel_at: number | null;
-  canceled_at: number | null;
-  cancellation_details: { comment: string | null; feedback: string | null; reason: 'cancellation_requested' | 'payment_disputed' | 'payment_failed' | null };
-  collection_method: 'charge_automatically';
-  created: number;
-  currency: string;
-  customer: string;
-  days_until_due: null;
-  default_payment_method: string | null;
-  default_source: null;
-  default_tax_rates: unknown[];
-  description: string | null;
-  discounts: string[];
-  ended_at: number | null;
-  id: string;
-  invoice_settings: { account_tax_ids: null; issuer: { type: 'self' } };
-  items: { data: BillingSubscriptionItem[]; has_more: false; object: 'list'; url: string };
-  latest_invoice: string | null;
-  livemode: false;
-  metadata: Metadata;
-  next_pending_invoice_item_invoice: null;
-  object: 'subscription';
-  on_behalf_of: null;
-  pause_collection: null;
-  payment_settings: { payment_method_options: null; payment_method_types: null; save_default_payment_method: 'off' | 'on_subscription' };
-  pending_invoice_item_interval: null;
-  pending_setup_intent: null;
-  pending_update: null;
-  schedule: null;
-  start_date: number;
-  status: SubscriptionStatus;
-  test_clock: null;
-  transfer_data: null;
-  trial_end: null;
-  trial_settings: { end_behavior: { missing_payment_method: 'create_invoice' } };
-  trial_start: null;
-  cancel_at_period_end: boolean;
-  billing_thresholds: null;
-  billing_mode: { type: 'classic' | 'flexible'; flexible: { proration_discounts: 'included' } | null };
-  customer_account: null;
-  managed_payments: null;
-  billing_schedules: unknown[];
-}
-
-export interface BillingInvoiceLine {
-  amount: number;
-  currency: string;
-  description: string;
-  discount_amounts: unknown[];
-  discountable: boolean;
-  discounts: string[];
-  id: string;
-  invoice: string;
-  livemode: false;
-  metadata: Metadata;
-  object: 'line_item';
-  period: { end: number; start: number };
-  quantity: number | null;
-  subscription: string | null;
-  pretax_credit_amounts: unknown[];
-  taxes: unknown[];
-  parent: {
-    invoice_item_details: null;
-    subscription_item_details: { invoice_item: string | null; proration: boolean; proration_details: { credited_items: null }; subscription: string; subscription_item: string };
-    type: 'subscription_item_details';
-  };
-  pricing: { price_details: { price: string; product: string }; type: 'price_details'; unit_amount_decimal: string | null };
-  subtotal: number;
-  quantity_decimal: string | null;
-}
-
-export type InvoiceStatus = 'draft' | 'open' | 'paid' | 'uncollectible' | 'void';
-export type BillingReason = 'manual' | 'subscription_create' | 'subscription_cycle' | 'subscription_update' | 'upcoming';
-
-export interface BillingInvoice {
-  account_country: string;
-  account_name: string | null;
-  account_tax_ids: null;
-  amount_due: number;
-  amount_paid: number;
-  amount_remaining: number;
-  amount_shipping: number;
-  application: null;
-  attempt_count: number;
-  attempted: boolean;
-  auto_advance: boolean;
-  automatic_tax: { enabled: false; liability: null; status: null; disabled_reason: null; provider: null };
-  billing_reason: BillingReason;
-  collection_method: 'charge_automatically';
-  created: number;
-  currency: string;
-  custom_fields: null;
-  customer: string;
-  customer_address: null;
-  customer_email: string | null;
-  customer_name: string | null;
-  customer_phone: string | null;
-  customer_shipping: null;
-  customer_tax_exempt: 'none' | 'exempt' | 'reverse';
-  customer_tax_ids: unknown[];
-  default_payment_method: null;
-  default_source: null;
-  default_tax_rates: unknown[];
-  description: string | null;
-  discounts: string[];
-  due_date: null;
-  effective_at: number | null;
-  ending_balance: number | null;
-  footer: null;
-  from_invoice: null;
-  hosted_invoice_url: string | null;
-  id: string;
-  invoice_pdf: string | null;
-  issuer: { type: 'self' };
-  last_finalization_error: null;
-  latest_revision: null;
-  lines: { data: BillingInvoiceLine[]; has_more: false; object: 'list'; url: string };
-  livemode: false;
-  metadata: Metadata;
-  next_payment_attempt: number | null;
-  number: string | null;
-  object: 'invoice';
-  on_behalf_of: null;
-  payment_settings: { default_mandate: null; payment_method_options: null; payment_method_types: null };
-  period_end: number;
-  period_start: number;
-  post_payment_credit_notes_amount: number;
-  pre_payment_credit_notes_amount: number;
-  receipt_number: null;
-  rendering: null;
-  shipping_cost: null;
-  shipping_details: null;
-  starting_balance: number;
-  statement_descriptor: null;
-  status: InvoiceStatus;
-  status_transitions: { finalized_at: number | null; marked_uncollectible_at: number | null; paid_at: number | null; voided_at: number | null };
-  /** Kept because the published fixture has it; the subscription is in parent.subscription_details. */
-  subscription: null;
-  subtotal: number;
-  subtotal_excluding_tax: number;
-  test_clock: null;
-  total: number;
-  total_discount_amounts: unknown[];
-  total_excluding_tax: number;
-  webhooks_delivered_at: number | null;
-  automatically_finalizes_at: number | null;
-  total_pretax_credit_amounts: unknown[];
-  total_taxes: unknown[];
-  amount_overpaid: number;
-  parent: { quote_details: null; subscription_details: { metadata: Metadata; subscription: string } | null; type: 'subscription_details' } | null;
-  customer_account: null;
-}
-
-export interface BillingPortalSession {
-  configuration: string;
-  created: number;
-  customer: string;
-  flow: unknown;
-  id: string;
-  livemode: false;
-  locale: string | null;
-  object: 'billing_portal.session';
-  on_behalf_of: string | null;
-  return_url: string | null;
-  url: string;
-  customer_account: null;
-}
-
-export interface WebhookEndpoint {
-  url: string;
-  /** The endpoint's signing secret (whsec_…). */
-  secret: string;
-  /** Deadline of one delivery (default 10 s). */
-  timeoutMs?: number;
-}
-
-export interface WebhookDelivery {
-  event: FakeEvent;
-  /** HTTP status of the endpoint's answer (0 when it could not be reached or timed out). */
-  status: number;
-  /** Why the delivery failed (network error, timeout, non-2xx), null when it succeeded. */
-  error: string | null;
-  body: string;
-}
+// ---------- the test's API ----------
 
 export interface AdvanceResult {
   /** The test clock afterwards. */
@@ -413,8 +103,8 @@ export interface FakeBilling {
     cancelAtPeriodEnd(sessionId: string, subscriptionId: string): BillingSubscription;
   };
   setWebhookEndpoint(endpoint: WebhookEndpoint | null): void;
-  /** Post the events not yet delivered, in order, signed; failed ones stay pending (Stripe retries them). */
-  deliver(endpoint?: WebhookEndpoint): Promise<WebhookDelivery[]>;
+  /** Post the events not yet delivered, in order (or as options say), signed; failed ones stay pending (Stripe retries them). */
+  deliver(endpoint?: WebhookEndpoint, options?: DeliveryOptions): Promise<WebhookDelivery[]>;
   /** All events so far, in order. */
   events(filter?: string | ((event: FakeEvent) => boolean)): FakeEvent[];
   pendingEvents(): FakeEvent[];
@@ -434,21 +124,6 @@ export interface FakeBilling {
 
 // ---------- allowed parameters (stripe-node 23.1.0's *Params types) ----------
 
-const PAGINATION = ['ending_before', 'expand', 'limit', 'starting_after'];
-const METER_CREATE = ['customer_mapping', 'default_aggregation', 'display_name', 'event_name', 'event_time_window', 'expand', 'value_settings'];
-const METER_UPDATE = ['display_name', 'expand'];
-const METER_LIST = [...PAGINATION, 'status'];
-const METER_SUMMARIES = [...PAGINATION, 'customer', 'end_time', 'start_time', 'value_grouping_window'];
-const METER_EVENT_CREATE = ['event_name', 'expand', 'identifier', 'payload', 'timestamp'];
-const PRODUCT_CREATE = ['active', 'default_price_data', 'description', 'expand', 'id', 'images', 'marketing_features', 'metadata', 'name', 'package_dimensions', 'shippable', 'statement_descriptor', 'tax_code', 'tax_details', 'type', 'unit_label', 'url'];
-const PRODUCT_UPDATE = ['active', 'default_price', 'description', 'expand', 'images', 'marketing_features', 'metadata', 'name', 'package_dimensions', 'shippable', 'statement_descriptor', 'tax_code', 'tax_details', 'unit_label', 'url'];
-const PRODUCT_LIST = [...PAGINATION, 'active', 'created', 'ids', 'shippable', 'type', 'url'];
-const PRICE_CREATE = ['active', 'billing_scheme', 'currency', 'currency_options', 'custom_unit_amount', 'expand', 'lookup_key', 'metadata', 'nickname', 'product', 'product_data', 'recurring', 'tax_behavior', 'tiers', 'tiers_mode', 'transfer_lookup_key', 'transform_quantity', 'unit_amount', 'unit_amount_decimal'];
-const PRICE_UPDATE = ['active', 'currency_options', 'expand', 'lookup_key', 'metadata', 'nickname', 'tax_behavior', 'transfer_lookup_key'];
-const PRICE_LIST = [...PAGINATION, 'active', 'created', 'currency', 'lookup_keys', 'product', 'recurring', 'type'];
-const PRICE_TIER = ['flat_amount', 'flat_amount_decimal', 'unit_amount', 'unit_amount_decimal', 'up_to'];
-const PRICE_RECURRING = ['interval', 'interval_count', 'meter', 'trial_period_days', 'usage_type'];
-const PRODUCT_DATA = ['active', 'id', 'metadata', 'name', 'statement_descriptor', 'tax_code', 'tax_details', 'unit_label'];
 const SUBSCRIPTION_DATA = ['application_fee_percent', 'billing_cycle_anchor', 'billing_cycle_anchor_config', 'billing_mode', 'default_tax_rates', 'description', 'invoice_settings', 'metadata', 'on_behalf_of', 'pending_invoice_item_interval', 'proration_behavior', 'transfer_data', 'trial_end', 'trial_period_days', 'trial_settings'];
 const SUBSCRIPTION_UPDATE = ['add_invoice_items', 'application_fee_percent', 'automatic_tax', 'billing_cycle_anchor', 'billing_schedules', 'billing_thresholds', 'cancel_at', 'cancel_at_period_end', 'cancellation_details', 'collection_method', 'days_until_due', 'default_payment_method', 'default_source', 'default_tax_rates', 'description', 'discounts', 'expand', 'invoice_settings', 'items', 'metadata', 'off_session', 'on_behalf_of', 'pause_collection', 'payment_behavior', 'payment_settings', 'pending_invoice_item_interval', 'proration_behavior', 'proration_date', 'transfer_data', 'trial_end', 'trial_from_plan', 'trial_settings'];
 const SUBSCRIPTION_UPDATE_ITEM = ['billing_thresholds', 'clear_usage', 'current_trial', 'deleted', 'discounts', 'id', 'metadata', 'plan', 'price', 'price_data', 'quantity', 'tax_rates'];
@@ -464,77 +139,24 @@ const CUSTOMER_UPDATE = ['address', 'balance', 'business_name', 'cash_balance', 
 const CUSTOMER_LIST = [...PAGINATION, 'created', 'email', 'test_clock'];
 const EVENT_LIST = [...PAGINATION, 'created', 'delivery_success', 'type', 'types'];
 
-// ---------- small helpers ----------
-
-/** A parameter Stripe has but this fake does not model: refused rather than silently ignored. */
-const notImplemented = (param: string) => invalid(`fake-stripe: ${param} is not implemented`, param);
-
-function refuseUnmodelled(p: Params, names: readonly string[], prefix = ''): void {
-  for (const name of names) if (p[name] !== undefined && p[name] !== '') throw notImplemented(sub(prefix, name));
-}
-
-const DAY = 86_400;
 const ACCOUNT = 'acct_1FakeMindBot00';
-
-/** Stripe's rule for `*_decimal` strings: digits, an optional fraction, at most 12 decimal places. */
-function asDecimal(value: ParamValue | undefined, param: string): string | undefined {
-  const s = asString(value, param);
-  if (s === undefined) return undefined;
-  if (!/^\d+(\.\d{1,12})?$/.test(s)) throw invalid(`Invalid decimal: ${s}`, param, 'parameter_invalid_string');
-  return decimalString(dec(s));
-}
-
-function mergeMetadata(existing: Metadata, raw: ParamValue | undefined, param = 'metadata'): Metadata {
-  if (raw === undefined) return existing;
-  if (raw === '') return {};
-  const obj = asObject(raw, param) ?? {};
-  const out = { ...existing };
-  asMetadata(obj, param); // validates sizes and value types
-  for (const [key, value] of Object.entries(obj)) {
-    if (value === '') delete out[key];
-    else out[key] = value as string;
-  }
-  return out;
-}
-
-/** The top-level keys whose values differ, with their old values (Stripe's `previous_attributes`). */
-function changed(before: Record<string, unknown>, after: Record<string, unknown>): Record<string, unknown> | undefined {
-  const previous: Record<string, unknown> = {};
-  for (const key of Object.keys(before)) if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) previous[key] = before[key];
-  return Object.keys(previous).length > 0 ? previous : undefined;
-}
-
-function isoDate(t: number): string {
-  return new Date(t * 1000).toISOString().slice(0, 10);
-}
-
-function money(amount: number, currency: string): string {
-  const sign = amount < 0 ? '-' : '';
-  return `${sign}${currency === 'usd' ? '$' : ''}${(Math.abs(amount) / 100).toFixed(2)}${currency === 'usd' ? '' : ` ${currency}`}`;
-}
 
 // ---------- the extension ----------
 
 export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOptions = {}): { extension: FakeStripeExtension; billing: FakeBilling } {
   const startTime = options.startTime ?? Math.floor(Date.now() / 1000);
   const grace = options.finalizationGraceSeconds ?? 3600;
-  const identifierWindow = options.identifierWindowSeconds ?? DAY;
   const retryDays = options.paymentRetryDays ?? [];
-  const { customers, prices } = core;
+  const { customers } = core;
   const fake = core.fake;
 
   let clock = startTime;
   let webhook: WebhookEndpoint | null = options.webhook ?? null;
   let seq = 0;
-  let holding = false;
   let currentRequest: { id: string | null; idempotency_key: string | null } = { id: null, idempotency_key: null };
 
-  const meters = new Map<string, BillingMeter>();
-  const recordedEvents: RecordedMeterEvent[] = [];
-  const heldSeqs = new Set<number>();
-  const identifiers = new Map<string, number>(); // identifier → the clock when first accepted
-  const products = new Map<string, BillingProduct>();
-  const priceTiers = new Map<string, PriceTier[]>();
+  const catalog = createCatalog({ core, now: () => clock, identifierWindowSeconds: options.identifierWindowSeconds ?? DAY });
+  const { requirePrice, termsOf, productName, meterUsage } = catalog;
   const subscriptions = new Map<string, BillingSubscription>();
   const invoices = new Map<string, BillingInvoice>();
   const portalSessions = new Map<string, BillingPortalSession>();
@@ -607,579 +229,21 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
     }
   };
 
-  async function deliver(endpoint: WebhookEndpoint | null = webhook): Promise<WebhookDelivery[]> {
+  async function deliver(endpoint: WebhookEndpoint | null = webhook, deliveryOptions: DeliveryOptions = {}): Promise<WebhookDelivery[]> {
     if (!endpoint) throw new Error('fake-stripe billing: no webhook endpoint (setWebhookEndpoint or pass one)');
-    const out: WebhookDelivery[] = [];
-    for (const event of events.filter((e) => !delivered.has(e.id))) {
-      const payload = JSON.stringify(event, null, 2);
-      // Signed with the real time: the receiver checks the signature's age against its own clock.
-      const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: endpoint.secret });
-      let status = 0;
-      let body = '';
-      let error: string | null = null;
-      try {
-        const res = await fetch(endpoint.url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': signature, 'user-agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)' },
-          body: payload,
-          signal: AbortSignal.timeout(endpoint.timeoutMs ?? 10_000),
-        });
-        status = res.status;
-        body = await res.text();
-        if (status < 200 || status >= 300) error = `HTTP ${status}`;
-      } catch (e) {
-        error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-      }
-      if (error === null) delivered.add(event.id);
-      out.push({ event, status, error, body });
-    }
-    return out;
+    const deliveries = await postEvents(events.filter((e) => !delivered.has(e.id)), endpoint, deliveryOptions);
+    for (const d of deliveries) if (d.error === null) delivered.add(d.event.id);
+    return deliveries;
   }
 
   // ----- lookups -----
 
-  const getOr404 = <T>(map: Map<string, T>, kind: string) => (id: string): T => {
-    const found = map.get(id);
-    if (!found) throw noSuch(kind, id, 'id', 404);
-    return found;
-  };
-  const getMeter = getOr404(meters, 'billing.meter');
-  const getProduct = getOr404(products, 'product');
   const getSubscription = getOr404(subscriptions, 'subscription');
   const getInvoice = getOr404(invoices, 'invoice');
 
-  /** A price by id with every key of the published fixture (prices the core made with addPrice or price_data get the defaults). */
-  function priceById(id: string): BillingPrice | undefined {
-    const found = prices.get(id) as unknown as Partial<BillingPrice> | undefined;
-    if (!found) return undefined;
-    if (found.billing_scheme === undefined) {
-      const recurring = found.recurring ? { interval: found.recurring.interval as Interval, interval_count: found.recurring.interval_count ?? 1, meter: null, usage_type: 'licensed' as const, trial_period_days: null } : null;
-      Object.assign(found, {
-        billing_scheme: 'per_unit', created: clock, custom_unit_amount: null, lookup_key: null, nickname: null, recurring,
-        tax_behavior: 'unspecified', tiers_mode: null, transform_quantity: null, unit_amount_decimal: found.unit_amount == null ? null : String(found.unit_amount),
-      });
-    }
-    return found as BillingPrice;
-  }
-
-  function requirePrice(id: string, param: string): BillingPrice {
-    const price = priceById(id);
-    if (!price) throw noSuch('price', id, param);
-    return price;
-  }
-
-  function requireCustomer(id: string, param: string): FakeCustomer {
-    const customer = customers.get(id);
-    if (!customer) throw noSuch('customer', id, param);
-    return customer;
-  }
-
-  const termsOf = (price: BillingPrice): PriceTerms => ({
-    billing_scheme: price.billing_scheme, tiers_mode: price.tiers_mode, tiers: priceTiers.get(price.id) ?? null,
-    unit_amount_decimal: price.unit_amount_decimal, transform_quantity: price.transform_quantity,
-  });
-
-  function productName(productId: string): string {
-    return products.get(productId)?.name ?? productId;
-  }
-
-  // ----- lists -----
-
-  function paginate<T extends { id: string }>(all: T[], p: Params, url: string, kind: string): { object: 'list'; data: T[]; has_more: boolean; url: string } {
-    const limit = asInt(p.limit, 'limit') ?? 10;
-    if (limit < 1 || limit > 100) throw invalid('Invalid integer: limit must be between 1 and 100', 'limit', 'parameter_invalid_integer');
-    const after = asString(p.starting_after, 'starting_after');
-    const before = asString(p.ending_before, 'ending_before');
-    let data = all;
-    if (after !== undefined) {
-      const i = all.findIndex((x) => x.id === after);
-      if (i < 0) throw noSuch(kind, after, 'starting_after');
-      data = all.slice(i + 1);
-      return { object: 'list', data: copy(data.slice(0, limit)), has_more: data.length > limit, url };
-    }
-    if (before !== undefined) {
-      const i = all.findIndex((x) => x.id === before);
-      if (i < 0) throw noSuch(kind, before, 'ending_before');
-      data = all.slice(Math.max(0, i - limit), i);
-      return { object: 'list', data: copy(data), has_more: i - limit > 0, url };
-    }
-    return { object: 'list', data: copy(data.slice(0, limit)), has_more: data.length > limit, url };
-  }
-
-  /** Lists are newest first, like Stripe's. */
-  const newestFirst = <T extends { created: number }>(values: Iterable<T>) => [...values].reverse().sort((a, b) => b.created - a.created);
-
-  /** `expand[]=data.x` on a list, for the fields this extension expands. */
-  function expandListData<T extends Record<string, unknown>>(list: { data: T[] }, p: Params): void {
-    const paths = (asArray(p.expand, 'expand') ?? []).map((x, i) => reqString(x, `expand[${i}]`));
-    paths.forEach((path, i) => {
-      if (!path.startsWith('data.')) throw invalid(`This property cannot be expanded (${path}).`, `expand[${i}]`);
-      const field = path.slice(5);
-      for (const item of list.data) {
-        const value = expandField(item, field);
-        if (value === undefined) throw invalid(`This property cannot be expanded (${path}).`, `expand[${i}]`);
-        if (value !== OMIT) (item as Record<string, unknown>)[field] = value;
-      }
-    });
-  }
-
-  /** A price's `tiers` is includable: Stripe leaves it out unless expanded, and a per-unit price has none. */
-  function expandTiers(price: Record<string, unknown>): unknown {
-    return price.billing_scheme === 'tiered' ? copy(priceTiers.get(String(price.id)) ?? []) : OMIT;
-  }
-
-  function expandField(object: Record<string, unknown>, field: string): unknown {
-    if (object.object === 'price' && field === 'tiers') return expandTiers(object);
-    const value = object[field];
-    if (typeof value === 'string') {
-      const target = lookup(value) ?? customers.get(value) ?? prices.get(value);
-      return target === undefined ? undefined : copy(target);
-    }
-    return undefined;
-  }
-
   function lookup(id: string): unknown {
-    return meters.get(id) ?? products.get(id) ?? subscriptions.get(id) ?? invoices.get(id) ?? portalSessions.get(id);
+    return catalog.lookup(id) ?? subscriptions.get(id) ?? invoices.get(id) ?? portalSessions.get(id);
   }
-
-  // ========== meters ==========
-
-  const createMeter: Handler = (p) => {
-    checkKeys(p, METER_CREATE, '');
-    const displayName = reqString(p.display_name, 'display_name');
-    const eventName = reqString(p.event_name, 'event_name');
-    if (eventName.length > 100) throw invalid('event_name must be at most 100 characters', 'event_name');
-    const aggregation = asObject(p.default_aggregation, 'default_aggregation');
-    if (!aggregation) throw missing('default_aggregation');
-    checkKeys(aggregation, ['formula'], 'default_aggregation');
-    const formula = asEnum(aggregation.formula, 'default_aggregation[formula]', ['count', 'last', 'sum'] as const);
-    if (!formula) throw missing('default_aggregation[formula]');
-    const mapping = asObject(p.customer_mapping, 'customer_mapping');
-    if (mapping) checkKeys(mapping, ['event_payload_key', 'type'], 'customer_mapping');
-    const customerKey = mapping ? reqString(mapping.event_payload_key, 'customer_mapping[event_payload_key]') : 'stripe_customer_id';
-    if (mapping && !asEnum(mapping.type, 'customer_mapping[type]', ['by_id'] as const)) throw missing('customer_mapping[type]');
-    const valueSettings = asObject(p.value_settings, 'value_settings');
-    if (valueSettings) checkKeys(valueSettings, ['event_payload_key'], 'value_settings');
-    const valueKey = valueSettings ? reqString(valueSettings.event_payload_key, 'value_settings[event_payload_key]') : 'value';
-    const window = asEnum(p.event_time_window, 'event_time_window', ['day', 'hour'] as const) ?? null;
-    const clash = [...meters.values()].find((m) => m.status === 'active' && m.event_name === eventName);
-    // The message is this fake's; Stripe refuses a second active meter for one event_name.
-    if (clash) throw invalid(`An active meter (${clash.id}) already uses the event_name \`${eventName}\`.`, 'event_name');
-    const meter: BillingMeter = {
-      created: clock, customer_mapping: { event_payload_key: customerKey, type: 'by_id' }, default_aggregation: { formula }, display_name: displayName,
-      event_name: eventName, event_time_window: window, id: `mtr_test_61${randomId(30)}`, livemode: false, object: 'billing.meter', status: 'active',
-      status_transitions: { deactivated_at: null }, updated: clock, value_settings: { event_payload_key: valueKey },
-    };
-    meters.set(meter.id, meter);
-    return meter;
-  };
-
-  const updateMeter: Handler = (p, c) => {
-    checkKeys(p, METER_UPDATE, '');
-    const meter = getMeter(c.id);
-    const name = asString(p.display_name, 'display_name');
-    if (name !== undefined) {
-      meter.display_name = name;
-      meter.updated = clock;
-    }
-    return meter;
-  };
-
-  function setMeterStatus(id: string, status: 'active' | 'inactive'): BillingMeter {
-    const meter = getMeter(id);
-    if (meter.status === status) throw invalid(`This meter is already ${status}.`, undefined);
-    if (status === 'active') {
-      const clash = [...meters.values()].find((m) => m.status === 'active' && m.event_name === meter.event_name);
-      if (clash) throw invalid(`An active meter (${clash.id}) already uses the event_name \`${meter.event_name}\`.`, undefined);
-    }
-    meter.status = status;
-    meter.status_transitions.deactivated_at = status === 'inactive' ? clock : null;
-    meter.updated = clock;
-    return meter;
-  }
-
-  const listMeters: Handler = (p) => {
-    checkKeys(p, METER_LIST, '');
-    const status = asEnum(p.status, 'status', ['active', 'inactive'] as const);
-    const all = newestFirst(meters.values()).filter((m) => !status || m.status === status);
-    return paginate(all, p, '/v1/billing/meters', 'billing.meter');
-  };
-
-  const createMeterEvent: Handler = (p) => {
-    checkKeys(p, METER_EVENT_CREATE, '');
-    const eventName = reqString(p.event_name, 'event_name');
-    const payloadRaw = asObject(p.payload, 'payload');
-    if (!payloadRaw) throw missing('payload');
-    const payload: Record<string, string> = {};
-    for (const [key, value] of Object.entries(payloadRaw)) {
-      if (typeof value !== 'string') throw invalid(`Invalid value for payload[${key}]: payload values must be strings`, `payload[${key}]`);
-      payload[key] = value;
-    }
-    const given = asString(p.identifier, 'identifier');
-    if (given !== undefined && given.length > 100) throw invalid('identifier must be at most 100 characters', 'identifier');
-    const identifier = given ?? `${randomId(8)}-${randomId(4)}-${randomId(4)}-${randomId(4)}-${randomId(12)}`;
-    const timestamp = asInt(p.timestamp, 'timestamp') ?? clock;
-    const seenAt = identifiers.get(identifier);
-    if (seenAt !== undefined && clock - seenAt < identifierWindow) {
-      // As Stripe answers (observed; no error code): the first event stands, this one is not recorded.
-      throw invalid(`An event already exists with identifier ${identifier}.`, undefined);
-    }
-    identifiers.set(identifier, clock);
-    const event: BillingMeterEvent = { created: clock, event_name: eventName, identifier, livemode: false, object: 'billing.meter_event', payload, timestamp };
-    const record: RecordedMeterEvent = { event: copy(event), seq: ++seq, receivedAt: clock, meter: null, customer: null, value: null, error: null };
-    // What Stripe validates after accepting the event.
-    const meter = [...meters.values()].find((m) => m.event_name === eventName && m.status === 'active')
-      ?? [...meters.values()].find((m) => m.event_name === eventName);
-    if (!meter) record.error = 'no_meter';
-    else {
-      record.meter = meter.id;
-      const customer = payload[meter.customer_mapping.event_payload_key];
-      const rawValue = payload[meter.value_settings.event_payload_key];
-      if (meter.status !== 'active') record.error = 'archived_meter';
-      else if (customer === undefined) record.error = 'meter_event_no_customer_defined';
-      else if (!customers.has(customer)) record.error = 'meter_event_customer_not_found';
-      else if (meter.default_aggregation.formula !== 'count' && (rawValue === undefined || !/^\d+(\.\d+)?$/.test(rawValue))) record.error = 'meter_event_invalid_value';
-      else if (timestamp > clock + 5 * 60) record.error = 'timestamp_in_future';
-      else if (timestamp < clock - 35 * DAY) record.error = 'timestamp_too_far_in_past';
-      record.customer = customer ?? null;
-      record.value = meter.default_aggregation.formula === 'count' ? '1' : rawValue ?? null;
-    }
-    recordedEvents.push(record);
-    if (holding) heldSeqs.add(record.seq);
-    return event;
-  };
-
-  /** The events a meter counts for a customer in [from, to): accepted, valid, and (for summaries) aggregated already. */
-  function countedEvents(meterId: string, customerId: string, from: number, to: number, forSummaries: boolean): MeteredValue[] {
-    return recordedEvents
-      .filter((r) => r.meter === meterId && r.customer === customerId && r.error === null && r.event.timestamp >= from && r.event.timestamp < to && !(forSummaries && heldSeqs.has(r.seq)))
-      .map((r) => ({ timestamp: r.event.timestamp, value: dec(r.value!), seq: r.seq }));
-  }
-
-  function meterUsage(meterId: string, customerId: string, from: number, to: number, forSummaries = false): Dec {
-    const meter = meters.get(meterId);
-    if (!meter) return dec(0);
-    return aggregate(meter.default_aggregation.formula, countedEvents(meterId, customerId, from, to, forSummaries));
-  }
-
-  const listEventSummaries: Handler = (p, c) => {
-    checkKeys(p, METER_SUMMARIES, '');
-    const meter = getMeter(c.id);
-    const customer = reqString(p.customer, 'customer');
-    requireCustomer(customer, 'customer');
-    const start = asInt(p.start_time, 'start_time');
-    if (start === undefined) throw missing('start_time');
-    const end = asInt(p.end_time, 'end_time');
-    if (end === undefined) throw missing('end_time');
-    const window = asEnum(p.value_grouping_window, 'value_grouping_window', ['day', 'hour'] as const);
-    const step = window === 'day' ? DAY : window === 'hour' ? 3600 : 60;
-    for (const [name, t] of [['start_time', start], ['end_time', end]] as const) {
-      if (t % step !== 0) {
-        throw invalid(window ? `${name} must be aligned with ${window === 'day' ? 'UTC day' : 'hour'} boundaries when value_grouping_window is ${window}.` : `${name} must be aligned with minute boundaries.`, name);
-      }
-    }
-    if (end <= start) throw invalid('end_time must be after start_time.', 'end_time');
-    const windows: [number, number][] = window ? [] : [[start, end]];
-    if (window) for (let t = start; t < end; t += step) windows.push([t, t + step]);
-    const summaries = windows.map(([from, to]) => ({
-      aggregated_value: Number(meterUsage(meter.id, customer, from, to, true).toString()),
-      end_time: to,
-      id: `mtrusg_test_${createHash('sha256').update(`${meter.id}:${customer}:${from}:${to}`).digest('hex').slice(0, 24)}`,
-      livemode: false as const,
-      meter: meter.id,
-      object: 'billing.meter_event_summary' as const,
-      start_time: from,
-    }));
-    return paginate(summaries, p, `/v1/billing/meters/${meter.id}/event_summaries`, 'billing.meter_event_summary');
-  };
-
-  // ========== products ==========
-
-  function newProduct(fields: { id?: string; name: string; active?: boolean; description?: string | null; metadata?: Metadata; type?: 'good' | 'service'; unit_label?: string | null; url?: string | null; statement_descriptor?: string | null; tax_code?: string | null; images?: string[] }): BillingProduct {
-    const id = fields.id ?? `prod_${randomId(14)}`;
-    if (products.has(id)) throw invalid(`Product already exists.`, 'id', 'resource_already_exists');
-    const product: BillingProduct = {
-      active: fields.active ?? true, created: clock, default_price: null, description: fields.description ?? null, id, images: fields.images ?? [],
-      livemode: false, marketing_features: [], metadata: fields.metadata ?? {}, name: fields.name, object: 'product', package_dimensions: null,
-      shippable: null, statement_descriptor: fields.statement_descriptor ?? null, tax_code: fields.tax_code ?? null, unit_label: fields.unit_label ?? null,
-      updated: clock, url: fields.url ?? null, type: fields.type ?? 'service',
-    };
-    products.set(id, product);
-    return product;
-  }
-
-  function productFields(p: Params, prefix: string) {
-    const at = (name: string) => sub(prefix, name);
-    const images = asArray(p.images, at('images'))?.map((x, i) => reqString(x, `${at('images')}[${i}]`));
-    return {
-      description: asString(p.description, at('description')) ?? null,
-      metadata: asMetadata(p.metadata, at('metadata')),
-      unit_label: asString(p.unit_label, at('unit_label')) ?? null,
-      url: asUrl(p.url, at('url')) ?? null,
-      statement_descriptor: asString(p.statement_descriptor, at('statement_descriptor')) ?? null,
-      tax_code: asString(p.tax_code, at('tax_code')) ?? null,
-      ...(images ? { images } : {}),
-    };
-  }
-
-  const createProduct: Handler = (p) => {
-    checkKeys(p, PRODUCT_CREATE, '');
-    refuseUnmodelled(p, ['marketing_features', 'package_dimensions', 'shippable', 'tax_details']);
-    const name = reqString(p.name, 'name');
-    const defaultPriceData = asObject(p.default_price_data, 'default_price_data');
-    const product = newProduct({
-      id: asString(p.id, 'id'), name, active: asBool(p.active, 'active'), type: asEnum(p.type, 'type', ['good', 'service'] as const), ...productFields(p, ''),
-    });
-    if (defaultPriceData) {
-      checkKeys(defaultPriceData, ['currency', 'currency_options', 'custom_unit_amount', 'metadata', 'recurring', 'tax_behavior', 'unit_amount', 'unit_amount_decimal'], 'default_price_data');
-      refuseUnmodelled(defaultPriceData, ['currency_options', 'custom_unit_amount'], 'default_price_data');
-      try {
-        const price = newPrice({ ...defaultPriceData, product: product.id }, 'default_price_data');
-        product.default_price = price.id;
-      } catch (e) {
-        products.delete(product.id);
-        throw e;
-      }
-    }
-    return product;
-  };
-
-  const updateProduct: Handler = (p, c) => {
-    checkKeys(p, PRODUCT_UPDATE, '');
-    refuseUnmodelled(p, ['marketing_features', 'package_dimensions', 'shippable', 'tax_details']);
-    const product = getProduct(c.id);
-    const defaultPrice = asString(p.default_price, 'default_price');
-    if (defaultPrice !== undefined) {
-      const price = requirePrice(defaultPrice, 'default_price');
-      if (price.product !== product.id) throw invalid(`The price \`${defaultPrice}\` does not belong to the product \`${product.id}\`.`, 'default_price');
-      product.default_price = defaultPrice;
-    }
-    const name = asString(p.name, 'name');
-    if (name !== undefined) product.name = name;
-    const active = asBool(p.active, 'active');
-    if (active !== undefined) product.active = active;
-    for (const key of ['description', 'unit_label', 'url', 'statement_descriptor', 'tax_code'] as const) {
-      if (p[key] === '') product[key] = null;
-      else if (p[key] !== undefined) product[key] = key === 'url' ? asUrl(p[key], key)! : asString(p[key], key)!;
-    }
-    if (p.images !== undefined) product.images = p.images === '' ? [] : (asArray(p.images, 'images') ?? []).map((x, i) => reqString(x, `images[${i}]`));
-    product.metadata = mergeMetadata(product.metadata, p.metadata);
-    product.updated = clock;
-    return product;
-  };
-
-  const listProducts: Handler = (p) => {
-    checkKeys(p, PRODUCT_LIST, '');
-    refuseUnmodelled(p, ['created', 'shippable', 'url']);
-    const active = asBool(p.active, 'active');
-    const type = asEnum(p.type, 'type', ['good', 'service'] as const);
-    const ids = asArray(p.ids, 'ids')?.map((x, i) => reqString(x, `ids[${i}]`));
-    const all = newestFirst(products.values()).filter((x) => (active === undefined || x.active === active) && (!type || x.type === type) && (!ids || ids.includes(x.id)));
-    return paginate(all, p, '/v1/products', 'product');
-  };
-
-  // ========== prices ==========
-
-  function readTiers(raw: ParamValue | undefined, param: string): PriceTier[] | undefined {
-    const list = asArray(raw, param);
-    if (!list) return undefined;
-    if (list.length === 0) throw missing(`${param}[0]`);
-    const tiers: PriceTier[] = [];
-    let previous = 0;
-    list.forEach((rawTier, i) => {
-      const at = `${param}[${i}]`;
-      const tier = asObject(rawTier, at);
-      if (!tier) throw missing(at);
-      checkKeys(tier, PRICE_TIER, at);
-      const upToRaw = reqString(tier.up_to, `${at}[up_to]`);
-      const last = i === list.length - 1;
-      let upTo: number | null;
-      if (upToRaw === 'inf') {
-        if (!last) throw invalid('Only the last tier can have `up_to` set to `inf`.', `${at}[up_to]`);
-        upTo = null;
-      } else {
-        upTo = asInt(upToRaw, `${at}[up_to]`)!;
-        if (last) throw invalid('The last tier must have `up_to` set to `inf`.', `${at}[up_to]`);
-        if (upTo <= previous) throw invalid('Tiers must be in ascending order of `up_to`, each greater than the one before (and than 0).', `${at}[up_to]`);
-        previous = upTo;
-      }
-      const unitAmount = asInt(tier.unit_amount, `${at}[unit_amount]`);
-      const unitDecimal = asDecimal(tier.unit_amount_decimal, `${at}[unit_amount_decimal]`);
-      const flatAmount = asInt(tier.flat_amount, `${at}[flat_amount]`);
-      const flatDecimal = asDecimal(tier.flat_amount_decimal, `${at}[flat_amount_decimal]`);
-      if (unitAmount !== undefined && unitDecimal !== undefined) throw invalid('You may only specify one of these parameters: unit_amount, unit_amount_decimal.', `${at}[unit_amount_decimal]`);
-      if (flatAmount !== undefined && flatDecimal !== undefined) throw invalid('You may only specify one of these parameters: flat_amount, flat_amount_decimal.', `${at}[flat_amount_decimal]`);
-      if (unitAmount === undefined && unitDecimal === undefined && flatAmount === undefined && flatDecimal === undefined) {
-        throw invalid('Each tier must have at least one of `unit_amount`, `unit_amount_decimal`, `flat_amount` or `flat_amount_decimal`.', `${at}[unit_amount]`);
-      }
-      for (const [v, name] of [[unitAmount, 'unit_amount'], [flatAmount, 'flat_amount']] as const) {
-        if (v !== undefined && v < 0) throw invalid('This value must be greater than or equal to 0.', `${at}[${name}]`, 'parameter_invalid_integer');
-      }
-      const unitDec = unitDecimal ?? (unitAmount !== undefined ? String(unitAmount) : null);
-      const flatDec = flatDecimal ?? (flatAmount !== undefined ? String(flatAmount) : null);
-      const integral = (d: string | null) => (d !== null && /^\d+$/.test(d) ? Number(d) : null);
-      tiers.push({ flat_amount: integral(flatDec), flat_amount_decimal: flatDec, unit_amount: integral(unitDec), unit_amount_decimal: unitDec, up_to: upTo });
-    });
-    return tiers;
-  }
-
-  /** Creates a Price (POST /v1/prices, or a product's default_price_data under `prefix`). */
-  function newPrice(p: Params, prefix = ''): BillingPrice {
-    const at = (name: string) => sub(prefix, name);
-    refuseUnmodelled(p, ['currency_options', 'custom_unit_amount'], prefix);
-    const currencyRaw = reqString(p.currency, at('currency')).toLowerCase();
-    if (!/^[a-z]{3}$/.test(currencyRaw)) throw invalid(`Invalid currency: ${currencyRaw}.`, at('currency'), 'parameter_invalid_string');
-    let productId = asString(p.product, at('product'));
-    const productData = asObject(p.product_data, at('product_data'));
-    if (productId && productData) throw invalid('You may only specify one of these parameters: product, product_data.', at('product_data'));
-    if (!productId && !productData) throw missing(at('product'));
-    if (productId && !products.has(productId)) throw noSuch('product', productId, at('product'));
-    if (productData) {
-      checkKeys(productData, PRODUCT_DATA, at('product_data'));
-      refuseUnmodelled(productData, ['tax_details'], at('product_data'));
-    }
-
-    const scheme = asEnum(p.billing_scheme, at('billing_scheme'), ['per_unit', 'tiered'] as const) ?? 'per_unit';
-    const unitAmount = asInt(p.unit_amount, at('unit_amount'));
-    const unitDecimal = asDecimal(p.unit_amount_decimal, at('unit_amount_decimal'));
-    const tiers = readTiers(p.tiers, at('tiers'));
-    const tiersMode = asEnum(p.tiers_mode, at('tiers_mode'), ['graduated', 'volume'] as const);
-    const transformRaw = asObject(p.transform_quantity, at('transform_quantity'));
-    if (unitAmount !== undefined && unitDecimal !== undefined) throw invalid('You may only specify one of these parameters: unit_amount, unit_amount_decimal.', at('unit_amount_decimal'));
-    if (unitAmount !== undefined && unitAmount < 0) throw invalid('This value must be greater than or equal to 0.', at('unit_amount'), 'parameter_invalid_integer');
-    if (scheme === 'per_unit') {
-      if (tiers || tiersMode) throw invalid('`tiers` and `tiers_mode` can only be used with `billing_scheme=tiered`.', at(tiers ? 'tiers' : 'tiers_mode'));
-      if (unitAmount === undefined && unitDecimal === undefined) throw missing(at('unit_amount'));
-    } else {
-      if (unitAmount !== undefined || unitDecimal !== undefined) throw invalid('`unit_amount` cannot be used with `billing_scheme=tiered`; set the amounts on the tiers.', at(unitAmount !== undefined ? 'unit_amount' : 'unit_amount_decimal'));
-      if (!tiers) throw missing(at('tiers'));
-      if (!tiersMode) throw missing(at('tiers_mode'));
-      if (transformRaw) throw invalid('`transform_quantity` cannot be used with `billing_scheme=tiered`.', at('transform_quantity'));
-    }
-    let transform: BillingPrice['transform_quantity'] = null;
-    if (transformRaw) {
-      checkKeys(transformRaw, ['divide_by', 'round'], at('transform_quantity'));
-      const divideBy = asInt(transformRaw.divide_by, at('transform_quantity[divide_by]'));
-      if (divideBy === undefined) throw missing(at('transform_quantity[divide_by]'));
-      if (divideBy < 1) throw invalid('This value must be greater than or equal to 1.', at('transform_quantity[divide_by]'), 'parameter_invalid_integer');
-      const round = asEnum(transformRaw.round, at('transform_quantity[round]'), ['down', 'up'] as const);
-      if (!round) throw missing(at('transform_quantity[round]'));
-      transform = { divide_by: divideBy, round };
-    }
-
-    const recurringRaw = asObject(p.recurring, at('recurring'));
-    let recurring: BillingPrice['recurring'] = null;
-    if (recurringRaw) {
-      checkKeys(recurringRaw, PRICE_RECURRING, at('recurring'));
-      refuseUnmodelled(recurringRaw, ['trial_period_days'], at('recurring'));
-      const interval = asEnum(recurringRaw.interval, at('recurring[interval]'), ['day', 'month', 'week', 'year'] as const);
-      if (!interval) throw missing(at('recurring[interval]'));
-      const count = asInt(recurringRaw.interval_count, at('recurring[interval_count]')) ?? 1;
-      const max = { day: 365, week: 52, month: 12, year: 1 }[interval];
-      if (count < 1 || count > max) throw invalid('The maximum billing frequency is one year.', at('recurring[interval_count]'));
-      const usageType = asEnum(recurringRaw.usage_type, at('recurring[usage_type]'), ['licensed', 'metered'] as const) ?? 'licensed';
-      const meterId = asString(recurringRaw.meter, at('recurring[meter]'));
-      if (usageType === 'metered') {
-        if (!meterId) throw invalid('A meter is required for prices with `recurring[usage_type]=metered`: set `recurring[meter]`.', at('recurring[meter]'), 'parameter_missing');
-        const meter = meters.get(meterId);
-        if (!meter) throw noSuch('billing.meter', meterId, at('recurring[meter]'));
-        if (meter.status !== 'active') throw invalid(`The meter ${meterId} is inactive; an inactive meter cannot be attached to a price.`, at('recurring[meter]'));
-      } else if (meterId) {
-        throw invalid('`recurring[meter]` can only be set when `recurring[usage_type]` is `metered`.', at('recurring[meter]'));
-      }
-      recurring = { interval, interval_count: count, meter: meterId ?? null, usage_type: usageType, trial_period_days: null };
-    }
-
-    const lookupKey = asString(p.lookup_key, at('lookup_key'));
-    if (lookupKey !== undefined && lookupKey.length > 200) throw invalid('lookup_key must be at most 200 characters', at('lookup_key'));
-    const transfer = asBool(p.transfer_lookup_key, at('transfer_lookup_key')) ?? false;
-    const holder = lookupKey === undefined ? undefined : findByLookupKey(lookupKey);
-    if (holder && !transfer) throw invalid(`A price (\`${holder.id}\`) already uses that lookup key.`, at('lookup_key'));
-
-    if (productData) {
-      productId = newProduct({
-        id: asString(productData.id, at('product_data[id]')), name: reqString(productData.name, at('product_data[name]')),
-        active: asBool(productData.active, at('product_data[active]')), metadata: asMetadata(productData.metadata, at('product_data[metadata]')),
-        unit_label: asString(productData.unit_label, at('product_data[unit_label]')) ?? null,
-        statement_descriptor: asString(productData.statement_descriptor, at('product_data[statement_descriptor]')) ?? null,
-        tax_code: asString(productData.tax_code, at('product_data[tax_code]')) ?? null,
-      }).id;
-    }
-    if (holder) holder.lookup_key = null;
-    const decimal = unitDecimal ?? (unitAmount !== undefined ? String(unitAmount) : null);
-    const price: BillingPrice = {
-      active: asBool(p.active, at('active')) ?? true, billing_scheme: scheme, created: clock, currency: currencyRaw, custom_unit_amount: null,
-      id: `price_${randomId(24)}`, livemode: false, lookup_key: lookupKey ?? null, metadata: asMetadata(p.metadata, at('metadata')),
-      nickname: asString(p.nickname, at('nickname')) ?? null, object: 'price', product: productId!, recurring,
-      tax_behavior: asEnum(p.tax_behavior, at('tax_behavior'), ['exclusive', 'inclusive', 'unspecified'] as const) ?? 'unspecified',
-      tiers_mode: scheme === 'tiered' ? tiersMode! : null, transform_quantity: transform, type: recurring ? 'recurring' : 'one_time',
-      unit_amount: decimal !== null && /^\d+$/.test(decimal) ? Number(decimal) : null, unit_amount_decimal: decimal,
-    };
-    prices.set(price.id, price as unknown as FakePrice);
-    if (tiers) priceTiers.set(price.id, tiers);
-    return price;
-  }
-
-  function findByLookupKey(key: string): BillingPrice | undefined {
-    for (const id of prices.keys()) {
-      const price = priceById(id)!;
-      if (price.lookup_key === key) return price;
-    }
-    return undefined;
-  }
-
-  const createPrice: Handler = (p) => {
-    checkKeys(p, PRICE_CREATE, '');
-    return newPrice(p);
-  };
-
-  const updatePrice: Handler = (p, c) => {
-    checkKeys(p, PRICE_UPDATE, '');
-    refuseUnmodelled(p, ['currency_options']);
-    const price = priceById(c.id);
-    if (!price) throw noSuch('price', c.id, 'id', 404);
-    const lookupKey = p.lookup_key === '' ? null : asString(p.lookup_key, 'lookup_key');
-    const transfer = asBool(p.transfer_lookup_key, 'transfer_lookup_key') ?? false;
-    if (typeof lookupKey === 'string') {
-      const holder = findByLookupKey(lookupKey);
-      if (holder && holder.id !== price.id && !transfer) throw invalid(`A price (\`${holder.id}\`) already uses that lookup key.`, 'lookup_key');
-      if (holder && holder.id !== price.id) holder.lookup_key = null;
-    }
-    const tax = asEnum(p.tax_behavior, 'tax_behavior', ['exclusive', 'inclusive', 'unspecified'] as const);
-    if (tax && price.tax_behavior !== 'unspecified' && tax !== price.tax_behavior) throw invalid('tax_behavior cannot be changed once it is set to `exclusive` or `inclusive`.', 'tax_behavior');
-    if (lookupKey !== undefined) price.lookup_key = lookupKey;
-    if (tax) price.tax_behavior = tax;
-    const active = asBool(p.active, 'active');
-    if (active !== undefined) price.active = active;
-    if (p.nickname !== undefined) price.nickname = asString(p.nickname, 'nickname') ?? null;
-    price.metadata = mergeMetadata(price.metadata, p.metadata);
-    return price;
-  };
-
-  const listPrices: Handler = (p) => {
-    checkKeys(p, PRICE_LIST, '');
-    refuseUnmodelled(p, ['created']);
-    const active = asBool(p.active, 'active');
-    const currency = asString(p.currency, 'currency')?.toLowerCase();
-    const product = asString(p.product, 'product');
-    const type = asEnum(p.type, 'type', ['one_time', 'recurring'] as const);
-    const keys = asArray(p.lookup_keys, 'lookup_keys')?.map((x, i) => reqString(x, `lookup_keys[${i}]`));
-    if (keys && keys.length > 10) throw invalid('You can pass up to 10 lookup_keys.', 'lookup_keys');
-    const recurring = asObject(p.recurring, 'recurring');
-    if (recurring) checkKeys(recurring, ['interval', 'meter', 'usage_type'], 'recurring');
-    const interval = recurring ? asEnum(recurring.interval, 'recurring[interval]', ['day', 'month', 'week', 'year'] as const) : undefined;
-    const meter = recurring ? asString(recurring.meter, 'recurring[meter]') : undefined;
-    const usageType = recurring ? asEnum(recurring.usage_type, 'recurring[usage_type]', ['licensed', 'metered'] as const) : undefined;
-    // Stripe lists active prices unless asked for inactive ones, and never inline (price_data) prices.
-    const all = newestFirst([...prices.keys()].map((id) => priceById(id)!))
-      .filter((x) => x.active === (active ?? true))
-      .filter((x) => (!currency || x.currency === currency) && (!product || x.product === product) && (!type || x.type === type))
-      .filter((x) => !keys || (x.lookup_key !== null && keys.includes(x.lookup_key)))
-      .filter((x) => (!interval || x.recurring?.interval === interval) && (!meter || x.recurring?.meter === meter) && (!usageType || x.recurring?.usage_type === usageType));
-    const list = paginate(all, p, '/v1/prices', 'price');
-    expandListData(list as unknown as { data: Record<string, unknown>[] }, p);
-    return list;
-  };
 
   // ========== Checkout in subscription mode ==========
 
@@ -1202,7 +266,7 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
     if (successUrl === undefined && uiMode === 'hosted_page') throw missing('success_url');
     const cancelUrl = asUrl(p.cancel_url, 'cancel_url') ?? null;
     const customerId = asString(p.customer, 'customer');
-    if (customerId) requireCustomer(customerId, 'customer');
+    if (customerId) requireCustomer(customers, customerId, 'customer');
     const customerEmail = asString(p.customer_email, 'customer_email') ?? null;
     if (customerId && customerEmail) throw invalid('You may only specify one of these parameters: customer, customer_email.', 'customer_email');
     const clientReferenceId = asString(p.client_reference_id, 'client_reference_id') ?? null;
@@ -1928,7 +992,7 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
   const createPortalSession: Handler = (p) => {
     checkKeys(p, PORTAL_SESSION_CREATE, '');
     refuseUnmodelled(p, ['after_expiration', 'customer_account', 'on_behalf_of']);
-    const customer = requireCustomer(reqString(p.customer, 'customer'), 'customer');
+    const customer = requireCustomer(customers, reqString(p.customer, 'customer'), 'customer');
     const configuration = asString(p.configuration, 'configuration') ?? portalConfiguration;
     if (configuration !== portalConfiguration) throw noSuch('billing_portal.configuration', configuration, 'configuration');
     const returnUrl = asUrl(p.return_url, 'return_url') ?? null;
@@ -2029,27 +1093,6 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
   const onlyExpand = (p: Params) => checkKeys(p, ['expand'], '');
   const route = (method: string, pattern: RegExp, handler: Handler): Route => ({ method, pattern, handler: withRequest(handler) });
   const routes: Route[] = [
-    route('POST', /^\/v1\/billing\/meters$/, createMeter),
-    route('GET', /^\/v1\/billing\/meters$/, listMeters),
-    route('GET', /^\/v1\/billing\/meters\/([^/]+)$/, (p, c) => (onlyExpand(p), getMeter(c.id))),
-    route('POST', /^\/v1\/billing\/meters\/([^/]+)$/, updateMeter),
-    route('POST', /^\/v1\/billing\/meters\/([^/]+)\/deactivate$/, (p, c) => (onlyExpand(p), setMeterStatus(c.id, 'inactive'))),
-    route('POST', /^\/v1\/billing\/meters\/([^/]+)\/reactivate$/, (p, c) => (onlyExpand(p), setMeterStatus(c.id, 'active'))),
-    route('GET', /^\/v1\/billing\/meters\/([^/]+)\/event_summaries$/, listEventSummaries),
-    route('POST', /^\/v1\/billing\/meter_events$/, createMeterEvent),
-    route('POST', /^\/v1\/products$/, createProduct),
-    route('GET', /^\/v1\/products$/, listProducts),
-    route('GET', /^\/v1\/products\/([^/]+)$/, (p, c) => (onlyExpand(p), getProduct(c.id))),
-    route('POST', /^\/v1\/products\/([^/]+)$/, updateProduct),
-    route('POST', /^\/v1\/prices$/, createPrice),
-    route('GET', /^\/v1\/prices$/, listPrices),
-    route('GET', /^\/v1\/prices\/([^/]+)$/, (p, c) => {
-      onlyExpand(p);
-      const price = priceById(c.id);
-      if (!price) throw noSuch('price', c.id, 'id', 404);
-      return price;
-    }),
-    route('POST', /^\/v1\/prices\/([^/]+)$/, updatePrice),
     route('POST', /^\/v1\/checkout\/sessions$/, createSubscriptionCheckout),
     route('GET', /^\/v1\/subscriptions$/, listSubscriptions),
     route('GET', /^\/v1\/subscriptions\/([^/]+)$/, (p, c) => (onlyExpand(p), getSubscription(c.id))),
@@ -2091,20 +1134,19 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
   ];
 
   const extension: FakeStripeExtension = {
-    routes,
+    routes: [...catalog.routes, ...routes],
     lookup,
     expand(object, path) {
-      if (object.object === 'price' && path === 'tiers') return expandTiers(object);
+      if (object.object === 'price' && path === 'tiers') return catalog.expandTiers(object);
       return undefined;
     },
     reset() {
       clock = startTime;
       webhook = options.webhook ?? null;
       seq = 0;
-      holding = false;
-      for (const m of [meters, identifiers, products, priceTiers, subscriptions, invoices, portalSessions, declines, subStates, meteredLines, checkoutExtras]) m.clear();
-      for (const s of [delivered, heldSeqs]) s.clear();
-      recordedEvents.length = 0;
+      catalog.reset();
+      for (const m of [subscriptions, invoices, portalSessions, declines, subStates, meteredLines, checkoutExtras]) m.clear();
+      delivered.clear();
       pendingItems.length = 0;
       events.length = 0;
       scheduled = [];
@@ -2206,24 +1248,19 @@ export function createFakeBilling(core: FakeStripeCore, options: FakeBillingOpti
     setWebhookEndpoint(endpoint) {
       webhook = endpoint;
     },
-    deliver: (endpoint) => deliver(endpoint ?? webhook),
+    deliver: (endpoint, deliveryOptions) => deliver(endpoint ?? webhook, deliveryOptions),
     events(filter) {
       const all = events.filter((e) => (filter === undefined ? true : typeof filter === 'string' ? e.type === filter : filter(e)));
       return copy(all);
     },
     pendingEvents: () => copy(events.filter((e) => !delivered.has(e.id))),
     usage: (meterId, customerId, from, to) => Number(meterUsage(meterId, customerId, from, to).toString()),
-    meterEvents: () => copy(recordedEvents),
-    meterEventErrors: () => copy(recordedEvents.filter((r) => r.error !== null)),
-    holdAggregation() {
-      holding = true;
-    },
-    releaseAggregation() {
-      holding = false;
-      heldSeqs.clear();
-    },
-    meters,
-    products,
+    meterEvents: () => copy(catalog.recordedEvents),
+    meterEventErrors: () => copy(catalog.recordedEvents.filter((r) => r.error !== null)),
+    holdAggregation: () => catalog.holdAggregation(),
+    releaseAggregation: () => catalog.releaseAggregation(),
+    meters: catalog.meters,
+    products: catalog.products,
     subscriptions,
     invoices,
     portalSessions,
