@@ -99,21 +99,76 @@ export interface FakeStripeOptions {
   apiKeys?: string[];
   /** Delay before each request is executed (makes concurrent requests overlap). */
   latencyMs?: number;
+  /** More endpoints plugged into the same server (e.g. fake-stripe-billing.ts); see FakeStripeExtension. */
+  extensions?: FakeStripeExtensionFactory[];
 }
+
+// ---------- extensions (more endpoints on the same server, same authentication, validation and idempotency) ----------
+
+/** A handler returns PASS to hand the request on to the next route matching the same method and path. */
+export const PASS: unique symbol = Symbol('fake-stripe: pass');
+
+/** An extension's expand() returns OMIT for a field that expands to nothing (it stays out of the object). */
+export const OMIT: unique symbol = Symbol('fake-stripe: omit');
+
+export type Handler = (params: Params, ctx: { id: string; apiVersion: string; requestId: string; idempotencyKey: string | null }) => unknown;
+
+export interface Route {
+  method: string;
+  /** The first capture group, if any, is the object id given to the handler as ctx.id. */
+  pattern: RegExp;
+  handler: Handler;
+}
+
+export interface FakeStripeExtension {
+  /** Tried before the core's routes, extensions in the order given. */
+  routes?: Route[];
+  /** An object by id, for `expand` of a string field. */
+  lookup?(id: string): unknown;
+  /** A field this extension expands itself (e.g. a price's includable `tiers`); undefined when it does not, OMIT to leave it out. */
+  expand?(object: Record<string, unknown>, path: string): unknown;
+  reset?(): void;
+}
+
+/** What an extension sees of the core: its object maps and the customer constructor. */
+export interface FakeStripeCore {
+  fake: FakeStripe;
+  customers: Map<string, FakeCustomer>;
+  /** Prices by id; extensions may store fuller Price objects here so Checkout can name them. */
+  prices: Map<string, FakePrice>;
+  checkoutSessions: Map<string, FakeCheckoutSession>;
+  lineItems: Map<string, FakeLineItem[]>;
+  createCustomer(fields: Partial<FakeCustomer>): FakeCustomer;
+}
+
+export type FakeStripeExtensionFactory = (core: FakeStripeCore) => FakeStripeExtension;
 
 export type Metadata = Record<string, string>;
 
+/** The keys of Stripe's published customer fixture (tests/fixtures/stripe-billing/customer.json). */
 export interface FakeCustomer {
   id: string;
   object: 'customer';
-  created: number;
-  email: string | null;
-  name: string | null;
-  description: string | null;
-  phone: string | null;
+  address: Record<string, string | null> | null;
   balance: number;
+  created: number;
+  currency: string | null;
+  default_source: string | null;
+  delinquent: boolean;
+  description: string | null;
+  discount: unknown;
+  email: string | null;
+  invoice_prefix: string;
+  invoice_settings: { custom_fields: unknown; default_payment_method: string | null; footer: string | null; rendering_options: unknown };
   livemode: false;
   metadata: Metadata;
+  name: string | null;
+  next_invoice_sequence: number;
+  phone: string | null;
+  preferred_locales: string[];
+  shipping: unknown;
+  tax_exempt: 'none' | 'exempt' | 'reverse';
+  test_clock: string | null;
 }
 
 export interface FakePrice {
@@ -516,6 +571,8 @@ function randomId(length: number): string {
   return out;
 }
 
+const randomHex = (length: number) => randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
+
 const now = () => Math.floor(Date.now() / 1000);
 const copy = <T>(value: T): T => structuredClone(value);
 
@@ -566,8 +623,6 @@ interface Outcome {
   saved: boolean;
 }
 
-type Handler = (params: Params, ctx: { id: string; apiVersion: string; requestId: string; idempotencyKey: string | null }) => unknown;
-
 // ---------- the fake ----------
 
 export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<FakeStripe> {
@@ -586,10 +641,18 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
   const charges = new Map<string, FakeCharge>();
   const refunds = new Map<string, FakeRefund>();
   let seq = 0;
+  const extensions: FakeStripeExtension[] = [];
 
   /** Any object by id, for `expand`. */
-  const lookup = (id: string): unknown =>
-    customers.get(id) ?? sessions.get(id) ?? paymentIntents.get(id) ?? charges.get(id) ?? refunds.get(id) ?? prices.get(id);
+  const lookup = (id: string): unknown => {
+    const own = customers.get(id) ?? sessions.get(id) ?? paymentIntents.get(id) ?? charges.get(id) ?? refunds.get(id) ?? prices.get(id);
+    if (own !== undefined) return own;
+    for (const ext of extensions) {
+      const found = ext.lookup?.(id);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
 
   function lineItemList(sessionId: string) {
     return { object: 'list', data: copy(lineItems.get(sessionId) ?? []), has_more: false, url: `/v1/checkout/sessions/${sessionId}/line_items` };
@@ -603,6 +666,14 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
       if (out.object === 'checkout.session' && path === 'line_items') {
         out.line_items = lineItemList(String(out.id));
         return;
+      }
+      for (const ext of extensions) {
+        const expanded = ext.expand?.(out, path);
+        if (expanded === OMIT) return;
+        if (expanded !== undefined) {
+          out[path] = expanded;
+          return;
+        }
       }
       if (path.includes('.') || !Object.hasOwn(out, path)) throw invalid(`This property cannot be expanded (${path}).`, `expand[${i}]`);
       const value = out[path];
@@ -624,8 +695,11 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
 
   function createCustomer(fields: Partial<FakeCustomer>): FakeCustomer {
     const customer: FakeCustomer = {
-      id: `cus_${randomId(14)}`, object: 'customer', created: now(), email: null, name: null, description: null, phone: null,
-      balance: 0, livemode: false, metadata: {}, ...fields,
+      id: `cus_${randomId(14)}`, object: 'customer', address: null, balance: 0, created: now(), currency: null, default_source: null,
+      delinquent: false, description: null, discount: null, email: null, invoice_prefix: randomHex(8).toUpperCase(),
+      invoice_settings: { custom_fields: null, default_payment_method: null, footer: null, rendering_options: null }, livemode: false,
+      metadata: {}, name: null, next_invoice_sequence: 1, phone: null, preferred_locales: [], shipping: null, tax_exempt: 'none',
+      test_clock: null, ...fields,
     };
     customers.set(customer.id, customer);
     return customer;
@@ -910,7 +984,7 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
 
   const onlyExpand = (p: Params) => checkKeys(p, EXPANDABLE, '');
 
-  const routes: { method: string; pattern: RegExp; handler: Handler }[] = [
+  const coreRoutes: Route[] = [
     { method: 'POST', pattern: /^\/v1\/customers$/, handler: createCustomerEndpoint },
     { method: 'GET', pattern: /^\/v1\/customers\/([^/]+)$/, handler: (p, c) => (onlyExpand(p), getOrThrow(customers, 'customer')(c.id)) },
     { method: 'POST', pattern: /^\/v1\/checkout\/sessions$/, handler: createSession },
@@ -1028,18 +1102,13 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
     const before = takeFailure(method, path, 'before');
     if (before) return fail(before);
 
-    // 3. routing
-    let handler: Handler | null = null;
-    let id = '';
-    for (const route of routes) {
+    // 3. routing (extensions first; a handler answering PASS hands the request to the next matching route)
+    const handlers: { handler: Handler; id: string }[] = [];
+    for (const route of [...extensions.flatMap((ext) => ext.routes ?? []), ...coreRoutes]) {
       const m = route.pattern.exec(path);
-      if (m && route.method === method) {
-        handler = route.handler;
-        id = decodeURIComponent(m[1] ?? '');
-        break;
-      }
+      if (m && route.method === method) handlers.push({ handler: route.handler, id: decodeURIComponent(m[1] ?? '') });
     }
-    if (!handler) return sendError(errorOutcome(invalid(`Unrecognized request URL (${method}: ${path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.`, undefined, undefined, 404)));
+    if (handlers.length === 0) return sendError(errorOutcome(invalid(`Unrecognized request URL (${method}: ${path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.`, undefined, undefined, 404)));
     if (decodeError) return sendError(errorOutcome(decodeError));
 
     // 4. idempotency
@@ -1073,7 +1142,12 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
     let outcome: Outcome;
     try {
       if (fake.latencyMs > 0) await new Promise((r) => setTimeout(r, fake.latencyMs));
-      const result = handler(params, { id, apiVersion: stripeVersion ?? Stripe.API_VERSION, requestId, idempotencyKey });
+      let result: unknown = PASS;
+      for (const { handler, id } of handlers) {
+        result = handler(params, { id, apiVersion: stripeVersion ?? Stripe.API_VERSION, requestId, idempotencyKey });
+        if (result !== PASS) break;
+      }
+      if (result === PASS) throw invalid(`Unrecognized request URL (${method}: ${path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.`, undefined, undefined, 404);
       const body = result && typeof result === 'object' && !Array.isArray(result) && (result as { object?: unknown }).object !== 'list'
         ? expand(result as Record<string, unknown>, params)
         : copy(result);
@@ -1204,6 +1278,7 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
       failures.length = 0;
       idempotency.clear();
       for (const m of [customers, prices, sessions, sessionExtras, lineItems, paymentIntents, charges, refunds]) m.clear();
+      for (const ext of extensions) ext.reset?.();
       seq = 0;
     },
     close() {
@@ -1213,5 +1288,16 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
       });
     },
   };
+  for (const factory of options.extensions ?? []) {
+    extensions.push(factory({ fake, customers, prices, checkoutSessions: sessions, lineItems, createCustomer }));
+  }
   return fake;
 }
+
+// ---------- for extensions (fake-stripe-billing.ts): the same error bodies and parameter readers ----------
+
+export {
+  ApiError, invalid, missing, unknownParam, noSuch, docUrl, sub, checkKeys, asObject, asArray, asString, reqString, asInt, asBool, asEnum,
+  asUrl, asCurrency, asMetadata, randomId, copy, matches, DECLINES, MINIMUM_AMOUNT, SESSION_CREATE, LINE_ITEM,
+};
+export type { Decline };
