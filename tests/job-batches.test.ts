@@ -164,6 +164,13 @@ describe('background jobs in bounded batches (PostgreSQL)', () => {
     const again = await scanNotificationsInBatches(s, { lowBalanceSeconds: 1800 }, { limit: 97 });
     assert.equal(again.users, owners!.n, 'small batches reach every owner too');
     assert.equal(again.lowBalance, 0, 'nothing is announced twice');
+    assert.equal(again.nextUser, null);
+    // A run cut short by its bound says where the next one goes on, and together they see every owner once.
+    const cut = await scanNotificationsInBatches(s, { lowBalanceSeconds: 1800 }, { limit: 97, maxBatches: 2 });
+    assert.deepEqual([cut.batches, cut.users], [2, 194]);
+    assert.ok(cut.nextUser);
+    const rest = await scanNotificationsInBatches(s, { lowBalanceSeconds: 1800 }, { limit: 97, afterUser: cut.nextUser });
+    assert.equal(cut.users + rest.users, owners!.n);
     const { rows } = await db.sql.query<{ n: number }>(
       `select count(*)::int as n from public.notifications where kind = 'low_balance' and user_id = any($1)`, [low]);
     assert.equal(rows[0]!.n, low.length);

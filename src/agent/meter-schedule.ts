@@ -27,8 +27,8 @@ export function isExhausted(facts: CoverageFacts): boolean {
 
 /**
  * When to ask the store next. Normally just after the paid time runs out (covered_until, an increment
- * boundary, plus the lead), so that the next increment has begun and is charged. With the balance gone, at
- * covered_until itself: a last meter there either finds a top-up or ends the call, never a second late.
+ * boundary, plus the lead), so that the next increment has begun and is charged. With nothing more payable,
+ * at covered_until itself: a last meter there either finds a top-up or ends the call, never a second late.
  */
 export function nextMeterAt(facts: CoverageFacts, nowMs: number, leadMs: number): number {
   if (isExhausted(facts)) return Math.max(facts.coveredUntilMs, nowMs);

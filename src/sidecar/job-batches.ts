@@ -18,7 +18,11 @@ export interface BatchOptions {
 
 export interface ReapTotals { batches: number; reaped: number; skipped: number }
 export interface ExpiryTotals { batches: number; expired: number; forfeitedSeconds: number; skipped: number }
-export interface ScanTotals { batches: number; users: number; lowBalance: number; cardExpiring: number; balanceExhausted: number }
+export interface ScanTotals {
+  batches: number; users: number; lowBalance: number; cardExpiring: number; balanceExhausted: number;
+  /** Where a run stopped by maxBatches (or a stop) left off; null when it went through every owner. */
+  nextUser: string | null;
+}
 
 const DEFAULT_LIMIT = 500;
 const DEFAULT_MAX_BATCHES = 1000;
@@ -59,20 +63,23 @@ export async function expireInBatches(store: BillingStore, options: BatchOptions
   return totals;
 }
 
-/** Scans every card owner for notices, a batch of owners at a time, in id order. */
+/**
+ * Scans card owners for notices, a batch of owners at a time in id order, from `afterUser` (null: the first)
+ * to the last, unless maxBatches or a stop comes first: then `nextUser` is where the next run goes on.
+ */
 export async function scanNotificationsInBatches(
-  store: BillingStore, scan: { lowBalanceSeconds?: number; expiringWithinDays?: number }, options: BatchOptions = {},
+  store: BillingStore, scan: { lowBalanceSeconds?: number; expiringWithinDays?: number },
+  options: BatchOptions & { afterUser?: string | null } = {},
 ): Promise<ScanTotals> {
-  const totals: ScanTotals = { batches: 0, users: 0, lowBalance: 0, cardExpiring: 0, balanceExhausted: 0 };
-  let afterUser: string | null = null;
-  totals.batches = await inBatches(options, (limit) => store.enqueueBalanceNotifications({ ...scan, afterUser, limit }),
+  const totals: ScanTotals = { batches: 0, users: 0, lowBalance: 0, cardExpiring: 0, balanceExhausted: 0, nextUser: options.afterUser ?? null };
+  totals.batches = await inBatches(options, (limit) => store.enqueueBalanceNotifications({ ...scan, afterUser: totals.nextUser, limit }),
     (run) => {
       totals.users += run.users_scanned;
       totals.lowBalance += run.low_balance;
       totals.cardExpiring += run.card_expiring;
       totals.balanceExhausted += run.balance_exhausted;
-      afterUser = run.next_user;
-      return afterUser !== null;
+      totals.nextUser = run.next_user;
+      return totals.nextUser !== null;
     });
   return totals;
 }

@@ -28,6 +28,8 @@ export interface RunningJobs {
  */
 export function startBackgroundJobs(store: BillingStore, log: Logger, settings: JobSettings): RunningJobs {
   const batches = { ...(settings.batchSize === undefined ? {} : { limit: settings.batchSize }), shouldStop: () => stopped };
+  /** A notification scan cut short (a bound, a stop) goes on from here at its next turn. */
+  let scanFrom: string | null = null;
   const jobs: { name: string; everySeconds: number; run: () => Promise<unknown> }[] = [
     { name: 'expire_cards', everySeconds: settings.expireEverySeconds, run: () => expireInBatches(store, batches) },
     { name: 'reap_sessions', everySeconds: settings.reapEverySeconds, run: () => reapInBatches(store, settings.maxSilenceSeconds, batches) },
@@ -35,7 +37,8 @@ export function startBackgroundJobs(store: BillingStore, log: Logger, settings: 
       name: 'notifications',
       everySeconds: settings.notifyEverySeconds,
       run: async () => {
-        const found = await scanNotificationsInBatches(store, { lowBalanceSeconds: settings.lowBalanceSeconds }, batches);
+        const found = await scanNotificationsInBatches(store, { lowBalanceSeconds: settings.lowBalanceSeconds }, { ...batches, afterUser: scanFrom });
+        scanFrom = found.nextUser;
         // Without a URL the outbox keeps its rows until one is configured.
         const sent = settings.delivery ? await deliverDueNotifications(store, log, settings.delivery) : null;
         return { found, sent };
