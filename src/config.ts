@@ -70,6 +70,12 @@ export const EnvSchema = z.object({
   AGENT_HEALTH_PORT: optional(z.coerce.number().int().min(0).max(65535)).default(8081),
   NO_BALANCE_GRACE_SECONDS: optional(z.coerce.number().int().min(0).max(3600)).default(60),
   GUEST_ALLOWANCE_SECONDS: optional(z.coerce.number().int().min(0).max(86400)).default(300),
+  // The call controller (src/agent/call-controller.ts): meter this long after each increment begins; while the
+  // billing store cannot be reached, retry with backoff and let the call go on this long past its paid time.
+  CALL_METER_LEAD_MS: optional(z.coerce.number().int().min(0).max(10_000)).default(500),
+  CALL_STORE_GRACE_SECONDS: optional(z.coerce.number().int().min(0).max(3600)).default(60),
+  CALL_STORE_RETRY_INITIAL_MS: optional(z.coerce.number().int().min(1).max(60_000)).default(1000),
+  CALL_STORE_RETRY_MAX_MS: optional(z.coerce.number().int().min(1).max(600_000)).default(8000),
 
   // Background jobs of the sidecar, and where notifications (low balance, expiring card, receipts…) are posted.
   JOBS_ENABLED: optional(z.enum(['true', 'false'])).default('true').transform((v) => v === 'true'),
@@ -120,7 +126,47 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
+  const contradictions = timingContradictions(parsed.data);
+  if (contradictions.length > 0) {
+    throw new ConfigError(`timing settings contradict each other:\n  ${contradictions.join('\n  ')}`);
+  }
   return parsed.data;
+}
+
+type TimingSettings = Pick<Config, 'SESSION_MAX_SILENCE_SECONDS' | 'REAP_EVERY_SECONDS' | 'BILLING_INCREMENT_SECONDS' |
+  'CALL_METER_LEAD_MS' | 'CALL_STORE_GRACE_SECONDS' | 'CALL_STORE_RETRY_INITIAL_MS' | 'CALL_STORE_RETRY_MAX_MS'>;
+
+/**
+ * Timing settings that cannot all hold at once, each named with its value. The reaper settles a call when no
+ * meter came within its increment plus SESSION_MAX_SILENCE_SECONDS; a live worker meters CALL_METER_LEAD_MS
+ * after each increment begins and, while the store is unreachable, keeps the call going (and retrying)
+ * CALL_STORE_GRACE_SECONDS past the paid time. So the allowed silence must outlast that, or the reaper ends
+ * calls that are still running.
+ */
+export function timingContradictions(c: TimingSettings): string[] {
+  const problems: string[] = [];
+  const silenceMs = c.SESSION_MAX_SILENCE_SECONDS * 1000;
+  const liveGapMs = c.CALL_METER_LEAD_MS + c.CALL_STORE_GRACE_SECONDS * 1000;
+  if (silenceMs <= liveGapMs) {
+    problems.push(`SESSION_MAX_SILENCE_SECONDS (${c.SESSION_MAX_SILENCE_SECONDS}) must be longer than ` +
+      `CALL_STORE_GRACE_SECONDS (${c.CALL_STORE_GRACE_SECONDS}) + CALL_METER_LEAD_MS (${c.CALL_METER_LEAD_MS} ms): ` +
+      'a worker riding out a billing-store outage goes that long past its increment without a meter, and the ' +
+      'reaper would end its call while it still runs');
+  }
+  if (c.REAP_EVERY_SECONDS > c.SESSION_MAX_SILENCE_SECONDS) {
+    problems.push(`REAP_EVERY_SECONDS (${c.REAP_EVERY_SECONDS}) must not be longer than SESSION_MAX_SILENCE_SECONDS ` +
+      `(${c.SESSION_MAX_SILENCE_SECONDS}): a crashed worker's call would stay open, holding one of its user's ` +
+      'concurrent calls, up to a whole reap interval past the allowed silence');
+  }
+  if (c.BILLING_INCREMENT_SECONDS !== undefined && c.CALL_METER_LEAD_MS >= c.BILLING_INCREMENT_SECONDS * 1000) {
+    problems.push(`CALL_METER_LEAD_MS (${c.CALL_METER_LEAD_MS} ms) must be shorter than BILLING_INCREMENT_SECONDS ` +
+      `(${c.BILLING_INCREMENT_SECONDS} s): each meter would come after the following increment had begun`);
+  }
+  if (c.CALL_STORE_RETRY_INITIAL_MS > c.CALL_STORE_RETRY_MAX_MS) {
+    problems.push(`CALL_STORE_RETRY_INITIAL_MS (${c.CALL_STORE_RETRY_INITIAL_MS}) must not be longer than ` +
+      `CALL_STORE_RETRY_MAX_MS (${c.CALL_STORE_RETRY_MAX_MS}), the longest wait between retries`);
+  }
+  return problems;
 }
 
 export function storageTarget(config: Config): StorageTarget {

@@ -7,7 +7,7 @@ import { CallRegistry } from '../src/agent/call-controller.ts';
 import { CallJob, type Speaker, type SpeakerPlan } from '../src/agent/call-job.ts';
 import { readCallAttributes, CALL_ATTRIBUTES } from '../src/agent/call-protocol.ts';
 import {
-  CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, SHUTDOWN_TEXT,
+  CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, SHUTDOWN_TEXT, WARNING_TEXT,
 } from '../src/agent/call-speech.ts';
 import type { BillingStore } from '../src/billing/store.ts';
 import { FakeTimers } from './helpers/fake-timers.ts';
@@ -135,6 +135,26 @@ describe('CallJob (fake room and voice, real controller over PostgreSQL)', () =>
     assert.equal(Math.round(balance + paidAhead), 7080);
     assert.equal(c.published[3]!.attributes[CALL_ATTRIBUTES.meteredAt], at(120.5).toISOString());
     await c.job.shutdown();
+  });
+
+  test('greets with the time the call can really use when most of the balance expires first', async () => {
+    const { clock, timers, store, call } = world();
+    const user = newUserId();
+    // 1 h 57 credited a year (the card validity) before T0 + 3 minutes, so it expires then; 3 minutes that last.
+    clock.set(new Date('2025-03-02T10:03:00Z'));
+    await store.adjustUserTime({ userId: user, seconds: 117 * 60, reason: 'expiring credit', idempotencyKey: `soon:${user}` });
+    clock.set(T0);
+    await store.adjustUserTime({ userId: user, seconds: 3 * 60, reason: 'lasting credit', idempotencyKey: `later:${user}` });
+    const c = call(user);
+    await c.job.start();
+    assert.equal(c.speaker.said[0]!.text, 'Hi! You have 2 hours of conversation time, but 1 hour 54 minutes of it expires ' +
+      'in 3 minutes, before this call can use it, so this call can last about 6 minutes. Consider purchasing more time ' +
+      'cards so we can keep talking. How can I help you today?');
+    // The app's countdown starts from the same six minutes.
+    assert.equal(c.states().find((s) => s.state === 'active')!.remainingSeconds, 360);
+    await timers.advance(400);
+    assert.deepEqual(c.speaker.texts().slice(1), [WARNING_TEXT(300), WARNING_TEXT(60), CUT_OFF_TEXT]);
+    assert.deepEqual((await sessionRows(user)).map((r) => [r.status, r.billed_seconds, r.ended_at]), [['cut_off', 360, at(360)]]);
   });
 
   test('warns once at 5 minutes and once at 1 minute left, queued behind the current speech', async () => {

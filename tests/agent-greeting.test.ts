@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { greetingText, LOW_BALANCE_GREETING_SECONDS, type GreetingCaller } from '../src/agent/greeting.ts';
+import { greetingCallerOf, greetingText, LOW_BALANCE_GREETING_SECONDS, type GreetingCaller } from '../src/agent/greeting.ts';
+import type { SessionState } from '../src/billing/store.ts';
 
 const HELP = 'How can I help you today?';
 
@@ -38,5 +39,41 @@ describe('greetingText', () => {
       assert.equal(text.startsWith('Welcome back!'), seconds >= LOW_BALANCE_GREETING_SECONDS, text);
     }
     assert.doesNotMatch(greetingText({ kind: 'guest' }), /Welcome back|minutes left/);
+  });
+});
+
+describe('greetingText when part of the balance expires before the call can use it', () => {
+  it('says plainly how much expires when, and promises only what the call can use', () => {
+    assert.equal(greetingText({ kind: 'user', totalSeconds: 7200, usableSeconds: 360, expiring: { seconds: 117 * 60, inSeconds: 180 } }),
+      'Hi! You have 2 hours of conversation time, but 1 hour 57 minutes of it expires in 3 minutes, before this call can ' +
+      `use it, so this call can last about 6 minutes. Consider purchasing more time cards so we can keep talking. ${HELP}`);
+  });
+
+  it('still welcomes back a caller who can talk long, in hours', () => {
+    assert.equal(greetingText({ kind: 'user', totalSeconds: 10 * 3600 + 59, usableSeconds: 5.5 * 3600, expiring: { seconds: 4.5 * 3600, inSeconds: 40 } }),
+      'Welcome back! You have 10 hours of conversation time, but 4 hours 30 minutes of it expires in less than a minute, ' +
+      `before this call can use it, so this call can last about 5.5 hours. ${HELP}`);
+  });
+
+  it('never names more usable time than the balance minus what expires', () => {
+    for (let expiring = 60; expiring < 7200; expiring += 433) {
+      const text = greetingText({ kind: 'user', totalSeconds: 7200, expiring: { seconds: expiring, inSeconds: 120 } });
+      const minutes = Number(/can last about (\d+) minutes/.exec(text)?.[1] ?? Infinity);
+      const hours = Number(/can last about ([\d.]+) hours?/.exec(text)?.[1] ?? Infinity);
+      assert.ok(Math.min(minutes * 60, hours * 3600) <= 7200 - expiring, text);
+    }
+  });
+
+  it('reads the start answer: the balance is what is paid ahead plus the rest; nothing expiring, the plain greeting', () => {
+    const now = new Date('2026-03-02T10:00:00Z');
+    const later = (seconds: number) => new Date(now.getTime() + seconds * 1000);
+    const state = {
+      covered_until: later(60), remaining_seconds: 7140, payable_until: later(360),
+      expiring_unused_seconds: 114 * 60, expiring_unused_until: later(180),
+    } as SessionState;
+    assert.deepEqual(greetingCallerOf(state, now),
+      { kind: 'user', totalSeconds: 7200, usableSeconds: 360, expiring: { seconds: 114 * 60, inSeconds: 180 } });
+    assert.deepEqual(greetingCallerOf({ ...state, payable_until: later(7200), expiring_unused_seconds: 0, expiring_unused_until: null }, now),
+      { kind: 'user', totalSeconds: 7200 });
   });
 });

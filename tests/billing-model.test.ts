@@ -515,19 +515,20 @@ class Model {
         expired++;
       }
     }
-    return ok({ expired_cards: expired, forfeited_seconds: forfeited, skipped_cards: 0 });
+    return ok({ expired_cards: expired, forfeited_seconds: forfeited, skipped_cards: 0, more: false });
   }
 
   reap(maxSilence: number): Outcome {
     const stale = [...this.sessions.values()]
-      .filter((s) => s.status === 'active' && s.lastMeteredAt < this.now - maxSilence)
+      // A healthy call is metered once per increment: stale only past its increment plus the silence.
+      .filter((s) => s.status === 'active' && s.lastMeteredAt < this.now - s.increment - maxSilence)
       .sort((a, b) => a.lastMeteredAt - b.lastMeteredAt || compareIds(a.id, b.id));
     for (const s of stale) {
       s.status = 'abandoned';
       s.endedAt = s.lastMeteredAt;
       s.endReason = 'worker_silent';
     }
-    return ok({ reaped_sessions: stale.length, session_ids: stale.map((s) => s.id), skipped_sessions: 0 });
+    return ok({ reaped_sessions: stale.length, session_ids: stale.map((s) => s.id), skipped_sessions: 0, more: false });
   }
 
   updateSettings(increment: number, minimum: number): Outcome {
@@ -914,10 +915,10 @@ async function runModel(
       if (got.ok && got.value.expired_cards > 0) count('expire:some');
     }],
     ['reap', 4, async () => {
-      // Sometimes exactly as long as a running call has been silent, or a second either side.
-      const running = activeSessions().filter((s) => model.now - s.lastMeteredAt >= 2);
+      // Sometimes exactly as long as a running call has been silent past its increment, or a second either side.
+      const running = activeSessions().filter((s) => model.now - s.lastMeteredAt - s.increment >= 2);
       const silence = rng.chance(0.3) && running.length > 0
-        ? model.now - rng.pick(running).lastMeteredAt + rng.pick([-1, 0, 0, 1])
+        ? (({ lastMeteredAt, increment }) => model.now - lastMeteredAt - increment)(rng.pick(running)) + rng.pick([-1, 0, 0, 1])
         : rng.pick([30, 60, 300, 3600, DAY, 7 * DAY]);
       desc = `reap sessions silent > ${silence}s`;
       const got = await capture(store.reapStaleSessions(silence));

@@ -4,7 +4,8 @@ import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { readFileSync } from 'node:fs';
-import { ConfigError, EnvSchema, parseConfig, storageTarget } from '../src/config.ts';
+import { ConfigError, EnvSchema, parseConfig, storageTarget, timingContradictions } from '../src/config.ts';
+import { callOptionsFromConfig } from '../src/agent/call-options.ts';
 import { ADMIN_URL } from './helpers/test-db.ts';
 
 const run = promisify(execFile);
@@ -32,6 +33,63 @@ describe('configuration', () => {
     assert.throws(() => parseConfig({ EMBEDDED_DB_PORT: 'eighty', BILLING_INCREMENT_SECONDS: '-1' }),
       (error: unknown) => error instanceof ConfigError && /EMBEDDED_DB_PORT/.test(error.message) && /BILLING_INCREMENT_SECONDS/.test(error.message));
     assert.throws(() => storageTarget(parseConfig({ SUPABASE_URL: 'https://abc.supabase.co' })), /SUPABASE_SERVICE_ROLE_KEY is missing/);
+  });
+});
+
+describe('timing settings', () => {
+  const refused = (env: Record<string, string>, ...names: string[]) =>
+    assert.throws(() => parseConfig(env), (error: unknown) => {
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.match(error.message, /timing settings contradict each other/);
+      for (const name of names) assert.match(error.message, new RegExp(`${name} \\(`), `${name} is named with its value`);
+      return true;
+    });
+
+  it('accepts the defaults, and an hour-long increment with them', () => {
+    assert.deepEqual(timingContradictions(parseConfig({})), []);
+    assert.equal(parseConfig({ BILLING_INCREMENT_SECONDS: '3600' }).BILLING_INCREMENT_SECONDS, 3600);
+  });
+
+  it('refuses an allowed silence the store-outage grace outlasts: the reaper would end calls still running', () => {
+    refused({ SESSION_MAX_SILENCE_SECONDS: '60' }, 'SESSION_MAX_SILENCE_SECONDS', 'CALL_STORE_GRACE_SECONDS', 'CALL_METER_LEAD_MS');
+    refused({ CALL_STORE_GRACE_SECONDS: '180' }, 'SESSION_MAX_SILENCE_SECONDS', 'CALL_STORE_GRACE_SECONDS');
+    // Equal is not enough: the last retry comes at the end of the grace, the lead after the boundary.
+    refused({ SESSION_MAX_SILENCE_SECONDS: '120', CALL_STORE_GRACE_SECONDS: '120', CALL_METER_LEAD_MS: '0' }, 'SESSION_MAX_SILENCE_SECONDS');
+    assert.doesNotThrow(() => parseConfig({ SESSION_MAX_SILENCE_SECONDS: '121', CALL_STORE_GRACE_SECONDS: '120', CALL_METER_LEAD_MS: '500' }));
+  });
+
+  it('refuses a reap interval longer than the allowed silence', () => {
+    refused({ REAP_EVERY_SECONDS: '600' }, 'REAP_EVERY_SECONDS', 'SESSION_MAX_SILENCE_SECONDS');
+    assert.doesNotThrow(() => parseConfig({ REAP_EVERY_SECONDS: '180' }));
+  });
+
+  it('refuses a meter lead as long as the increment, and a first retry longer than the longest', () => {
+    refused({ BILLING_INCREMENT_SECONDS: '1', CALL_METER_LEAD_MS: '1000' }, 'CALL_METER_LEAD_MS', 'BILLING_INCREMENT_SECONDS');
+    refused({ CALL_STORE_RETRY_INITIAL_MS: '9000' }, 'CALL_STORE_RETRY_INITIAL_MS', 'CALL_STORE_RETRY_MAX_MS');
+  });
+
+  it('lists every contradiction at once', () => {
+    assert.throws(() => parseConfig({ SESSION_MAX_SILENCE_SECONDS: '30', REAP_EVERY_SECONDS: '60' }),
+      (error: unknown) => error instanceof ConfigError && error.message.split('\n').length === 3);
+  });
+
+  it('stops the sidecar at startup, naming the settings, before it touches anything', async () => {
+    const env = { ...process.env, SESSION_MAX_SILENCE_SECONDS: '45', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PORT: '0' };
+    await assert.rejects(run(process.execPath, ['--import', 'tsx', 'src/sidecar/main.ts'], { env, timeout: 60_000 }),
+      (error: { code?: number; stderr?: string }) => {
+        assert.equal(error.code, 1);
+        assert.match(String(error.stderr), /SESSION_MAX_SILENCE_SECONDS \(45\) must be longer than CALL_STORE_GRACE_SECONDS \(60\)/);
+        return true;
+      });
+  });
+
+  it("gives the call controller the checked values", () => {
+    const options = callOptionsFromConfig(parseConfig({
+      CALL_METER_LEAD_MS: '250', CALL_STORE_GRACE_SECONDS: '30', CALL_STORE_RETRY_INITIAL_MS: '500', CALL_STORE_RETRY_MAX_MS: '4000',
+    }));
+    assert.equal(options.meterLeadMs, 250);
+    assert.equal(options.storeOutageGraceSeconds, 30);
+    assert.deepEqual(options.storeRetry, { initialMs: 500, maxMs: 4000, factor: 2 });
   });
 });
 

@@ -139,6 +139,56 @@ describe('client API', () => {
       assert.deepEqual(await ledgerMismatches(db.sql), []);
     });
 
+    it('ends no earlier than the last heartbeat, whatever shorter duration the client claims', async () => {
+      const user = await withCard();
+      const startedAt = clock.now();
+      await ok('POST', '/time/session/start', { user, body: { session_id: 'proved', room_name: 'r' } });
+      clock.advance(150);
+      const beat = await ok('POST', '/time/session/heartbeat', { user, body: { session_id: 'proved' } });
+      assert.deepEqual([beat.billed_seconds, beat.covered_until, beat.payable_until], [180, at(startedAt, 180), at(startedAt, 3600)]);
+      clock.advance(60);
+      const ended = await ok('POST', '/time/session/end', { user, body: { session_id: 'proved', duration_seconds: 20 } });
+      assert.deepEqual([ended.status, ended.ended_at, ended.billed_seconds, ended.charged_seconds], ['ended', at(startedAt, 150), 180, 0]);
+      assert.equal(await balanceOf(user), 3600 - 180);
+    });
+
+    it('cuts the call off at its last paid second when a heartbeat comes past it with nothing left to charge', async () => {
+      const user = newUserId();
+      await sidecar.store.adjustUserTime({ userId: user, seconds: 120, reason: 'two minutes', idempotencyKey: `${user}:two` });
+      const startedAt = clock.now();
+      const started = await ok('POST', '/time/session/start', { user, body: { session_id: 'overrun', room_name: 'r' } });
+      assert.equal(started.payable_until, at(startedAt, 120));
+      clock.advance(200);
+      const beat = await ok('POST', '/time/session/heartbeat', { user, body: { session_id: 'overrun' } });
+      assert.deepEqual([beat.status, beat.end_reason, beat.ended_at, beat.billed_seconds, beat.remaining_seconds],
+        ['cut_off', 'balance_exhausted', at(startedAt, 120), 120, 0]);
+      clock.advance(60);
+      const again = await ok('POST', '/time/session/heartbeat', { user, body: { session_id: 'overrun' } });
+      assert.deepEqual([again.status, again.replayed], ['cut_off', true]);
+      const ended = await ok('POST', '/time/session/end', { user, body: { session_id: 'overrun', duration_seconds: 260 } });
+      assert.deepEqual([ended.status, ended.billed_seconds, ended.ended_at, ended.replayed], ['cut_off', 120, at(startedAt, 120), true]);
+      assert.equal(await balanceOf(user), 0);
+      assert.deepEqual(await ledgerMismatches(db.sql), []);
+    });
+
+    it('reaps a silent client for what its heartbeats proved: the last one and the increment it opened', async () => {
+      const user = await withCard();
+      const startedAt = clock.now();
+      const started = await ok('POST', '/time/session/start', { user, body: { session_id: 'went-quiet', room_name: 'r' } });
+      clock.advance(90);
+      await ok('POST', '/time/session/heartbeat', { user, body: { session_id: 'went-quiet' } });
+      // Stale once no heartbeat came within the increment (60 s) plus the allowed silence (180 s).
+      clock.advance(240);
+      assert.ok(!(await sidecar.store.reapStaleSessions(180)).session_ids.includes(started.server_session_id));
+      clock.advance(1);
+      assert.ok((await sidecar.store.reapStaleSessions(180)).session_ids.includes(started.server_session_id));
+      const [reaped] = await sessionRow(user);
+      assert.deepEqual([reaped!.status, reaped!.billed_seconds, reaped!.ended_at!.toISOString()], ['abandoned', 120, at(startedAt, 90)]);
+      const ended = await ok('POST', '/time/session/end', { user, body: { session_id: 'went-quiet', duration_seconds: 30 } });
+      assert.deepEqual([ended.status, ended.billed_seconds, ended.ended_at], ['ended', 120, at(startedAt, 90)]);
+      assert.equal(await balanceOf(user), 3600 - 120);
+    });
+
     it('refuses a call without balance with 402 and writes nothing', async () => {
       const broke = newUserId();
       const before = await snapshot();

@@ -3,7 +3,7 @@
 // increment as it begins, warns before the time runs out, cuts the call off at the last paid second, and
 // rides out a billing-store outage without losing a billed second.
 //
-// The store is the truth: every decision follows its last answer (covered_until, remaining_seconds), because
+// The store is the truth: every decision follows its last answer (covered_until, payable_until), because
 // another call of the same user may drain the shared balance at any moment.
 
 import type { BillingStore, SessionState } from '../billing/store.ts';
@@ -77,7 +77,10 @@ export interface JoinInput {
 
 /** What the controller tells the agent. */
 export interface CallEvents {
-  /** The session runs; remainingSeconds is the talk time left (paid for this call plus the balance). */
+  /**
+   * The session runs; remainingSeconds is the talk time left: until the moment the call will be cut off (what
+   * is paid for it plus what the balance can still pay before its cards expire).
+   */
   started: { state: SessionState; remainingSeconds: number };
   /**
    * The store answered for a running call (after the start and after each meter): remainingSeconds is the talk
@@ -245,7 +248,7 @@ export class CallController {
   }
 
   private facts(state: SessionState): CoverageFacts {
-    return { coveredUntilMs: state.covered_until.getTime(), remainingSeconds: state.remaining_seconds };
+    return { coveredUntilMs: state.covered_until.getTime(), payableUntilMs: state.payable_until.getTime() };
   }
 
   private emit<K extends CallEventName>(event: K, payload: CallEvents[K]): void {

@@ -14,7 +14,7 @@ import {
   CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, noBalanceText, SHUTDOWN_TEXT,
   START_FAILED_TEXT, STORE_DOWN_TEXT, WARNING_TEXT,
 } from './call-speech.ts';
-import { greetingText } from './greeting.ts';
+import { greetingCallerOf, greetingText, type GreetingCaller } from './greeting.ts';
 
 /** A speech in the agent's queue (the framework's SpeechHandle). */
 export interface Speech {
@@ -165,8 +165,8 @@ export class CallJob {
   private async startBilled(userId: string): Promise<void> {
     const call = this.deps.registry.create({ store: this.deps.store, log: this.deps.log });
     this.controller = call;
-    let remainingSeconds = 0;
-    call.on('started', (event) => { remainingSeconds = event.remainingSeconds; });
+    let caller: GreetingCaller = { kind: 'user', totalSeconds: 0 };
+    call.on('started', (event) => { caller = greetingCallerOf(event.state, this.deps.clock()); });
     this.followBilling(call);
     let state;
     try {
@@ -181,7 +181,7 @@ export class CallJob {
     if (state === null) return this.startNoBalance(userId);
     this.billing = true;
     if (this.closing) return; // left during the start: the controller settles, the job is ending
-    const greeting = greetingText({ kind: 'user', totalSeconds: remainingSeconds });
+    const greeting = greetingText(caller);
     const speaker = await this.open({ userId, greeting, call });
     if (!speaker) return;
     speaker.say(greeting, { allowInterruptions: true, addToChatCtx: false });

@@ -1,10 +1,37 @@
 // What MindBot says first, chosen by the caller's prepaid balance. Pure: the caller reads the balance.
 
+import type { SessionState } from '../billing/store.ts';
+
 /** Below this much talk time the greeting warns and suggests buying more (30 minutes). */
 export const LOW_BALANCE_GREETING_SECONDS = 30 * 60;
 
-/** Who is calling: a guest (no billing) or a user with this many seconds of talk time left. */
-export type GreetingCaller = { kind: 'guest' } | { kind: 'user'; totalSeconds: number };
+/**
+ * Who is calling: a guest (no billing) or a user with this many seconds of talk time left. When part of that
+ * balance expires before this call can use it, `expiring` says how much and in how long, and `usableSeconds`
+ * is how long the call can really last: the greeting promises that, never the hours that expire.
+ */
+export type GreetingCaller =
+  | { kind: 'guest' }
+  | { kind: 'user'; totalSeconds: number; usableSeconds?: number; expiring?: { seconds: number; inSeconds: number } };
+
+/**
+ * The caller as the start of their call found them (the start answer's covered_until, balance and
+ * payable_until: the SQL walks the cards, the first to expire first).
+ */
+export function greetingCallerOf(state: SessionState, now: Date): GreetingCaller {
+  const ahead = (instant: Date) => Math.max(0, (instant.getTime() - now.getTime()) / 1000);
+  const totalSeconds = ahead(state.covered_until) + state.remaining_seconds;
+  if (state.expiring_unused_seconds <= 0) return { kind: 'user', totalSeconds };
+  return {
+    kind: 'user',
+    totalSeconds,
+    usableSeconds: ahead(state.payable_until),
+    expiring: {
+      seconds: state.expiring_unused_seconds,
+      inSeconds: state.expiring_unused_until ? ahead(state.expiring_unused_until) : 0,
+    },
+  };
+}
 
 const HELP = 'How can I help you today?';
 
@@ -22,12 +49,37 @@ function hours(seconds: number): string {
   return tenths === 1 ? '1 hour' : `${text} hours`;
 }
 
+/** "1 hour 57 minutes", "3 minutes", "2 hours", "less than a minute" (rounded down). */
+function duration(seconds: number): string {
+  const minutes = Math.floor(seconds / 60);
+  if (minutes === 0) return 'less than a minute';
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  const parts = [];
+  if (h > 0) parts.push(h === 1 ? '1 hour' : `${h} hours`);
+  if (m > 0) parts.push(m === 1 ? '1 minute' : `${m} minutes`);
+  return parts.join(' ');
+}
+
+/** How long the call can last: minutes under half an hour, else hours to a tenth (rounded down). */
+function callLength(seconds: number): string {
+  return seconds < LOW_BALANCE_GREETING_SECONDS ? aboutMinutes(seconds) : `about ${hours(seconds)}`;
+}
+
 export function greetingText(caller: GreetingCaller): string {
   if (caller.kind === 'guest') {
     return "Hi! I'm MindBot. You're talking as a guest, so your conversation time isn't tracked. " +
       `Create a free account to buy talk time and keep track of it. ${HELP}`;
   }
   const seconds = Math.max(0, Math.floor(caller.totalSeconds));
+  if (caller.expiring && caller.expiring.seconds > 0 && seconds > 0) {
+    const usable = Math.max(0, Math.floor(caller.usableSeconds ?? seconds - caller.expiring.seconds));
+    const expires = caller.expiring.inSeconds < 60 ? 'expires in less than a minute' : `expires in ${duration(caller.expiring.inSeconds)}`;
+    const low = usable < LOW_BALANCE_GREETING_SECONDS;
+    return `${low ? 'Hi!' : 'Welcome back!'} You have ${duration(seconds)} of conversation time, but ` +
+      `${duration(caller.expiring.seconds)} of it ${expires}, before this call can use it, so this call can last ` +
+      `${callLength(usable)}.${low ? ' Consider purchasing more time cards so we can keep talking.' : ''} ${HELP}`;
+  }
   if (seconds === 0) {
     return `Hi! You have no talk time left. Consider purchasing more time cards: ask me what the packages cost. ${HELP}`;
   }

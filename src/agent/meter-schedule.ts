@@ -5,24 +5,30 @@
 export interface CoverageFacts {
   /** The call is paid up to this instant. */
   coveredUntilMs: number;
-  /** The user's balance left, shared with their other calls. */
-  remainingSeconds: number;
+  /**
+   * The balance can pay for the call up to this instant (payable_until): covered_until plus what the cards can
+   * still be charged for before each of them expires. Never before covered_until.
+   */
+  payableUntilMs: number;
 }
 
-/** Time left for this call: what is paid for it and not yet used, plus the balance not yet charged. */
+/**
+ * Talk time left for this call: up to the moment it will really be cut off. A card that expires before its
+ * seconds can be charged does not count, so the warnings and the caller's countdown never promise them.
+ */
 export function remainingMs(facts: CoverageFacts, nowMs: number): number {
-  return Math.max(0, facts.coveredUntilMs - nowMs) + Math.max(0, facts.remainingSeconds) * 1000;
+  return Math.max(0, Math.max(facts.payableUntilMs, facts.coveredUntilMs) - nowMs);
 }
 
-/** The balance is gone: nothing more can be charged, so the call must end at covered_until. */
+/** Nothing more can be charged after covered_until (no balance, or none valid then): the call ends there. */
 export function isExhausted(facts: CoverageFacts): boolean {
-  return facts.remainingSeconds <= 0;
+  return facts.payableUntilMs <= facts.coveredUntilMs;
 }
 
 /**
  * When to ask the store next. Normally just after the paid time runs out (covered_until, an increment
- * boundary, plus the lead), so that the next increment has begun and is charged. With the balance gone, at
- * covered_until itself: a last meter there either finds a top-up or ends the call, never a second late.
+ * boundary, plus the lead), so that the next increment has begun and is charged. With nothing more payable,
+ * at covered_until itself: a last meter there either finds a top-up or ends the call, never a second late.
  */
 export function nextMeterAt(facts: CoverageFacts, nowMs: number, leadMs: number): number {
   if (isExhausted(facts)) return Math.max(facts.coveredUntilMs, nowMs);

@@ -26,6 +26,7 @@ import { config as loadConfig, type Config } from '../config.ts';
 import type { BillingStore } from '../billing/store.ts';
 import { CallRegistry, realTimers } from './call-controller.ts';
 import { CallJob, type CallRoomEvents, type Speaker, type SpeakerPlan } from './call-job.ts';
+import { callOptionsFromConfig } from './call-options.ts';
 import { forwardSignalToChildren } from './forward-signal.ts';
 import { chooseStt, type SttChoice } from './stt-choice.ts';
 
@@ -95,7 +96,7 @@ async function entry(ctx: JobContext): Promise<void> {
 
   const { openBillingStore } = await import('../billing/open-store.ts');
   const opened = await openBillingStore(config, { log });
-  registry ??= new CallRegistry({ store: opened.store, timers: realTimers });
+  registry ??= new CallRegistry({ store: opened.store, timers: realTimers, options: callOptionsFromConfig(config) });
   let job: CallJob | null = null;
   let session: voice.AgentSession | null = null;
   const stop = (at: Date) => {

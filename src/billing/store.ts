@@ -116,7 +116,8 @@ export interface BillingStore {
   meterSession(sessionId: string): Promise<SessionState>;
   endSession(input: { sessionId: string; reason: string; endedAt?: Date }): Promise<SessionState>;
   expireCards(options?: { limit?: number }): Promise<ExpiryRun>;
-  reapStaleSessions(maxSilenceSeconds: number): Promise<ReapRun>;
+  /** One batch (at most `limit` calls, one transaction); `more` says whether to call again. */
+  reapStaleSessions(maxSilenceSeconds: number, options?: { limit?: number }): Promise<ReapRun>;
   updateSettings(changes: SettingsChanges): Promise<BillingSettings>;
 
   // Stripe: each call applies one event exactly once (a repeated event id answers 'duplicate_event').
@@ -131,7 +132,8 @@ export interface BillingStore {
   rememberStripeCustomer(userId: string, customerId: string): Promise<string>;
 
   // The notification outbox and the figures behind /metrics.
-  enqueueBalanceNotifications(options?: { lowBalanceSeconds?: number; expiringWithinDays?: number }): Promise<NotificationScan>;
+  /** Scans one batch of card owners (those after `afterUser`); `next_user` is where the next batch starts. */
+  enqueueBalanceNotifications(options?: NotificationScanOptions): Promise<NotificationScan>;
   claimNotifications(options: { limit: number; leaseSeconds: number }): Promise<ClaimedNotification[]>;
   reportNotification(report: {
     id: string; delivered: boolean; error?: string | undefined; retrySeconds: number; maxAttempts: number;
@@ -140,9 +142,15 @@ export interface BillingStore {
 
   // Calls a client runs itself, known by the client's own id (1-100 letters, digits, _ or -).
   startClientSession(input: { userId: string; clientSessionId: string; roomName: string }): Promise<SessionState>;
-  /** Charges every increment begun so far by the server's clock (a client's heartbeat). */
+  /**
+   * Charges every increment begun so far by the server's clock (a client's heartbeat). A heartbeat past the
+   * paid time with nothing left to charge cuts the call off at its last paid second (status cut_off).
+   */
   meterClientSession(input: { userId: string; clientSessionId: string }): Promise<SessionState>;
-  /** Ends it at least(now, start + claimedSeconds): never billed past the server's clock nor past the claim. */
+  /**
+   * Ends it at least(now, greatest(start + claimedSeconds, last heartbeat)): never past the server's clock,
+   * never before what a heartbeat proved; what the heartbeats charged stays charged.
+   */
   endClientSession(input: { userId: string; clientSessionId: string; claimedSeconds: number }): Promise<SessionState>;
 
   // A user's own history (for the user, or an administrator).
@@ -168,6 +176,13 @@ export interface BillingStore {
   deactivatePricingTier(tierId: string): Promise<TierWrite>;
 
   close(): Promise<void>;
+}
+
+export interface NotificationScanOptions {
+  lowBalanceSeconds?: number;
+  expiringWithinDays?: number;
+  afterUser?: string | null;
+  limit?: number;
 }
 
 export interface SettingsChanges {
@@ -223,6 +238,8 @@ const inputs = {
   sessionId: uuid,
   end: z.object({ sessionId: uuid, reason: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/), endedAt: z.date().optional() }),
   limit: z.number().int().min(1).max(100_000),
+  /** A background job's batch: what one transaction may lock. */
+  batch: z.number().int().min(1).max(5000),
   silence: positiveSeconds,
   event: z.object({ id: z.string().regex(/^evt_\w{1,250}$/), type: z.string().min(1).max(100), payload: z.unknown() }),
   stripeId: z.string().min(3).max(255).nullish(),
@@ -391,12 +408,14 @@ export class RpcBillingStore implements BillingStore {
   }
 
   async expireCards(options: { limit?: number } = {}): Promise<ExpiryRun> {
-    return this.call('expire_time_cards', { p_limit: validated(inputs.limit, options.limit ?? 1000) }, ExpiryRunSchema);
+    return this.call('expire_time_cards', { p_limit: validated(inputs.batch, options.limit ?? 500) }, ExpiryRunSchema);
   }
 
-  async reapStaleSessions(maxSilenceSeconds: number): Promise<ReapRun> {
-    return this.call('reap_stale_sessions',
-      { p_max_silence_seconds: validated(inputs.silence, maxSilenceSeconds) }, ReapRunSchema);
+  async reapStaleSessions(maxSilenceSeconds: number, options: { limit?: number } = {}): Promise<ReapRun> {
+    return this.call('reap_stale_sessions', {
+      p_max_silence_seconds: validated(inputs.silence, maxSilenceSeconds),
+      p_limit: validated(inputs.batch, options.limit ?? 500),
+    }, ReapRunSchema);
   }
 
   async updateSettings(changes: SettingsChanges): Promise<BillingSettings> {
@@ -469,10 +488,12 @@ export class RpcBillingStore implements BillingStore {
     }, z.string(), false);
   }
 
-  async enqueueBalanceNotifications(options: { lowBalanceSeconds?: number; expiringWithinDays?: number } = {}): Promise<NotificationScan> {
+  async enqueueBalanceNotifications(options: NotificationScanOptions = {}): Promise<NotificationScan> {
     return this.call('enqueue_balance_notifications', {
       p_low_balance_seconds: validated(inputs.silence, options.lowBalanceSeconds ?? 1800),
       p_expiring_within_days: validated(z.number().int().min(1).max(365), options.expiringWithinDays ?? 7),
+      p_after_user: validated(inputs.userId.nullable(), options.afterUser ?? null),
+      p_limit: validated(z.number().int().min(1).max(10_000), options.limit ?? 1000),
     }, NotificationScanSchema);
   }
 

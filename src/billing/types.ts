@@ -130,6 +130,15 @@ export const SessionStateSchema = z.object({
   shortfall_seconds: seconds,
   /** The user's spendable balance after this call (shared with their other sessions). */
   remaining_seconds: seconds,
+  /**
+   * How far the balance can really pay for this call if it goes on alone: covered_until plus what the cards
+   * can still be charged for before each expires (migrations/008). The call is cut off here.
+   */
+  payable_until: timestamp,
+  /** Of the balance, the seconds on cards that expire before this call could use them... */
+  expiring_unused_seconds: seconds,
+  /** ...and the last of those expiries (null when there are none). */
+  expiring_unused_until: timestamp.nullable(),
   replayed: z.boolean(),
 });
 export type SessionState = z.infer<typeof SessionStateSchema>;
@@ -138,6 +147,8 @@ export const ExpiryRunSchema = z.object({
   expired_cards: z.number().int(),
   forfeited_seconds: seconds,
   skipped_cards: z.number().int(),
+  /** The batch was full: another call may find more. */
+  more: z.boolean(),
 });
 export type ExpiryRun = z.infer<typeof ExpiryRunSchema>;
 
@@ -145,6 +156,8 @@ export const ReapRunSchema = z.object({
   reaped_sessions: z.number().int(),
   session_ids: z.array(id),
   skipped_sessions: z.number().int(),
+  /** The batch was full: another call may find more. */
+  more: z.boolean(),
 });
 export type ReapRun = z.infer<typeof ReapRunSchema>;
 
@@ -187,6 +200,9 @@ export const NotificationScanSchema = z.object({
   low_balance: z.number().int(),
   card_expiring: z.number().int(),
   balance_exhausted: z.number().int(),
+  users_scanned: z.number().int(),
+  /** Where the next batch of card owners starts; null when this one was the last. */
+  next_user: id.nullable(),
 });
 export type NotificationScan = z.infer<typeof NotificationScanSchema>;
 

@@ -99,6 +99,11 @@ function clientSessionView(clientSessionId: string, state: SessionState) {
     minutes_charged: minutes(state.billed_seconds),
     /** Paid up to here; past it, with no balance left, the call must end. */
     covered_until: state.covered_until.toISOString(),
+    /**
+     * The balance can pay for the call up to here (cards that expire first count only for what they can pay
+     * before they expire): a heartbeat past it with nothing left to charge cuts the call off.
+     */
+    payable_until: state.payable_until.toISOString(),
     charged_seconds: state.charged_seconds,
     remaining_seconds: state.remaining_seconds,
     remaining_minutes: Math.floor(state.remaining_seconds / 60),

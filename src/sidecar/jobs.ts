@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BillingStore } from '../billing/store.ts';
+import { expireInBatches, reapInBatches, scanNotificationsInBatches } from './job-batches.ts';
 import { deliverDueNotifications, type DeliveryOptions } from './notification-delivery.ts';
 
 export interface JobSettings {
@@ -10,6 +11,8 @@ export interface JobSettings {
   notifyEverySeconds: number;
   lowBalanceSeconds: number;
   delivery: DeliveryOptions | null;
+  /** Rows per batch, one transaction each (default 500). */
+  batchSize?: number;
 }
 
 export interface RunningJobs {
@@ -20,17 +23,22 @@ export interface RunningJobs {
 
 /**
  * The sidecar's periodic work: expire cards, reap calls of crashed workers, find what deserves a notice and
- * deliver the outbox. Safe with several sidecars: the SQL claims work with try-locks and SKIP LOCKED.
+ * deliver the outbox. Safe with several sidecars: the SQL claims work with try-locks and SKIP LOCKED. Each
+ * job works in bounded batches, each committed on its own (src/sidecar/job-batches.ts).
  */
 export function startBackgroundJobs(store: BillingStore, log: Logger, settings: JobSettings): RunningJobs {
+  const batches = { ...(settings.batchSize === undefined ? {} : { limit: settings.batchSize }), shouldStop: () => stopped };
+  /** A notification scan cut short (a bound, a stop) goes on from here at its next turn. */
+  let scanFrom: string | null = null;
   const jobs: { name: string; everySeconds: number; run: () => Promise<unknown> }[] = [
-    { name: 'expire_cards', everySeconds: settings.expireEverySeconds, run: () => store.expireCards() },
-    { name: 'reap_sessions', everySeconds: settings.reapEverySeconds, run: () => store.reapStaleSessions(settings.maxSilenceSeconds) },
+    { name: 'expire_cards', everySeconds: settings.expireEverySeconds, run: () => expireInBatches(store, batches) },
+    { name: 'reap_sessions', everySeconds: settings.reapEverySeconds, run: () => reapInBatches(store, settings.maxSilenceSeconds, batches) },
     {
       name: 'notifications',
       everySeconds: settings.notifyEverySeconds,
       run: async () => {
-        const found = await store.enqueueBalanceNotifications({ lowBalanceSeconds: settings.lowBalanceSeconds });
+        const found = await scanNotificationsInBatches(store, { lowBalanceSeconds: settings.lowBalanceSeconds }, { ...batches, afterUser: scanFrom });
+        scanFrom = found.nextUser;
         // Without a URL the outbox keeps its rows until one is configured.
         const sent = settings.delivery ? await deliverDueNotifications(store, log, settings.delivery) : null;
         return { found, sent };
