@@ -182,10 +182,10 @@ describe('web app: the talk screen', () => {
       await screenshotPanel(page, 'talk-in-call-speaking-panel');
 
       // Between answers the browser's clock counts down...
-      await page.waitForFunction(() => {
+      await page.waitForFunction(`(() => {
         const text = document.querySelector('[role="timer"]')?.textContent ?? '';
-        return /^29:[0-5]\d$/.test(text) && text !== '29:59';
-      }, undefined, { timeout: 15_000 });
+        return /^29:[0-5]\\d$/.test(text) && text !== '29:59';
+      })()`, undefined, { timeout: 15_000 });
       // ...and the next answer of the meter re-anchors it, whatever the browser counted.
       const secondAnswerAt = Date.now();
       await emitAttributes(page, meterAnswer(905, '2026-03-01T10:15:00Z'));
