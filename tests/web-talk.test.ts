@@ -182,10 +182,15 @@ describe('web app: the talk screen', () => {
       await screenshotPanel(page, 'talk-in-call-speaking-panel');
 
       // Between answers the browser's clock counts down...
-      await page.waitForFunction(`(() => {
-        const text = document.querySelector('[role="timer"]')?.textContent ?? '';
-        return /^29:[0-5]\\d$/.test(text) && text !== '29:59';
-      })()`, undefined, { timeout: 15_000 });
+      // (Polled from here: the app's CSP forbids the string evaluation waitForFunction would need.)
+      const timer = page.getByRole('timer');
+      const countedUntil = Date.now() + 15_000;
+      for (;;) {
+        const text = (await timer.textContent()) ?? '';
+        if (/^29:[0-5]\d$/.test(text) && text !== '29:59') break;
+        assert.ok(Date.now() < countedUntil, `the countdown never ticked below 29:59 (it shows ${JSON.stringify(text)})`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       // ...and the next answer of the meter re-anchors it, whatever the browser counted.
       const secondAnswerAt = Date.now();
       await emitAttributes(page, meterAnswer(905, '2026-03-01T10:15:00Z'));
