@@ -53,6 +53,19 @@ ensure_chromium() {
   [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || { log "chromium is still missing at ${CHROMIUM_PATH:-/usr/bin/chromium}"; exit 1; }
 }
 
+# The pooler tests run Debian's PgBouncer in transaction mode (as Supabase's pooler works): install it when missing.
+ensure_pgbouncer() {
+  [ -x "${PGBOUNCER_PATH:-/usr/sbin/pgbouncer}" ] && return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "installing Debian's pgbouncer for the connection-pooler tests"
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends pgbouncer >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends pgbouncer >/dev/null
+  fi
+  [ -x "${PGBOUNCER_PATH:-/usr/sbin/pgbouncer}" ] || { log "pgbouncer is still missing at ${PGBOUNCER_PATH:-/usr/sbin/pgbouncer}"; exit 1; }
+}
+
 # The web app served by the sidecar: built into dist/web (the sidecar answers 503 on its pages without it).
 build_web() {
   log "building the web app"
@@ -308,6 +321,7 @@ case "$cmd" in
     ensure_node_modules
     ensure_postgres
     ensure_chromium
+    ensure_pgbouncer
     log "typechecking"
     npx tsc --noEmit -p .
     npx tsc --noEmit -p src/web
