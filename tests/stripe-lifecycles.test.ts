@@ -1,11 +1,11 @@
 // Stripe's real payment lifecycles, event by event, through the real sidecar route (signed and verified with
 // the real stripe library) over PostgreSQL. Every object posted is Stripe's published object
 // (tests/fixtures/stripe-payments) with ids, amounts and statuses overridden. After each step: the payment's
-// amounts, the card's seconds and the ledger rows that moved them.
+// amounts, the card's seconds and the ledger rows that moved them. The same on PostgreSQL and on PGlite.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { createPostgresDatabase, ledgerMismatches, newUserId, type TestDatabase } from './helpers/test-db.ts';
+import { createPgliteDatabase, createPostgresDatabase, ledgerMismatches, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
 import { purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
 import {
@@ -16,14 +16,14 @@ type Json = Record<string, any>;
 
 const BASIC = { id: 'basic_5h', seconds: 5 * 3600 + 1800, price: 4499 };
 
-describe('Stripe payment lifecycles', () => {
+for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment lifecycles (${engine})`, () => {
   let db: TestDatabase;
   let fake: FakeStripe;
   let sidecar: TestSidecar;
   const admin = newUserId();
   const logLines: Json[] = [];
   before(async () => {
-    db = await createPostgresDatabase();
+    db = engine === 'postgres' ? await createPostgresDatabase() : await createPgliteDatabase();
     fake = await startFakeStripe();
     const log = pino({ level: 'info' }, { write: (line: string) => { logLines.push(JSON.parse(line)); } });
     sidecar = await startSidecar(db, { stripe: fake.client({ maxNetworkRetries: 0 }), adminIds: [admin], log });
@@ -275,6 +275,31 @@ describe('Stripe payment lifecycles', () => {
       assert.equal((await sidecar.store.getBalance(user)).total_seconds, 18_000, order);
       await assertBooks(p.ids.paymentIntentId);
     }
+  });
+
+  it('a chargeback whose events all arrive at once, twice, ends given back in full, whatever order they were applied in', async () => {
+    const user = newUserId();
+    const p = purchaseOf(user);
+    await post('checkout.session.completed', p.session());
+    await use(user, 600);
+    const id = `dp_${p.ids.chargeId.slice(3)}p`;
+    const events = [
+      stripeEvent('charge.dispute.created', p.dispute(id, 'needs_response', 'chargeback')),
+      stripeEvent('charge.dispute.funds_withdrawn', p.dispute(id, 'needs_response', 'chargeback')),
+      stripeEvent('charge.dispute.updated', p.dispute(id, 'under_review', 'chargeback')),
+      stripeEvent('charge.dispute.funds_reinstated', p.dispute(id, 'won', 'chargeback')),
+      stripeEvent('charge.dispute.closed', p.dispute(id, 'won', 'chargeback')),
+    ];
+    const outcomes = await Promise.all([...events, ...events].map((event) => post(event.type as string, {}, event)));
+    assert.equal(outcomes.filter((o) => o === 'duplicate_event').length, events.length);
+    const payment = (await paymentOf(p.ids.paymentIntentId))!;
+    assert.deepEqual([payment.status, (await cardOf(payment.card_id!)).status], ['succeeded', 'active']);
+    assert.equal((await sidecar.store.getBalance(user)).total_seconds, 19_200);
+    const ledger = await ledgerOf(payment.card_id!);
+    assert.deepEqual(ledger.slice(0, 2), [['grant', 19_800], ['usage', -600]]);
+    assert.ok([0, 2].includes(ledger.length - 2), 'frozen and given back, or never frozen (the verdict came first)');
+    assert.equal(ledger.slice(2).reduce((sum, [, s]) => sum + (s as number), 0), 0);
+    await assertBooks(p.ids.paymentIntentId);
   });
 
   it('a delayed (SEPA-like) payment grants only when the money arrives, and a failed one tells the buyer once', async () => {
