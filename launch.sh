@@ -130,6 +130,9 @@ cmd="${1:-help}"
 shift || true
 case "$cmd" in
   dev)
+    # The development sign-in (admin tokens for whoever asks) only here, only on loopback, never next to Supabase.
+    [ -n "${SUPABASE_URL:-}${SUPABASE_ANON_KEY:-}${SUPABASE_JWT_SECRET:-}${SUPABASE_JWKS_URL:-}" ] || export DEV_SIGN_IN="${DEV_SIGN_IN:-true}"
+    export HOST="${HOST:-127.0.0.1}"
     ensure_node_modules
     pids=()
     trap 'kill "${pids[@]}" 2>/dev/null; wait; exit 0' INT TERM

@@ -11,6 +11,8 @@ export const WEBHOOK_SECRET = 'whsec_test_mindbot_sidecar';
 /** Where `npm run build` puts the web app (./launch.sh test builds it before the tests). */
 export const WEB_DIST_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));
 const JWT_SECRET = 'test-jwt-secret-for-the-sidecar-tests-0123456789';
+/** The scrape token of the test sidecars' GET /metrics. */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123';
 
 export interface TestSidecar {
   url: string;
@@ -46,6 +48,8 @@ export async function startSidecar(db: TestDatabase, options: {
    * verifier knows a JWKS URL too; it only fetches it for ES256/RS256 tokens. tokenFor keeps signing local tokens.
    */
   supabaseAuth?: { url: string; anonKey: string; jwtSecret: string };
+  /** GET /metrics's bearer token (default METRICS_TOKEN); null: none configured, /metrics is not served. */
+  metricsToken?: string | null;
 } = {}): Promise<TestSidecar> {
   const store = db.store(options.clock);
   let url = '';
@@ -67,6 +71,7 @@ export async function startSidecar(db: TestDatabase, options: {
     cancelUrl: 'https://app.mindbot.test/purchase/cancel',
     corsOrigins: ['https://app.mindbot.test'],
     version: 'test',
+    metricsToken: options.metricsToken === null ? undefined : options.metricsToken ?? METRICS_TOKEN,
     livekit: options.livekit === null ? undefined : options.livekit ?? LIVEKIT,
     web: options.web ? {
       distDir: WEB_DIST_DIR,
