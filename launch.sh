@@ -206,6 +206,9 @@ cmd="${1:-help}"
 shift || true
 case "$cmd" in
   dev)
+    # The development sign-in (admin tokens for whoever asks) only here, only on loopback, never next to Supabase.
+    [ -n "${SUPABASE_URL:-}${SUPABASE_ANON_KEY:-}${SUPABASE_JWT_SECRET:-}${SUPABASE_JWKS_URL:-}" ] || export DEV_SIGN_IN="${DEV_SIGN_IN:-true}"
+    export HOST="${HOST:-127.0.0.1}"
     ensure_node_modules
     trap 'dev_stop; exit 0' INT TERM
     trap dev_stop EXIT
