@@ -310,8 +310,8 @@ case "$cmd" in
   worker)
     missing="$(missing_livekit)"
     if [ -n "$missing" ]; then
-      log "the agent worker needs a LiveKit server: set $missing (in .env or the environment)"
-      exit 0
+      log "the agent worker needs a LiveKit server: $missing not set (in .env or the environment)"
+      exit 1
     fi
     ensure_node_modules
     exec node --import tsx src/agent/worker.ts "${1:-dev}" "${@:2}"
