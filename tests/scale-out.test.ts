@@ -161,7 +161,7 @@ describe('run as many: two sidecars and three workers on one database, through P
     const dbName = new URL(db.url!).pathname.slice(1);
     const base = {
       PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'test', LOG_LEVEL: 'debug',
-      DB_POOL_MAX: '5', JWT_SECRET, CALL_METER_LEAD_MS: '500', CALL_STORE_GRACE_SECONDS: '1', SESSION_MAX_SILENCE_SECONDS: '3', REAP_EVERY_SECONDS: '1',
+      DB_POOL_MAX: '5', JWT_SECRET, CALL_METER_LEAD_MS: '500', CALL_STORE_GRACE_SECONDS: '1', SESSION_MAX_SILENCE_SECONDS: '6', REAP_EVERY_SECONDS: '1',
     };
     const sidecarEnv = async (preparedStatements: boolean) => {
       const port = await freePort();
@@ -329,7 +329,7 @@ describe('run as many: two sidecars and three workers on one database, through P
     assert.equal(perUser[0]!.n, 1, 'the retried admin grant made one card');
   });
 
-  it('lost or doubled no second: every card equals its ledger, every call paid exactly what it used', async () => {
+  it('lost or doubled no second: every card equals its ledger, every call paid exactly what it used', async (t) => {
     assert.deepEqual(await ledgerMismatches(db.sql), []);
     const { rows: keys } = await db.sql.query<{ n: number; keys: number }>(
       'select count(*)::int as n, count(distinct idempotency_key)::int as keys from public.ledger_entries');
@@ -343,6 +343,9 @@ describe('run as many: two sidecars and three workers on one database, through P
              extract(epoch from s.ended_at - s.started_at)::float8 as ran
         from public.voice_sessions s`);
     assert.equal(calls.length, sessionsStarted);
+    const { rows: ends } = await db.sql.query<{ status: string; end_reason: string; n: number }>(
+      'select status, end_reason, count(*)::int as n from public.voice_sessions group by 1, 2 order by 1, 2');
+    t.diagnostic(`calls: ${ends.map((e) => `${e.n} ${e.status}/${e.end_reason}`).join(', ')}`);
     for (const call of calls) {
       assert.notEqual(call.status, 'active');
       assert.equal(call.used, call.billed, `call ${call.id}: ledger = billed`);
@@ -379,7 +382,7 @@ describe('run as many: two sidecars and three workers on one database, through P
     assert.equal(perUser.filter((u) => u.taken_back > 0).length, 1);
   });
 
-  it('did each job\'s work once across both sidecars, without a failure or a deadlock', async () => {
+  it('did each job\'s work once across both sidecars, without a failure or a deadlock', async (t) => {
     const sum = (job: string, field: (result: any) => number) =>
       sidecars.flatMap((s) => s.jobRuns(job)).reduce((n, l) => n + field(l.result), 0);
     // Reaper: the dead host's calls, settled as abandoned by one sidecar or the other, never both.
@@ -410,6 +413,13 @@ describe('run as many: two sidecars and three workers on one database, through P
     for (const sidecar of sidecars) {
       for (const job of ['expire_cards', 'reap_sessions', 'notifications']) assert.ok(sidecar.jobRuns(job).length > 0, `${sidecar.name} ran ${job}`);
       assert.deepEqual(sidecar.lines.filter((l) => l.level >= 50), [], `${sidecar.name} logged no error`);
+    }
+    // Who did what (informative: which sidecar wins a row is up to the race).
+    for (const sidecar of sidecars) {
+      const of = (job: string, field: (result: any) => number) => sidecar.jobRuns(job).reduce((n, l) => n + field(l.result), 0);
+      t.diagnostic(`sidecar ${sidecar.name}: reaped ${of('reap_sessions', (r) => r.reaped)}, expired ${of('expire_cards', (r) => r.expired)}, ` +
+        `delivered ${of('notifications', (r) => r.sent?.delivered ?? 0)}, webhooks applied ` +
+        `${responses.filter((r) => r.sidecar === sidecar.name && r.outcome !== 'duplicate_event').length}`);
     }
     const { rows: stats } = await db.sql.query<{ deadlocks: number }>(
       'select deadlocks::int from pg_stat_database where datname = current_database()');
