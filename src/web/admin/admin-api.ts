@@ -145,3 +145,19 @@ export interface RefundAnswer {
   amount_cents: number;
   note: string;
 }
+
+/** GET /admin/attention: Stripe events that can never apply, acknowledged to Stripe and kept here. */
+export interface AttentionList {
+  total: number;
+  items: Array<{
+    id: number;
+    event_id: string;
+    event_type: string;
+    code: string;
+    message: string;
+    payment_id: string | null;
+    user_id: string | null;
+    object_id: string | null;
+    created_at: string;
+  }>;
+}
