@@ -190,6 +190,33 @@ interface MPayment {
   checkoutSessionId: string;
 }
 
+/** A refund as Stripe lists it in an event. */
+interface MRefundObject {
+  id: string;
+  amount: number;
+  status: string;
+}
+
+interface MRefund {
+  paymentId: string;
+  amount: number;
+  status: string;
+  taken: number;
+  returned: number;
+  applied: boolean;
+}
+
+type MDisputeEvent = 'created' | 'funds_withdrawn' | 'funds_reinstated' | 'closed';
+
+interface MDispute {
+  paymentId: string;
+  status: string;
+  withdrawn: boolean;
+  reinstated: boolean;
+  frozen: boolean;
+  freezes: number;
+}
+
 interface MSession {
   id: string;
   userId: string;
@@ -224,6 +251,9 @@ class Model {
   readonly cards = new Map<string, MCard>();
   readonly sessions = new Map<string, MSession>();
   readonly payments = new Map<string, MPayment>();
+  /** Stripe refunds and disputes by their ids. */
+  readonly refunds = new Map<string, MRefund>();
+  readonly disputes = new Map<string, MDispute>();
   /** Stripe events applied, by id: a repeated one changes nothing. */
   readonly stripeEvents = new Set<string>();
   readonly ops = new Map<string, RecordedOp>();
@@ -613,7 +643,7 @@ class Model {
     return this.end(s.id, 'client_ended', at);
   }
 
-  // ----- Stripe (migrations/003_payments.sql): payments, cumulative refunds, disputes
+  // ----- Stripe (migrations/003_payments.sql, 009_payment_lifecycles.sql): payments, refunds, disputes
 
   /** A paid purchase: the payment and its card (a gift stays pending with its code), once per payment. */
   pay(eventId: string, input: { userId: string; tierId: string; gift: boolean; checkoutSessionId: string; paymentIntentId: string },
@@ -638,45 +668,101 @@ class Model {
     return ok({ outcome: 'granted' });
   }
 
-  /** charge.refunded with the charge's cumulative refunded amount: the card gives back that share, as far as unused. */
-  refundPayment(eventId: string, paymentId: string, cumulative: number): Outcome {
+  /**
+   * Refund objects as an event lists them (migrations/009_payment_lifecycles.sql, record_refunds), each applied
+   * once by its id: one that counts takes its share of the card (from the amount paid) as far as unused, one
+   * that fails afterwards gives back what it took while the card can be used; refunded = what counts.
+   */
+  refundPayment(eventId: string, paymentId: string, list: MRefundObject[]): Outcome {
     if (this.stripeEvents.has(eventId)) return ok({ outcome: 'duplicate_event' });
     this.stripeEvents.add(eventId);
     const p = this.payments.get(paymentId)!;
-    const reached = Math.max(p.refunded, cumulative);
-    p.refunded = Math.min(p.amount, reached);
-    p.status = reached >= p.amount ? 'refunded' : p.status === 'disputed' ? 'disputed' : 'partially_refunded';
     const card = this.cards.get(p.cardId)!;
-    const target = Math.floor((card.total * p.refunded) / p.amount);
-    const taken = -card.flows.refund;
-    if (target > taken) {
-      const before = card.remaining;
-      this.revoke(card.id, target - taken, 'refund', `refund:${p.id}:${p.refunded}`);
-      this.cover(target - taken > before ? 'stripe-refund-capped-by-unused' : 'stripe-refund-took-its-share');
+    const counts = (r: { status: string }) => r.status !== 'failed' && r.status !== 'canceled';
+    const ofPayment = () => [...this.refunds.values()].filter((r) => r.paymentId === p.id);
+    for (const item of list) {
+      let r = this.refunds.get(item.id);
+      if (!r) {
+        r = { paymentId: p.id, amount: item.amount, status: item.status, taken: 0, returned: 0, applied: false };
+        this.refunds.set(item.id, r);
+      } else if (counts(r)) {
+        r.status = item.status;   // failed and canceled are final
+      }
+      const counted = ofPayment().filter(counts).reduce((n, x) => n + x.amount, 0);
+      const netTaken = ofPayment().reduce((n, x) => n + x.taken - x.returned, 0);
+      if (counts(r) && !r.applied) {
+        const target = counted <= 0 ? 0 : p.amount <= 0 || counted >= p.amount ? card.total : Math.floor((card.total * counted) / p.amount);
+        const owed = target - netTaken;
+        if (owed > 0) {
+          const before = card.remaining;
+          const revoked = this.revoke(card.id, owed, 'refund', `refund:${item.id}`);
+          r.taken = (revoked as { value: { revoked_seconds: number } }).value.revoked_seconds;
+          this.cover(owed > before ? 'stripe-refund-capped-by-unused' : 'stripe-refund-took-its-share');
+        }
+        r.applied = true;
+      } else if (!counts(r) && r.taken > r.returned) {
+        const frozen = [...this.disputes.values()].some((d) => d.paymentId === p.id && d.frozen);
+        if (card.expiresAt > this.now && card.status !== 'expired' && !frozen) {
+          const give = Math.min(r.taken - r.returned, card.total - card.remaining);
+          if (give > 0) {
+            this.move(card, give, 'restore');
+            if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
+            r.returned += give;
+            this.cover('stripe-refund-failed-gave-back');
+          }
+        } else {
+          this.cover('stripe-refund-failed-card-unusable');
+        }
+      }
     }
+    const counted = ofPayment().filter(counts).reduce((n, x) => n + x.amount, 0);
+    p.refunded = Math.min(counted, p.amount);
+    this.settlePaymentStatus(p);
     return ok({ outcome: 'refunded' });
   }
 
-  /** charge.dispute.created freezes what is left; closed as won gives it back, lost keeps it frozen. */
-  dispute(eventId: string, paymentId: string, disputeId: string, stage: 'created' | 'won' | 'lost'): Outcome {
+  /** A payment's status from its refunds and disputes, as record_refunds and record_dispute write it. */
+  private settlePaymentStatus(p: MPayment): void {
+    const disputed = [...this.disputes.values()].some((d) => d.paymentId === p.id && (d.frozen || d.status === 'lost'));
+    p.status = disputed ? 'disputed' : p.refunded >= p.amount && p.amount > 0 ? 'refunded'
+      : p.refunded > 0 ? 'partially_refunded' : 'succeeded';
+  }
+
+  /**
+   * A dispute follows Stripe's money (record_dispute, 009): frozen while the funds are withdrawn (funds_withdrawn,
+   * or a chargeback's created), given back when reinstated, won or warning_closed; lost keeps it frozen.
+   */
+  dispute(eventId: string, paymentId: string, disputeId: string, event: MDisputeEvent, status: string, inquiry: boolean): Outcome {
     if (this.stripeEvents.has(eventId)) return ok({ outcome: 'duplicate_event' });
     this.stripeEvents.add(eventId);
     const p = this.payments.get(paymentId)!;
-    const key = `dispute:${disputeId}`;
-    if (stage === 'created') {
-      p.status = 'disputed';
-      this.revoke(p.cardId, 'all', 'revoke', key);
-      this.cover('stripe-dispute-froze');
-      return ok({ outcome: 'frozen' });
+    let d = this.disputes.get(disputeId);
+    if (!d) {
+      d = { paymentId, status, withdrawn: false, reinstated: false, frozen: false, freezes: 0 };
+      this.disputes.set(disputeId, d);
     }
-    if (stage === 'won') {
-      p.status = p.refunded >= p.amount ? 'refunded' : p.refunded > 0 ? 'partially_refunded' : 'succeeded';
+    if (!['won', 'lost', 'warning_closed'].includes(d.status)) d.status = status;
+    d.withdrawn ||= event === 'funds_withdrawn' || (event === 'created' && !inquiry);
+    d.reinstated ||= event === 'funds_reinstated';
+    const shouldFreeze = d.status === 'lost' || (d.withdrawn && !d.reinstated && d.status !== 'won' && d.status !== 'warning_closed');
+    let outcome = 'dispute_recorded';
+    if (shouldFreeze && !d.frozen) {
+      this.revoke(p.cardId, 'all', 'revoke', `dispute:${disputeId}${d.freezes > 0 ? `:${d.freezes + 1}` : ''}`);
+      d.frozen = true;
+      d.freezes += 1;
+      outcome = 'frozen';
+      this.cover(d.freezes > 1 ? 'stripe-dispute-froze-again' : 'stripe-dispute-froze');
+    } else if (!shouldFreeze && d.frozen) {
+      const key = `dispute:${disputeId}${d.freezes > 1 ? `:${d.freezes}` : ''}`;
       if (this.ops.has(key)) this.restore(p.cardId, key);
-      this.cover('stripe-dispute-won');
-      return ok({ outcome: 'restored' });
+      d.frozen = false;
+      outcome = 'restored';
+      this.cover(`stripe-dispute-restored-${d.status}`);
+    } else {
+      this.cover(inquiry && !d.withdrawn ? 'stripe-inquiry-froze-nothing' : `stripe-dispute-${event}-changed-nothing`);
     }
-    this.cover('stripe-dispute-lost');
-    return ok({ outcome: 'dispute_lost' });
+    this.settlePaymentStatus(p);
+    return ok({ outcome });
   }
 
   /** What get_books must answer, from the model's own cards and payments. */
@@ -903,7 +989,7 @@ async function runModel(
   const cardOrder: string[] = [];     // card ids in creation order, so picks do not depend on the random ids
   const paymentOrder: string[] = [];  // payment ids in creation order
   const stripeEventsSent: Array<() => Promise<Got<unknown>>> = [];  // to deliver again (a duplicate changes nothing)
-  const disputes: Array<{ id: string; paymentId: string; closed: boolean }> = [];
+  const disputes: Array<{ id: string; paymentId: string; closed: boolean; inquiry: boolean }> = [];
   const clientCalls: Array<{ userId: string; clientSessionId: string }> = [];
   const sessionOrder: string[] = [];
 
@@ -1283,36 +1369,59 @@ async function runModel(
       stripeEventsSent.push(deliver(eventId, 'checkout.session.completed'));
     }],
     ['stripe-refund', 3, async () => {
-      const open = paymentOrder.map((id) => model.payments.get(id)!).filter((p) => p.refunded < p.amount);
-      if (open.length === 0) return false;
-      const p = rng.pick(open);
-      // Stripe reports the charge's cumulative refunded amount; each refund adds to it.
-      const cumulative = rng.chance(0.3) ? p.amount : p.refunded + rng.int(1, p.amount - p.refunded);
+      // A refund that succeeded failing afterwards (refund.failed), or a new one: told alone (refund.created)
+      // or in the charge's list of all its refunds so far (charge.refunded), which repeats the earlier ones.
+      const succeeded = [...model.refunds.entries()].filter(([, r]) => r.status === 'succeeded');
+      let p: MPayment;
+      let list: MRefundObject[];
+      let type: string;
+      if (succeeded.length > 0 && rng.chance(0.25)) {
+        const [id, r] = rng.pick(succeeded);
+        p = model.payments.get(r.paymentId)!;
+        list = [{ id, amount: r.amount, status: 'failed' }];
+        type = rng.pick(['refund.failed', 'charge.refund.updated']);
+      } else {
+        const open = paymentOrder.map((id) => model.payments.get(id)!).filter((x) => x.refunded < x.amount);
+        if (open.length === 0) return false;
+        p = rng.pick(open);
+        const amount = rng.chance(0.3) ? p.amount - p.refunded : rng.int(1, p.amount - p.refunded);
+        const fresh = { id: `re_model_${step}`, amount, status: 'succeeded' };
+        const earlier = [...model.refunds.entries()].filter(([, r]) => r.paymentId === p.id)
+          .map(([id, r]) => ({ id, amount: r.amount, status: r.status }));
+        list = rng.chance(0.5) ? [...earlier, fresh] : [fresh];
+        type = list.length > 1 ? 'charge.refunded' : 'refund.created';
+      }
       const eventId = `evt_model_refund_${step}`;
       const card = model.cards.get(p.cardId)!;
-      desc = `stripe-refund ${cumulative} of ${p.amount} ${p.currency} (was ${p.refunded}; card ${card.status} ${card.remaining}s) event=${eventId}`;
-      const deliver = () => capture(store.recordRefund({ id: eventId, type: 'charge.refunded', payload: { model_step: step } },
-        { paymentIntentId: p.paymentIntentId, chargeId: p.paymentIntentId.replace(/^pi_/, 'ch_'), amountRefundedCents: cumulative }));
-      check(await deliver(), model.refundPayment(eventId, p.id, cumulative), (v) => ({ outcome: v.outcome }));
+      desc = `stripe-refund ${type} ${JSON.stringify(list)} of ${p.amount} ${p.currency} (was ${p.refunded}; card ${card.status} ${card.remaining}s) event=${eventId}`;
+      const deliver = () => capture(store.recordRefunds({ id: eventId, type, payload: { model_step: step } },
+        { paymentIntentId: p.paymentIntentId, chargeId: p.paymentIntentId.replace(/^pi_/, 'ch_'), refunds: list }));
+      check(await deliver(), model.refundPayment(eventId, p.id, list), (v) => ({ outcome: v.outcome }));
       stripeEventsSent.push(deliver);
     }],
     ['stripe-dispute', 2, async () => {
+      // Chargebacks and inquiries, their events in any order (Stripe's may come late or twice).
       const undisputed = paymentOrder.filter((id) => !disputes.some((d) => d.paymentId === id));
       const open = disputes.filter((d) => !d.closed);
-      const opening = open.length === 0 || (undisputed.length > 0 && rng.chance(0.5));
+      const opening = open.length === 0 || (undisputed.length > 0 && rng.chance(0.4));
       if (opening && undisputed.length === 0) return false;
-      const dispute = opening ? { id: `dp_model_${step}`, paymentId: rng.pick(undisputed), closed: false } : rng.pick(open);
-      const stage = opening ? 'created' : rng.pick(['won', 'lost'] as const);
+      const dispute = opening
+        ? { id: `dp_model_${step}`, paymentId: rng.pick(undisputed), closed: false, inquiry: rng.chance(0.4) }
+        : rng.pick(open);
+      const event: MDisputeEvent = opening ? 'created' : rng.pick(['funds_withdrawn', 'funds_reinstated', 'closed', 'closed'] as const);
+      const status = event === 'closed'
+        ? rng.pick(dispute.inquiry ? ['warning_closed', 'won', 'lost'] : ['won', 'lost'])
+        : dispute.inquiry && event === 'created' ? 'warning_needs_response' : 'needs_response';
       const p = model.payments.get(dispute.paymentId)!;
       const eventId = `evt_model_dispute_${step}`;
-      desc = `stripe-dispute ${dispute.id} ${stage} on a ${p.status} payment (card ${model.cards.get(p.cardId)!.remaining}s) event=${eventId}`;
+      desc = `stripe-dispute ${dispute.id}${dispute.inquiry ? ' (inquiry)' : ''} ${event} ${status} on a ${p.status} payment (card ${model.cards.get(p.cardId)!.remaining}s) event=${eventId}`;
       if (opening) disputes.push(dispute);
-      else dispute.closed = true;
+      else if (event === 'closed') dispute.closed = true;
       const deliver = () => capture(store.recordDispute(
-        { id: eventId, type: stage === 'created' ? 'charge.dispute.created' : 'charge.dispute.closed', payload: { model_step: step } },
+        { id: eventId, type: `charge.dispute.${event}`, payload: { model_step: step } },
         { paymentIntentId: p.paymentIntentId, chargeId: p.paymentIntentId.replace(/^pi_/, 'ch_'), disputeId: dispute.id,
-          status: stage === 'created' ? 'needs_response' : stage }));
-      check(await deliver(), model.dispute(eventId, p.id, dispute.id, stage), (v) => ({ outcome: v.outcome }));
+          status, inquiry: dispute.inquiry }));
+      check(await deliver(), model.dispute(eventId, p.id, dispute.id, event, status, dispute.inquiry), (v) => ({ outcome: v.outcome }));
       stripeEventsSent.push(deliver);
     }],
     ['stripe-redeliver', 1, async () => {
