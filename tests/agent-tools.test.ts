@@ -169,7 +169,9 @@ describe('billing tools through the agent test harness', () => {
     assert.equal(turn.isError, false, turn.output);
     const created = fake.requests('POST /v1/checkout/sessions').filter((r) => r.params.client_reference_id === user);
     assert.equal(created.length, 1);
-    assert.deepEqual(created[0]!.params.metadata, { user_id: user, package_id: 'basic_5h', gift: 'false' });
+    // The price the caller was offered travels with the purchase, so the webhook grants exactly that.
+    assert.deepEqual(created[0]!.params.metadata, { user_id: user, package_id: 'basic_5h', gift: 'false',
+      seconds: '19800', price_cents: '4499', currency: 'usd', tier_version: '1' });
     const url = (created[0]!.response as { url: string }).url;
     assert.match(url, /^https:\/\//);
     assert.deepEqual(sent.slice(sentBefore), [{ url, packageId: 'basic_5h' }]);

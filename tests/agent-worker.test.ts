@@ -17,13 +17,13 @@ const bareEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', MI
 
 describe('agent worker', () => {
   it('starts nothing and reads no key when imported', async () => {
-    const started = Date.now();
+    // The process exits by itself once the import is done: nothing was started that keeps it alive. (The bound
+    // is only there so a hang fails the test; a loaded machine takes a while to load the agents framework.)
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
       "const m = await import('./src/agent/worker.ts'); console.log(typeof m.default.entry, m.AGENT_NAME, m.serverOptions({ AGENT_HEALTH_PORT: 9999 }).port)"],
-    { cwd: root, env: bareEnv, timeout: 30_000 });
+    { cwd: root, env: bareEnv, timeout: 180_000 });
     assert.equal(stdout.trim(), 'function mindbot 9999');
     assert.equal(stderr, '');
-    assert.ok(Date.now() - started < 30_000);
   });
 
   it('tells a user uuid from a guest identity', () => {
