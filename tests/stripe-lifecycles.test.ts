@@ -409,9 +409,13 @@ for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment l
         'unknown_charge');
     });
 
-    it('purchase metadata that is missing', async () => {
+    it('purchase metadata that is missing or unusable', async () => {
       const p = purchaseOf(newUserId(), BASIC, { metadata: {} });
       await assertPoison(stripeEvent('checkout.session.completed', p.session({ clientReferenceId: null })), 'unusable_event');
+      const user = newUserId();
+      const zero = purchaseOf(user, BASIC, { metadata: { ...purchaseMetadata({ userId: user, packageId: BASIC.id }), seconds: '0' } });
+      const item = await assertPoison(stripeEvent('payment_intent.succeeded', zero.intent('succeeded')), 'unusable_event');
+      assert.match(item.message, /seconds/);
     });
 
     it('a refund worth more time than is left, then a late cumulative charge.refunded: recorded once, no conflict', async () => {
