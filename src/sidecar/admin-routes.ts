@@ -180,7 +180,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps & { st
     return store.listStripeAttention({ limit });
   });
 
-  // A refund through Stripe; the card follows when Stripe's charge.refunded webhook arrives.
+  // A refund through Stripe; the card follows when Stripe's refund events arrive.
   app.post('/admin/payments/:id/refund', async (request, reply) => {
     const who = await admin(request);
     const { id } = input(PaymentIdParam, request.params);

@@ -14,9 +14,9 @@ export interface RefundRequest {
 }
 
 /**
- * Asks Stripe to refund a payment. The time card is not touched here: Stripe's charge.refunded webhook
- * reports the refunded amount and takes back the matching unused seconds, once, whoever started the refund
- * (this API or Stripe's dashboard).
+ * Asks Stripe to refund a payment. The time card is not touched here: Stripe's refund events (refund.created,
+ * charge.refunded…) report the refund by its id and take back the matching unused seconds, once, whoever
+ * started the refund (this API or Stripe's dashboard); one that fails later gives them back.
  */
 export async function refundPayment(store: BillingStore, stripe: Stripe | null, log: Logger, request: RefundRequest) {
   if (!stripe) throw new HttpError(503, 'payments_unavailable', 'refunds are not configured (STRIPE_SECRET_KEY is missing)');
