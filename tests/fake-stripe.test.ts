@@ -258,6 +258,11 @@ describe('fake Stripe API through the real stripe client', () => {
     assert.equal(twice.code, 'charge_already_refunded');
     const neither = await rejection(stripe.refunds.create({}), StripeInvalidRequestError);
     assert.equal(neither.code, 'parameter_missing');
+
+    // A charge's refunds, newest first, as the sidecar lists them for a charge.refunded event without them.
+    const listed = await stripe.refunds.list({ charge: String(pi.latest_charge), limit: 100 }).autoPagingToArray({ limit: 1000 });
+    assert.deepEqual(listed.map((r) => [r.id, r.amount]), [[rest.id, 700], [partial.id, 300]]);
+    assert.deepEqual(await stripe.refunds.list({ charge: 'ch_none' }).autoPagingToArray({ limit: 10 }), []);
   });
 
   it('answers unknown objects and routes with a 404 invalid_request_error', async () => {

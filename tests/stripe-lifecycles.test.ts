@@ -202,6 +202,23 @@ for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment l
     await assertBooks(p.ids.paymentIntentId);
   });
 
+  it('a refund that fails gives nothing back to a card that expired meanwhile', async () => {
+    const user = newUserId();
+    const expired = purchaseOf(user);
+    await post('checkout.session.completed', expired.session());
+    const refund = expired.refund(1000);
+    await post('refund.created', refund);
+    const payment = (await paymentOf(expired.ids.paymentIntentId))!;
+    // The card's year is over (moved back, as if bought long ago) and the expiry job forfeits what is left.
+    await db.sql.query(`update public.time_cards set expires_at = now() - interval '1 day' where id = $1`, [payment.card_id]);
+    await sidecar.store.expireCards();
+    assert.equal(await post('refund.failed', { ...refund, status: 'failed' }), 'refunded');
+    assert.deepEqual(await ledgerOf(payment.card_id!), [['grant', 19_800], ['refund', -4400], ['expiry', -15_400]]);
+    assert.equal((await paymentOf(expired.ids.paymentIntentId))!.refunded_cents, 0, 'the money is back with us all the same');
+    await assertBooks(expired.ids.paymentIntentId);
+
+  });
+
   it('an inquiry withdraws no funds: it freezes nothing and closes warning_closed with the card untouched', async () => {
     const user = newUserId();
     const p = purchaseOf(user);
@@ -409,9 +426,13 @@ for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment l
         'unknown_charge');
     });
 
-    it('purchase metadata that is missing', async () => {
+    it('purchase metadata that is missing or unusable', async () => {
       const p = purchaseOf(newUserId(), BASIC, { metadata: {} });
       await assertPoison(stripeEvent('checkout.session.completed', p.session({ clientReferenceId: null })), 'unusable_event');
+      const user = newUserId();
+      const zero = purchaseOf(user, BASIC, { metadata: { ...purchaseMetadata({ userId: user, packageId: BASIC.id }), seconds: '0' } });
+      const item = await assertPoison(stripeEvent('payment_intent.succeeded', zero.intent('succeeded')), 'unusable_event');
+      assert.match(item.message, /seconds/);
     });
 
     it('a refund worth more time than is left, then a late cumulative charge.refunded: recorded once, no conflict', async () => {

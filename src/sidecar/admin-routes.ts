@@ -201,7 +201,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps & { st
     return refundQuote(await store.getPayment(id));
   });
 
-  // A refund through Stripe; the card follows when Stripe's refund webhook arrives.
+  // A refund through Stripe; the card follows when Stripe's refund events arrive.
   app.post('/admin/payments/:id/refund', async (request, reply) => {
     const who = await admin(request);
     const { id } = input(PaymentIdParam, request.params);

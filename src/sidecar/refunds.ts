@@ -33,11 +33,12 @@ export function refundQuote(payment: PaymentDetail) {
 }
 
 /**
- * Asks Stripe to refund a payment. What a refund takes back: Stripe's refund webhook takes the card's seconds
- * in proportion to the money (seconds x refunded / paid), as far as they are unused, once, whoever started the
- * refund (this API or Stripe's dashboard). So by default a refund is at most the money of the unused time
- * (unused_refundable_cents); refunding more gives back money for time already talked and needs the explicit
- * override. Never more than what is left of the payment.
+ * Asks Stripe to refund a payment. The time card is not touched here: Stripe's refund events (refund.created,
+ * charge.refunded…) report the refund by its id and take back the card's seconds in proportion to the money
+ * (seconds x refunded / paid), as far as they are unused, once, whoever started the refund (this API or
+ * Stripe's dashboard); one that fails later gives them back. So by default a refund is at most the money of the
+ * unused time (unused_refundable_cents); refunding more gives back money for time already talked and needs the
+ * explicit override. Never more than what is left of the payment.
  */
 export async function refundPayment(store: BillingStore, stripe: Stripe | null, log: Logger, request: RefundRequest) {
   if (!stripe) throw new HttpError(503, 'payments_unavailable', 'refunds are not configured (STRIPE_SECRET_KEY is missing)');

@@ -22,8 +22,8 @@ const PurchaseMetadata = z.object({
   user_id: z.guid(),
   package_id: z.string().min(1).max(40),
   gift: z.enum(['true', 'false']).optional().default('false'),
-  seconds: wholeNumber.optional(),
-  price_cents: wholeNumber.optional(),
+  seconds: wholeNumber.pipe(z.number().int().positive().max(2_000_000_000)).optional(),
+  price_cents: wholeNumber.pipe(z.number().int().positive().max(100_000_000)).optional(),
   currency: z.string().regex(/^[a-z]{3}$/).optional(),
   tier_version: wholeNumber.optional(),
 });
@@ -245,15 +245,23 @@ async function withPurchaseKnown(
   }
 }
 
+/**
+ * Applies one verified event. An event that can never apply (unusable content, or values the billing rules
+ * refuse as invalid, which no retry changes) is acknowledged and kept for an administrator; anything else
+ * that fails (the database or Stripe unreachable, a race lost) is thrown, so that Stripe retries it.
+ */
 export async function applyStripeEvent(event: Stripe.Event, deps: StripeEventDeps): Promise<StripeEventOutcome> {
   const ref: StripeEventRef = { id: event.id, type: event.type, payload: event };
   try {
     return await dispatch(event, ref, deps);
   } catch (error) {
-    if (!(error instanceof Unfulfillable)) throw error;
+    const invalid = isBillingError(error, 'invalid_argument');
+    if (!(error instanceof Unfulfillable) && !invalid) throw error;
     const object = (event.data.object as { id?: unknown }).id;
     return deps.store.recordStripeAttention(ref, {
-      code: 'unusable_event', message: error.message, objectId: typeof object === 'string' ? object : null,
+      code: invalid ? 'invalid_event' : 'unusable_event',
+      message: (error as Error).message,
+      objectId: typeof object === 'string' && object.length >= 3 && object.length <= 255 ? object : null,
     });
   }
 }
