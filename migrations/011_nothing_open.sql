@@ -48,13 +48,17 @@ create table billing_private.metric_deltas (
 
 revoke all on billing_private.metric_totals, billing_private.metric_deltas from public, anon, authenticated, service_role;
 
-create function billing_private.count_ledger_entry() returns trigger
+-- Once per statement, over the rows it inserted: one delta per counter, however many rows.
+create function billing_private.count_ledger_entries() returns trigger
   language plpgsql security definer set search_path = ''
 as $$
 begin
   insert into billing_private.metric_deltas (name, delta)
-  values (case new.kind when 'grant' then 'seconds_granted' else 'seconds_charged' end,
-          case new.kind when 'grant' then new.seconds else -new.seconds end);
+  select case i.kind when 'grant' then 'seconds_granted' else 'seconds_charged' end,
+         sum(case i.kind when 'grant' then i.seconds else -i.seconds end)
+    from inserted i
+   where i.kind in ('grant', 'usage')
+   group by 1;
   return null;
 end
 $$;
@@ -88,13 +92,13 @@ begin
 end
 $$;
 
-revoke all on function billing_private.count_ledger_entry(), billing_private.count_notification(),
+revoke all on function billing_private.count_ledger_entries(), billing_private.count_notification(),
   billing_private.notification_state(timestamptz, timestamptz) from public, anon, authenticated, service_role;
 
 -- The triggers and the first totals in one step: creating a trigger locks its table against writes until this
 -- migration commits, so no row lands between the count and the trigger.
 create trigger ledger_entries_metrics after insert on public.ledger_entries
-  for each row when (new.kind in ('grant', 'usage')) execute function billing_private.count_ledger_entry();
+  referencing new table as inserted for each statement execute function billing_private.count_ledger_entries();
 create trigger notifications_metrics after insert or update or delete on public.notifications
   for each row execute function billing_private.count_notification();
 
