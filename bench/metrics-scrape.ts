@@ -59,7 +59,7 @@ async function measure(rows: number): Promise<SizeFigures> {
 
 const results: SizeFigures[] = [];
 for (const rows of sizes) results.push(await measure(rows));
-process.stdout.write('ledger rows   scrape p50 ms   scrape p99 ms   old recount ms   first fold ms (the load\'s deltas)\n');
+process.stdout.write('ledger rows   scrape p50 ms   scrape p99 ms   old recount ms   first scrape after the fill ms\n');
 for (const r of results) {
   process.stdout.write(`${String(r.rows).padStart(11)}   ${String(r.scrape.p50).padStart(13)}   ${String(r.scrape.p99).padStart(13)}   `
     + `${String(r.recountMs).padStart(14)}   ${r.firstFoldMs}\n`);
