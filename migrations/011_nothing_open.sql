@@ -32,9 +32,10 @@ alter default privileges in schema billing_private revoke all on tables from pub
 -- ---------- metrics without scans ----------
 -- billing_metrics() summed the whole ledger and counted every notification at each scrape: its cost grew with
 -- history. Now every change appends a delta (an insert never waits on another writer, unlike a shared counter
--- row that concurrent meters would queue on, or deadlock over when two of them bump two counters in opposite
--- orders); a scrape folds the deltas written since the last one into the totals. So a scrape costs what was
--- written since the previous scrape, not what was ever written.
+-- row that concurrent meters would queue on, or deadlock over: a counter row locked by one billing transaction
+-- while it waits for a card another holds). Deltas are folded into the totals by a scrape, and by whichever
+-- writer appends every 256th delta if no one else is folding, so at most a few hundred wait: a scrape costs
+-- the same whatever the size of the ledger, scraped often or never (METRICS_TOKEN unset).
 create table billing_private.metric_totals (
   name  text primary key check (name in ('seconds_granted', 'seconds_charged', 'notifications_pending', 'notifications_dead')),
   value bigint not null
@@ -48,13 +49,44 @@ create table billing_private.metric_deltas (
 
 revoke all on billing_private.metric_totals, billing_private.metric_deltas from public, anon, authenticated, service_role;
 
-create function billing_private.count_ledger_entry() returns trigger
+-- Moves every delta this transaction can see into the totals. Callers hold the fold lock: one fold at a time.
+create function billing_private.fold_metric_deltas() returns void
+  language sql security definer set search_path = ''
+as $$
+  with moved as (
+    delete from billing_private.metric_deltas d returning d.name, d.delta
+  ), sums as (
+    select m.name, sum(m.delta) as delta from moved m group by m.name
+  )
+  update billing_private.metric_totals t set value = t.value + s.delta from sums s where t.name = s.name
+$$;
+
+-- A writer folds only if no one else is folding: it never waits, and the one folding never waits for it.
+create function billing_private.fold_metric_deltas_now_and_then() returns trigger
+  language plpgsql security definer set search_path = ''
+as $$
+begin
+  if pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended('mindbot.metric_fold', 0)) then
+    perform billing_private.fold_metric_deltas();
+  end if;
+  return null;
+end
+$$;
+
+create trigger metric_deltas_fold after insert on billing_private.metric_deltas
+  for each row when (new.id % 256 = 0) execute function billing_private.fold_metric_deltas_now_and_then();
+
+-- Once per statement, over the rows it inserted: one delta per counter, however many rows.
+create function billing_private.count_ledger_entries() returns trigger
   language plpgsql security definer set search_path = ''
 as $$
 begin
   insert into billing_private.metric_deltas (name, delta)
-  values (case new.kind when 'grant' then 'seconds_granted' else 'seconds_charged' end,
-          case new.kind when 'grant' then new.seconds else -new.seconds end);
+  select case i.kind when 'grant' then 'seconds_granted' else 'seconds_charged' end,
+         sum(case i.kind when 'grant' then i.seconds else -i.seconds end)
+    from inserted i
+   where i.kind in ('grant', 'usage')
+   group by 1;
   return null;
 end
 $$;
@@ -88,13 +120,14 @@ begin
 end
 $$;
 
-revoke all on function billing_private.count_ledger_entry(), billing_private.count_notification(),
+revoke all on function billing_private.fold_metric_deltas(), billing_private.fold_metric_deltas_now_and_then(),
+  billing_private.count_ledger_entries(), billing_private.count_notification(),
   billing_private.notification_state(timestamptz, timestamptz) from public, anon, authenticated, service_role;
 
 -- The triggers and the first totals in one step: creating a trigger locks its table against writes until this
 -- migration commits, so no row lands between the count and the trigger.
 create trigger ledger_entries_metrics after insert on public.ledger_entries
-  for each row when (new.kind in ('grant', 'usage')) execute function billing_private.count_ledger_entry();
+  referencing new table as inserted for each statement execute function billing_private.count_ledger_entries();
 create trigger notifications_metrics after insert or update or delete on public.notifications
   for each row execute function billing_private.count_notification();
 
@@ -114,14 +147,9 @@ as $$
 declare
   v_totals jsonb;
 begin
-  -- One fold at a time (two sidecars scraping at once): the second waits, then finds nothing left to move.
+  -- One fold at a time (two sidecars scraping at once): the second waits, then finds little left to move.
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mindbot.metric_fold', 0));
-  with moved as (
-    delete from billing_private.metric_deltas d returning d.name, d.delta
-  ), sums as (
-    select m.name, sum(m.delta) as delta from moved m group by m.name
-  )
-  update billing_private.metric_totals t set value = t.value + s.delta from sums s where t.name = s.name;
+  perform billing_private.fold_metric_deltas();
   select pg_catalog.jsonb_object_agg(t.name, t.value) into v_totals from billing_private.metric_totals t;
   return v_totals || pg_catalog.jsonb_build_object(
     'active_sessions', (select count(*) from public.voice_sessions s where s.status = 'active'));

@@ -112,6 +112,21 @@ describe('metrics counters', () => {
     }
   });
 
+  it('keep few deltas waiting even when nobody scrapes (writers fold now and then)', async () => {
+    const user = newUserId();
+    const card = await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `unscraped-${user}` });
+    // 2,000 ledger statements and no scrape: each appends its deltas.
+    await db.sql.exec(`do $$ begin
+      for i in 1..2000 loop
+        insert into public.ledger_entries (card_id, user_id, kind, seconds, remaining_before, remaining_after, operation_key, idempotency_key)
+        values ('${card.id}', '${user}', 'grant', 1, 0, 1, 'unscraped', 'unscraped:${user}:' || i);
+      end loop;
+    end $$`);
+    const { rows } = await db.sql.query<{ n: number }>('select count(*)::int as n from billing_private.metric_deltas');
+    assert.ok(rows[0]!.n < 300, `${rows[0]!.n} deltas wait for a fold`);
+    assert.deepEqual(gauges(await store.billingMetrics()), await recount(db));
+  });
+
   it('read no ledger row when scraped (a recount does: the check can tell)', async () => {
     const client = new pg.Client({ connectionString: db.url! });
     await client.connect();
