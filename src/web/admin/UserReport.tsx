@@ -52,15 +52,15 @@ export function UserReport({ userId, onChanged, onClose }: { userId: string; onC
         <p className="notice" role="status">Billing knows nothing of this user yet: no time cards, calls or payments. Time granted here is theirs when they sign in with this id.</p>
       ) : (
         <Loaded request={shown} label="Loading the user's report…">
-          {(report) => (
+          {(loaded) => (
             <>
               <Stats items={[
-                { label: 'Balance', value: formatDuration(report.balance.total_seconds) },
-                { label: 'Cards with time', value: report.balance.card_count },
-                { label: 'Next expiry', value: formatDate(report.balance.next_expiry) },
-                { label: 'Calls', value: report.sessions.length },
+                { label: 'Balance', value: formatDuration(loaded.balance.total_seconds) },
+                { label: 'Cards with time', value: loaded.balance.card_count },
+                { label: 'Next expiry', value: formatDate(loaded.balance.next_expiry) },
+                { label: 'Calls', value: loaded.sessions.length },
               ]} />
-              <p className="muted">As of {formatDateTime(report.generated_at)}.</p>
+              <p className="muted">As of {formatDateTime(loaded.generated_at)}.</p>
             </>
           )}
         </Loaded>
