@@ -314,6 +314,7 @@ case "$cmd" in
       exit 1
     fi
     ensure_node_modules
+    if [ "${1:-dev}" = dev ]; then node --import tsx src/agent/livekit-check-cli.ts; fi
     exec node --import tsx src/agent/worker.ts "${1:-dev}" "${@:2}"
     ;;
   migrate)

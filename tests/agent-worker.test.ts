@@ -4,11 +4,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { DisconnectReason, RoomEvent, type Room } from '@livekit/rtc-node';
 import { describe, it } from 'node:test';
 import { callRoomEvents, noBalanceText, userIdOf } from '../src/agent/worker.ts';
+import { liveKitUnreachable } from '../src/agent/network-cause.ts';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url);
@@ -58,6 +61,31 @@ describe('agent worker', () => {
   // launch.sh reads ./.env: with LiveKit configured there, `worker` would really start one.
   const envFile = new URL('../.env', import.meta.url);
   const liveKitInDotEnv = existsSync(envFile) && /^LIVEKIT_(URL|API_SECRET)=\S/m.test(readFileSync(envFile, 'utf8'));
+  it('./launch.sh worker whose LiveKit server cannot be reached names the URL and the cause in one line, exits 1', { skip: liveKitInDotEnv && '.env sets LiveKit variables' }, async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const url = `ws://127.0.0.1:${closed}`;
+    const env = { ...bareEnv, LIVEKIT_URL: url, LIVEKIT_API_KEY: 'APIkey', LIVEKIT_API_SECRET: 'a-secret-of-enough-length' };
+    const failed = await run('./launch.sh', ['worker'], { cwd: root, env, timeout: 60_000 })
+      .then(() => assert.fail('an unreachable LiveKit server must fail the command'), (error: unknown) => error);
+    const { code, stderr } = failed as { code: number; stderr: string };
+    assert.equal(code, 1);
+    assert.deepEqual(stderr.trim().split('\n'), [`worker: cannot reach the LiveKit server at ${url}: connection refused (ECONNREFUSED)`]);
+
+    // And a server that answers (LiveKit answers HTTP on its root) passes the check.
+    const answering = createServer((_request, response) => response.end('OK')).listen(0, '127.0.0.1');
+    await once(answering, 'listening');
+    try {
+      assert.equal(await liveKitUnreachable(`ws://127.0.0.1:${(answering.address() as AddressInfo).port}`), null);
+    } finally {
+      answering.close();
+    }
+  });
+
   it('./launch.sh worker without LiveKit variables names them in one line and exits non-zero', { skip: liveKitInDotEnv && '.env sets LiveKit variables' }, async () => {
     const failed = await run('./launch.sh', ['worker'], { cwd: root, env: { ...bareEnv, LIVEKIT_API_KEY: 'k' }, timeout: 30_000 })
       .then(() => assert.fail('the worker cannot run without LiveKit: a script must see it failed'), (error: unknown) => error);

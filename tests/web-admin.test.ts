@@ -18,7 +18,7 @@ describe('web app: the admin page', () => {
   let sidecar: TestSidecar;
   let browser: Browser;
   const adminId = newUserId();
-  /** Every user this file bought time for: with the users a test seeds, all the users list can show. */
+  /** Every user this file bought or granted time for: with the users a test seeds, all the users list can show. */
   const buyers = new Set<string>();
 
   before(async () => {
@@ -293,6 +293,45 @@ describe('web app: the admin page', () => {
       await screenshot(page, 'admin-adjusted');
       await assertAccessible(page, 'the adjust form after an adjustment');
       assertClean(problems, { status: 400, count: 1 }); // the adjustment without a reason
+    } finally {
+      await close();
+    }
+  });
+
+  it('grants time to a user in no list, by the id typed or pasted, refusing what is not a user id', async () => {
+    const newcomer = newUserId();
+    buyers.add(newcomer); // granted time below: one of the users the list shows from then on
+    const { page, problems, close } = await openAdmin();
+    try {
+      const lookup = page.getByRole('form', { name: 'Open a user by id' });
+      const field = lookup.getByLabel(/^User id/);
+      await field.fill('alice@example.com');
+      await lookup.getByRole('button', { name: 'Open report' }).click();
+      await lookup.getByText(/Enter a user id: a UUID/).waitFor();
+      assert.equal(await field.getAttribute('aria-invalid'), 'true');
+      assert.equal(await page.getByRole('region', { name: /^Report for user/ }).count(), 0, 'no report for what is not a user id');
+      await assertAccessible(page, 'the user lookup with a bad id');
+
+      // Pasted from a ticket: upper case, with spaces around it.
+      await field.fill(`  ${newcomer.toUpperCase()} `);
+      await field.press('Enter');
+      const report = page.getByRole('region', { name: `Report for user ${newcomer}` });
+      await report.getByRole('status').getByText(/Billing knows nothing of this user yet/).waitFor();
+      assert.equal(await field.getAttribute('aria-invalid'), null);
+      const form = report.getByRole('form', { name: 'Adjust time' });
+      await form.getByLabel('Amount').fill('45');
+      await form.getByLabel(/^Reason/).fill('support: welcome gift');
+      await form.getByRole('button', { name: 'Add time' }).click();
+      await form.getByRole('status').getByText('Added 45 min. Balance now 45 min.').waitFor();
+      assert.equal((await sidecar.store.getBalance(newcomer)).total_seconds, 45 * 60);
+      const ledger = (await adminGet(`/admin/reports/user/${newcomer}`)).ledger as Json[];
+      assert.ok(ledger.some((l) => l.reason === `support: welcome gift (by admin ${adminId})` && l.seconds === 2700));
+      await report.locator('.stat').filter({ hasText: 'Balance' }).locator('.value').getByText('45 min').waitFor();
+      await report.getByRole('table', { name: 'Ledger' }).getByText(`support: welcome gift (by admin ${adminId})`).waitFor();
+      await form.getByRole('status').getByText('Added 45 min. Balance now 45 min.').waitFor();
+      await screenshot(page, 'admin-grant-by-id');
+      await assertAccessible(page, 'a report opened by id after a grant');
+      assertClean(problems, { status: 404, count: 1 }); // the report of a user billing knew nothing of yet
     } finally {
       await close();
     }

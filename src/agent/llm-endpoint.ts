@@ -3,6 +3,7 @@
 // error JSON), and turns a model failure in the middle of a conversation into the same kind of line.
 import type { Config } from '../config.ts';
 import { redactUrl } from '../logger.ts';
+import { networkCause } from './network-cause.ts';
 
 const OPENAI_URL = 'https://api.openai.com/v1';
 
@@ -12,28 +13,6 @@ export class LlmUnavailableError extends Error {
 
 export function llmBaseUrl(config: Pick<Config, 'OPENAI_BASE_URL'>): string {
   return redactUrl(config.OPENAI_BASE_URL ?? OPENAI_URL).replace(/\/+$/, '');
-}
-
-const NETWORK_CAUSES: Record<string, string> = {
-  ECONNREFUSED: 'connection refused',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host name lookup failed',
-  ECONNRESET: 'connection reset',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ETIMEDOUT: 'connection timed out',
-};
-
-/** The cause of a failed fetch in a few words, with the system's code when there is one. */
-function networkCause(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    return `no answer within ${timeoutMs / 1000}s`;
-  }
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
-  const code = typeof cause?.code === 'string' ? cause.code : undefined;
-  if (code) return `${NETWORK_CAUSES[code] ?? (typeof cause?.message === 'string' ? cause.message : 'network error')} (${code})`;
-  if (typeof cause?.message === 'string') return cause.message;
-  return error instanceof Error ? error.message : String(error);
 }
 
 function refusedKey(base: string, status: number): string {

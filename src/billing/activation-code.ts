@@ -35,7 +35,7 @@ export function parseActivationCode(input: string): ParsedCode {
     return {
       ok: false,
       error: 'malformed_code',
-      message: 'an activation code has 12 letters and digits, like ABCD-EFGH-JK23 (no 0, O, 1, I or L)',
+      message: 'an activation code has 12 letters and digits, like ABCD-EFGH-JK2V (no 0, O, 1, I or L)',
     };
   }
   if (code.charAt(CODE_LENGTH - 1) !== checkSymbol(code)) {

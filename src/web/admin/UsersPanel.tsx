@@ -1,10 +1,12 @@
-// Every user billing knows, a page at a time, with their balance; choosing one opens their report below.
+// Every user billing knows, a page at a time, with their balance; choosing one (or typing any user id) opens
+// their report below, where time is granted.
 import { useEffect, useRef, useState } from 'react';
 import { useApi } from '../auth.tsx';
 import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
 import type { BillingUserList } from './admin-api.ts';
+import { UserLookup } from './UserLookup.tsx';
 import { UserReport } from './UserReport.tsx';
 
 const PAGE_SIZE = 20;
@@ -31,6 +33,7 @@ export function UsersPanel() {
   return (
     <Section title="Users" id="users"
       actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Refresh users</button>}>
+      <UserLookup onOpen={setSelected} />
       <Loaded request={request} label="Loading users…">
         {(list) => (
           <>

@@ -1,4 +1,4 @@
-// An activation code shown the way people read it out (ABCD-EFGH-JK23), with a button that copies it.
+// An activation code shown the way people read it out (ABCD-EFGH-JK2V), with a button that copies it.
 import { useState } from 'react';
 import { formatCode } from '../../billing/activation-code.ts';
 

@@ -14,7 +14,7 @@ interface Activated {
 
 /** What each refusal means for the person holding the code. */
 const REFUSAL: Record<string, string> = {
-  malformed_code: 'That is not an activation code: a code has 12 letters and digits, like ABCD-EFGH-JK23 (there is no 0, O, 1, I or L in a code).',
+  malformed_code: 'That is not an activation code: a code has 12 letters and digits, like ABCD-EFGH-JK2V (there is no 0, O, 1, I or L in a code).',
   mistyped_code: 'This code has a typo: one of its characters is wrong. Check each character against the code you were given.',
   unknown_code: 'No time card has this code. Check that you copied the whole code from the right message.',
   code_already_used: 'This code has already been redeemed, so it cannot add time again.',
@@ -71,7 +71,7 @@ export function RedeemPanel() {
       <form onSubmit={(e) => void submit(e)} noValidate>
         <div className="field">
           <label htmlFor={ids.input}>Activation code</label>
-          <p id={ids.hint} className="muted hint">12 letters and digits, like ABCD-EFGH-JK23. Upper or lower case, spaces and dashes are all fine.</p>
+          <p id={ids.hint} className="muted hint">12 letters and digits, like ABCD-EFGH-JK2V. Upper or lower case, spaces and dashes are all fine.</p>
           <input id={ids.input} name="activation_code" value={code} onChange={(e) => setCode(e.target.value)}
             autoComplete="off" autoCapitalize="characters" spellCheck={false} maxLength={64}
             aria-invalid={invalid || undefined}
