@@ -62,9 +62,14 @@ class SidecarProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
   async ready(): Promise<void> {
+    let last = '';
+    // Five processes compile TypeScript at once on a busy machine: a generous deadline for the start.
     await until(`${this.name} /health`, async () => {
       if (!this.running) throw new Error(`${this.name} exited: ${this.stderr}${this.lines.map((l) => JSON.stringify(l)).join('\n')}`);
-      return fetch(`${this.url}/health`).then((r) => r.ok, () => false);
+      return fetch(`${this.url}/health`, { signal: AbortSignal.timeout(5000) })
+        .then(async (r) => ((last = `${r.status} ${await r.text()}`), r.ok), (e: unknown) => ((last = String(e)), false));
+    }, 2 * DEADLINE_MS).catch((error: unknown) => {
+      throw new Error(`${String(error)}; last answer: ${last}; log: ${this.stderr}${this.lines.slice(-20).map((l) => JSON.stringify(l)).join('\n')}`);
     });
   }
   jobRuns(job: string): LogLine[] {
@@ -106,7 +111,7 @@ class WorkerProcess {
     return until(`${this.name} ready`, async () => {
       if (this.child.exitCode !== null) throw new Error(`${this.name} exited: ${this.stderr}`);
       return this.messages.some((m) => m.type === 'ready');
-    });
+    }, 2 * DEADLINE_MS);
   }
   call(id: string, userId: string, talkMs: number): void {
     this.child.send({ type: 'call', id, userId, talkMs });
@@ -162,7 +167,7 @@ describe('run as many: two sidecars and three workers on one database, through P
     // A store deadline (STORE_TIMEOUT_MS) generous enough for a machine busy with the whole suite.
     const base = {
       PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'test', LOG_LEVEL: 'debug', STORE_TIMEOUT_MS: '20000',
-      DB_POOL_MAX: '5', JWT_SECRET, CALL_METER_LEAD_MS: '500', CALL_STORE_GRACE_SECONDS: '1', SESSION_MAX_SILENCE_SECONDS: '6', REAP_EVERY_SECONDS: '1',
+      DB_POOL_MAX: '5', JWT_SECRET, CALL_METER_LEAD_MS: '500', CALL_STORE_GRACE_SECONDS: '3', SESSION_MAX_SILENCE_SECONDS: '6', REAP_EVERY_SECONDS: '1',
     };
     // Behind the pooler as the README says: DB_PREPARED_STATEMENTS=false (tests/pgbouncer-store.test.ts shows
     // what the store does when they are left on).
