@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BILLING_ERROR_CODES, BillingError, type BillingErrorCode } from './errors.ts';
+import { unstorableTextAt } from './storable-text.ts';
 import {
   ActivationAnswerSchema, AdjustmentSchema, BalanceSchema, BillingSettingsSchema, CardSchema, DeductionSchema,
   ExpiryRunSchema, PricingTierSchema, ReapRunSchema, RestorationSchema, RevocationSchema, SessionStateSchema,
@@ -9,7 +10,7 @@ import {
   type ReapRun, type Restoration, type Revocation, type SessionState,
   BillingUserListSchema, MonthlyUsageSchema, PaymentRecordSchema, RevenueReportSchema, SessionRecordSchema,
   TierWriteSchema, UsageReportSchema, UserAnalyticsSchema, UserReportSchema, GiftRecordSchema, CheckoutPurchaseSchema,
-  type GiftRecord, type CheckoutPurchase, StripeAttentionListSchema, type StripeAttentionList,
+  type GiftRecord, type CheckoutPurchase, StripeAttentionListSchema, type StripeAttentionList, BooksSchema, type Books,
   type BillingUserList, type MonthlyUsage, type PaymentRecord, type RevenueReport, type SessionRecord, type TierWrite,
   type UsageReport, type UserAnalytics, type UserReport,
 } from './types.ts';
@@ -17,7 +18,7 @@ import {
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
   Revocation, SessionState, StripeEventOutcome, ClaimedNotification, NotificationScan };
 export type { BillingUserList, MonthlyUsage, PaymentRecord, RevenueReport, SessionRecord, TierWrite, UsageReport,
-  UserAnalytics, UserReport, PaymentDetail, GiftRecord, CheckoutPurchase, StripeAttentionList };
+  UserAnalytics, UserReport, PaymentDetail, GiftRecord, CheckoutPurchase, StripeAttentionList, Books };
 
 /** The external key of a call a client runs itself and started through the client API. */
 export function clientSessionKey(userId: string, clientSessionId: string): string {
@@ -193,7 +194,10 @@ export interface BillingStore {
   getUserAnalytics(input: { userId: string; months?: number }): Promise<UserAnalytics>;
 
   // Administration.
-  getRevenueReport(options?: { days?: number }): Promise<RevenueReport>;
+  /** One currency's revenue (by default the one most paid in over the period). */
+  getRevenueReport(options?: { days?: number; currency?: string | undefined }): Promise<RevenueReport>;
+  /** The books: whether seconds and cents balance, per currency and in total (migrations/010_books.sql). */
+  getBooks(): Promise<Books>;
   getUsageReport(options?: { days?: number }): Promise<UsageReport>;
   listBillingUsers(options?: { limit?: number; offset?: number }): Promise<BillingUserList>;
   getUserReport(userId: string): Promise<UserReport>;
@@ -363,6 +367,12 @@ export class RpcBillingStore implements BillingStore {
   ) {}
 
   private async call<T>(fn: string, args: Record<string, unknown>, schema: z.ZodType<T>, clocked = true): Promise<T> {
+    // Whoever calls (the API, a tool the model drives, a Stripe event): such text is their mistake, not a fault.
+    const unstorable = unstorableTextAt(args);
+    if (unstorable !== null) {
+      throw new BillingError('invalid_argument',
+        `invalid billing request: ${unstorable.replace(/^p_/, '').replace(/[^\x20-\x7e]/g, '?')}: text with a NUL character or an unpaired UTF-16 surrogate cannot be stored`);
+    }
     const withClock = clocked && this.clock ? { ...args, p_now: this.clock() } : args;
     return answer(schema, fn, await this.transport.call(fn, withClock));
   }
@@ -528,7 +538,7 @@ export class RpcBillingStore implements BillingStore {
   }
 
   async getPayment(paymentId: string): Promise<PaymentDetail> {
-    return this.call('get_payment', { p_payment_id: validated(inputs.sessionId, paymentId) }, PaymentDetailSchema, false);
+    return this.call('get_payment', { p_payment_id: validated(inputs.sessionId, paymentId) }, PaymentDetailSchema);
   }
 
   async getStripeCustomer(userId: string): Promise<string | null> {
@@ -630,8 +640,15 @@ export class RpcBillingStore implements BillingStore {
     }, UserAnalyticsSchema);
   }
 
-  async getRevenueReport(options: { days?: number } = {}): Promise<RevenueReport> {
-    return this.call('get_revenue_report', { p_days: validated(inputs.days, options.days) }, RevenueReportSchema);
+  async getRevenueReport(options: { days?: number; currency?: string | undefined } = {}): Promise<RevenueReport> {
+    return this.call('get_revenue_report', {
+      p_days: validated(inputs.days, options.days),
+      p_currency: validated(z.string().regex(/^[a-z]{3}$/, 'a currency like usd').optional(), options.currency),
+    }, RevenueReportSchema);
+  }
+
+  async getBooks(): Promise<Books> {
+    return this.call('get_books', {}, BooksSchema);
   }
 
   async getUsageReport(options: { days?: number } = {}): Promise<UsageReport> {
