@@ -13,8 +13,11 @@
 // figure, default 5), BENCH_SAMPLES (latency samples, default 2000).
 import os from 'node:os';
 import pg from 'pg';
-import { createPostgresDatabase, TestClock, newUserId, type TestDatabase } from '../tests/helpers/test-db.ts';
-import type { BillingStore } from '../src/billing/store.ts';
+import { ADMIN_URL, createPostgresDatabase, TestClock, newUserId, type TestDatabase } from '../tests/helpers/test-db.ts';
+import { startPgBouncer, type PgBouncer } from '../tests/helpers/pgbouncer.ts';
+import { pgPoolClient } from '../src/billing/sql-client.ts';
+import { sqlTransport } from '../src/billing/sql-transport.ts';
+import { RpcBillingStore, type BillingStore } from '../src/billing/store.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { measureSidecar } from './sidecar.ts';
 import { measureCalls } from './calls.ts';
@@ -190,6 +193,8 @@ async function measureSessionLatency(db: TestDatabase): Promise<LatencyFigures> 
 
 interface DeductionRun {
   label: string;
+  /** Through a transaction-mode PgBouncer with this many server connections (null: direct). */
+  pooledServers: number | null;
   load: LoadResult;
   users: number;
   answeredSeconds: number;
@@ -203,8 +208,11 @@ interface DeductionRun {
   walBytesPerOp: number;
 }
 
-async function deductionRun(db: TestDatabase, label: string, connections: number, oneUser: boolean): Promise<DeductionRun> {
-  const store: BillingStore = db.store(undefined, { poolSize: connections });
+async function deductionRun(db: TestDatabase, label: string, connections: number, oneUser: boolean,
+  pooler: { bouncer: PgBouncer; servers: number } | null = null): Promise<DeductionRun> {
+  // Behind the pooler as an operator configures it: DB_PREPARED_STATEMENTS=false.
+  const pooledPool = pooler ? new pg.Pool({ connectionString: pooler.bouncer.url(new URL(db.url!).pathname.slice(1)), max: connections }) : null;
+  const store: BillingStore = pooledPool ? new RpcBillingStore(sqlTransport(pgPoolClient(pooledPool))) : db.store(undefined, { poolSize: connections });
   try {
     const users = await seedUsers(store, oneUser ? 1 : connections, label);
     await db.sql.exec('analyze');
@@ -237,6 +245,7 @@ async function deductionRun(db: TestDatabase, label: string, connections: number
     const ops = await operationsRecorded(db.sql, keyPrefix);
     return {
       label,
+      pooledServers: pooler?.servers ?? null,
       load,
       users: users.length,
       answeredSeconds,
@@ -407,10 +416,18 @@ async function main(): Promise<number> {
     const n8 = await naiveRun(db, 8, false);
     const d32 = await deductionRun(db, 'd32', 32, false);
     const d8one = await deductionRun(db, 'd8one', 8, true);
+    // What a transaction-mode pooler costs (Supabase's on port 6543, PgBouncer): many clients, few server connections.
+    const bouncer = await startPgBouncer(ADMIN_URL, { poolSize: 8 }).catch((error: unknown) => {
+      log(`no PgBouncer, the pooler figure is skipped: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      return null;
+    });
+    const d32pooled = bouncer
+      ? await deductionRun(db, 'd32pool', 32, false, { bouncer, servers: 8 }).finally(() => bouncer.close())
+      : null;
     const n8one = await naiveRun(db, 8, true);
     const c1 = await ceilingRun(db, 1);
     const c32 = await ceilingRun(db, 32);
-    const deductions = [d1, d8, d32, d8one];
+    const deductions = [d1, d8, d32, d8one, ...(d32pooled ? [d32pooled] : [])];
 
     const totalMismatched = await ledgerMismatchedCards(db.sql, null);
     const lost = deductions.reduce((a, r) => a + r.lost, 0);
@@ -456,7 +473,8 @@ async function main(): Promise<number> {
     r.section('Deductions per second via store.deductTime (each worker = one pooled connection, unique idempotency keys)');
     for (const d of deductions) {
       const who = d.users === 1 && d.load.workers > 1 ? 'ALL workers on ONE user (serialized by its advisory lock)' : 'each worker its own user (no lock contention)';
-      r.row(`${d.load.workers} connection(s)${d.users === 1 && d.load.workers > 1 ? ', one user' : ''}`, d.load.perSecond, '/s',
+      const via = d.pooledServers === null ? '' : ` via PgBouncer (transaction mode, ${d.pooledServers} server conn.)`;
+      r.row(`${d.load.workers} connection(s)${d.users === 1 && d.load.workers > 1 ? ', one user' : ''}${via}`, d.load.perSecond, '/s',
         `${who}; p50 ${round(d.load.latency.p50, 2)} ms, p99 ${round(d.load.latency.p99, 2)} ms, ${Math.round(d.walBytesPerOp)} WAL B/op`);
     }
     r.section('Baselines at 8 connections (plain tables in the bench database)');
@@ -519,7 +537,9 @@ async function main(): Promise<number> {
       deduct_per_s_8: round(d8.load.perSecond, 1),
       deduct_per_s_32: round(d32.load.perSecond, 1),
       deduct_per_s_8_one_user: round(d8one.load.perSecond, 1),
-      deduct_runs: { c1: runFigures(d1), c8: runFigures(d8), c32: runFigures(d32), c8_one_user: runFigures(d8one) },
+      deduct_per_s_32_via_pgbouncer: d32pooled ? round(d32pooled.load.perSecond, 1) : null,
+      deduct_runs: { c1: runFigures(d1), c8: runFigures(d8), c32: runFigures(d32), c8_one_user: runFigures(d8one),
+        ...(d32pooled && { c32_via_pgbouncer: runFigures(d32pooled) }) },
       naive_per_s_8: round(n8.load.perSecond, 1),
       naive_per_s_8_one_user: round(n8one.load.perSecond, 1),
       ceiling_per_s_1: round(c1.perSecond, 1),
