@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { CallController, realTimers, type CallEventName } from '../src/agent/call-controller.ts';
 import { isBillingError } from '../src/billing/errors.ts';
 import { storeSqlClient } from '../src/billing/open-store.ts';
@@ -99,6 +101,31 @@ describe('store calls through a faulty network', () => {
 
     faults.resume();
     assert.equal((await settles(store.getBalance(user), 'after resume')).total_seconds, 300);
+  });
+});
+
+describe('the embedded PGlite server through a faulty network', () => {
+  it('fails queries as storage_unavailable while black-holed, and recovers by itself', async () => {
+    // The embedded server's socket as src/billing/embedded.ts serves it (unmigrated: the deadline is the point).
+    const pglite = await PGlite.create();
+    const server = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 64 });
+    await server.start();
+    cleanups.push(async () => { await server.stop(); await pglite.close(); });
+    const [host, port] = server.getServerConn().split(':');
+    const faults = await startFaultProxy({ host: host!, port: Number(port) });
+    cleanups.push(() => faults.close());
+    // As open-store.ts opens it: no server-side timeouts (PGlite), the client-side deadline alone.
+    const sql = storeSqlClient(faults.urlFor('postgres://postgres@127.0.0.1/postgres'), { DB_POOL_MAX: 2, STORE_TIMEOUT_MS }, false);
+    cleanups.push(() => sql.close());
+    const answer = async () => (await sql.query<{ n: number }>('select 1 as n')).rows[0]!.n;
+    assert.equal(await answer(), 1);
+
+    faults.blackHole();
+    await unavailable(answer(), 'a query to the black-holed embedded server');
+    await unavailable(answer(), 'a second one, on a new connection');
+
+    faults.resume();
+    assert.equal(await settles(answer(), 'after resume'), 1);
   });
 });
 
