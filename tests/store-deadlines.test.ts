@@ -25,6 +25,10 @@ const cleanups: Array<() => Promise<unknown>> = [];
 
 before(async () => {
   db = await createPostgresDatabase();
+  // Billing rules are the database's: this file's database bills by the second, so calls run on real timers.
+  const setup = db.store();
+  await setup.updateSettings({ billing_increment_seconds: 1, minimum_charge_seconds: 1 });
+  await setup.close();
 });
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
@@ -165,8 +169,6 @@ describe('the sidecar while the database is frozen', () => {
 
 describe('a call while the database freezes (real timers, 1-second increments)', () => {
   it('ends after its grace with no more than the grace unbilled; a warning comes while a store call hangs', async () => {
-    // Billing rules are the database's: this file's database bills by the second.
-    await db.store().updateSettings({ billing_increment_seconds: 1, minimum_charge_seconds: 1 });
     const faults = await proxy();
     const { store } = storeThrough(faults, 1500);
     const user = newUserId();
@@ -233,6 +235,43 @@ describe('a call while the database freezes (real timers, 1-second increments)',
   });
 });
 
+describe('a call over a store that never answers (no deadline of its own)', () => {
+  it('counts each hung store call as failed after storeCallTimeoutMs: the call ends and is given up to the reaper', async () => {
+    const store = db.store();
+    cleanups.push(() => store.close());
+    const user = newUserId();
+    await credit(store, user, 3600);
+    let hang = false;
+    const hanging = new Proxy(store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => hang && ['meterSession', 'endSession'].includes(String(prop))
+          ? new Promise(() => {})
+          : (value as (...a: unknown[]) => unknown).apply(target, args);
+      },
+    });
+    const call = new CallController({
+      store: hanging,
+      timers: realTimers,
+      options: {
+        meterLeadMs: 100, storeOutageGraceSeconds: 1, storeCallTimeoutMs: 300,
+        storeRetry: { initialMs: 100, maxMs: 200, factor: 2 }, settleAttempts: 2,
+      },
+    });
+    const endedWith = new Promise<unknown>((resolve) => call.on('ended', (payload) => resolve(payload)));
+    const started = await call.join({ userId: user, externalKey: `call:${user}`, roomName: 'room-hung' });
+    assert.ok(started);
+    hang = true;
+
+    // Without a deadline of the controller's own, the settlement would wait behind a meter that never returns.
+    assert.deepEqual(await settles(endedWith, 'the call ending over a store that never answers'),
+      { reason: 'store_unreachable', state: null, settled: false });
+    assert.equal(await settles(call.finished(), 'the call to finish'), null);
+    assert.equal(call.phase, 'ended');
+  });
+});
+
 describe('SIGTERM to a sidecar process while the database is frozen', () => {
   it('answers what is in flight and exits within its shutdown timeout', async () => {
     const faults = await proxy();
@@ -271,6 +310,27 @@ describe('SIGTERM to a sidecar process while the database is frozen', () => {
     assert.equal(answer.status, 503);
     assert.equal(((await answer.json()) as { error: { code: string } }).error.code, 'storage_unavailable');
     assert.match(output, /stopping the sidecar/);
+  });
+});
+
+describe('migrate against a frozen database', () => {
+  it('gives up connecting after STORE_TIMEOUT_MS and exits non-zero', async () => {
+    const faults = await proxy();
+    faults.blackHole();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/billing/migrate-cli.ts'], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { PATH: process.env.PATH, NODE_ENV: 'test', DATABASE_URL: faults.urlFor(db.url!), STORE_TIMEOUT_MS: '500' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    cleanups.push(async () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+    const code = await settles(new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c))),
+      'migrate to give up', 90_000);
+    assert.equal(code, 1, output);
+    assert.match(output, /migration failed/);
+    assert.match(output, /timeout/i);
   });
 });
 
