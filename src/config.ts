@@ -22,6 +22,11 @@ export const EnvSchema = z.object({
   DB_POOL_MAX: optional(positiveInt.max(200)).default(10),
   // Prepared statements on DATABASE_URL; turn off behind a transaction-mode pooler (PgBouncer, Supavisor :6543).
   DB_PREPARED_STATEMENTS: optional(z.enum(['true', 'false'])).default('true').transform((v) => v === 'true'),
+  // Every store call (connect, pool wait and query together) fails as storage_unavailable after this long, so a
+  // frozen database turns into a 503 or a counted failure instead of a request or a call that hangs.
+  STORE_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(5000),
+  // SIGTERM/SIGINT: what is still running (requests, jobs, the store's connections) is abandoned after this long.
+  SHUTDOWN_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(10_000),
 
   EMBEDDED_DATA_DIR: optional(z.string().min(1)).default('./data/pglite'),
   EMBEDDED_DB_HOST: optional(z.string().min(1)).default('127.0.0.1'),

@@ -7,8 +7,9 @@ import { CallRegistry } from '../src/agent/call-controller.ts';
 import { CallJob, type Speaker, type SpeakerPlan } from '../src/agent/call-job.ts';
 import { readCallAttributes, CALL_ATTRIBUTES } from '../src/agent/call-protocol.ts';
 import {
-  CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, SHUTDOWN_TEXT, WARNING_TEXT,
+  CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, SHUTDOWN_TEXT, STORE_DOWN_TEXT, WARNING_TEXT,
 } from '../src/agent/call-speech.ts';
+import { BillingError } from '../src/billing/errors.ts';
 import type { BillingStore } from '../src/billing/store.ts';
 import { FakeTimers } from './helpers/fake-timers.ts';
 import { createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
@@ -47,7 +48,11 @@ class FakeSpeaker implements Speaker {
   }
 }
 
-interface CallOptions { identity?: string; guestAllowanceSeconds?: number; noBalanceGraceSeconds?: number }
+interface CallOptions {
+  identity?: string; guestAllowanceSeconds?: number; noBalanceGraceSeconds?: number;
+  /** The job's store, instead of the world's (e.g. one that goes down). */
+  store?: BillingStore;
+}
 
 function world() {
   const clock = new TestClock(T0);
@@ -67,7 +72,7 @@ function world() {
       caller: { identity, userId },
       externalKey: `room-sid:${identity}:${crypto.randomUUID()}`,
       roomName: `room-${identity.slice(0, 8)}`,
-      store,
+      store: options.store ?? store,
       registry,
       room,
       attributes: {
@@ -201,6 +206,39 @@ describe('CallJob (fake room and voice, real controller over PostgreSQL)', () =>
     assert.deepEqual(await sessionRows(user),
       [{ status: 'cut_off', billed_seconds: 180, ended_at: at(180), end_reason: 'balance_exhausted' }]);
     assert.equal((await store.getBalance(user)).total_seconds, 0);
+    assert.equal(timers.size, 0);
+  });
+
+  test('the store down past the grace: the apology, then the job ends at once while the settlement retries', async () => {
+    const { timers, store, call } = world();
+    const user = newUserId();
+    await credit(store, user, 3600);
+    let down = false;
+    const shaky = new Proxy(store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => down && ['meterSession', 'endSession'].includes(String(prop))
+          ? Promise.reject(new BillingError('storage_unavailable', 'the billing database did not answer within 5000 ms'))
+          : (value as (...a: unknown[]) => unknown).apply(target, args);
+      },
+    });
+    const c = call(user, { store: shaky });
+    await c.job.start();
+    await timers.advance(65);
+    down = true;
+    // Paid until 2:00, grace 60 s: the call ends at 3:00; the settlement's retries (1 s, 2 s, 4 s…) come after.
+    await timers.advance(116);
+
+    assert.deepEqual(c.speaker.said.slice(1).map((s) => [s.at, s.text]), [[180, STORE_DOWN_TEXT]]);
+    assert.deepEqual(c.endings, ['store_unreachable']);
+    assert.equal(await c.job.ended, 'store_unreachable');
+    assert.ok(c.states().some((s) => s.state === 'store_unreachable' && s.at === 180));
+    down = false;
+    await timers.advance(30);
+    assert.deepEqual(await sessionRows(user),
+      [{ status: 'ended', billed_seconds: 180, ended_at: at(180), end_reason: 'store_unreachable' }]);
+    assert.deepEqual(c.endings, ['store_unreachable']);
     assert.equal(timers.size, 0);
   });
 

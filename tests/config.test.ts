@@ -138,6 +138,16 @@ describe('timing settings', () => {
     assert.equal(options.meterLeadMs, 250);
     assert.equal(options.storeOutageGraceSeconds, 30);
     assert.deepEqual(options.storeRetry, { initialMs: 500, maxMs: 4000, factor: 2 });
+    assert.equal(options.storeCallTimeoutMs, 5000, 'a store call in a call has the store deadline by default');
+    assert.equal(callOptionsFromConfig(parseConfig({ STORE_TIMEOUT_MS: '2500' })).storeCallTimeoutMs, 2500);
+  });
+
+  it('bounds every store call and the shutdown: a few seconds by default, never zero', () => {
+    const defaults = parseConfig({});
+    assert.equal(defaults.STORE_TIMEOUT_MS, 5000);
+    assert.equal(defaults.SHUTDOWN_TIMEOUT_MS, 10_000);
+    assert.throws(() => parseConfig({ STORE_TIMEOUT_MS: '0' }), /STORE_TIMEOUT_MS/);
+    assert.throws(() => parseConfig({ SHUTDOWN_TIMEOUT_MS: 'forever' }), /SHUTDOWN_TIMEOUT_MS/);
   });
 });
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import net from 'node:net';
 import { createClient } from '@supabase/supabase-js';
 import pg from 'pg';
 import ws from 'ws';
@@ -374,6 +375,30 @@ describe('when Supabase or its database cannot be reached', () => {
       assert.equal((api.requests[0]!.response as { code: string }).code, 'PGRST000');
     } finally {
       await deadPool.end();
+    }
+  });
+
+  it('aborts a request the API never answers after STORE_TIMEOUT_MS, as storage_unavailable', async () => {
+    // A Data API that accepts the connection and then says nothing (a frozen gateway): the real fetch.
+    const held = new Set<net.Socket>();
+    const frozen = net.createServer((socket) => { held.add(socket); socket.on('error', () => {}); });
+    await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
+    const { port } = frozen.address() as net.AddressInfo;
+    try {
+      const store = new RpcBillingStore(supabaseTransport(createServiceClient({
+        url: `http://127.0.0.1:${port}`, serviceRoleKey: SERVICE_KEY, timeoutMs: 300,
+      })));
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        store.getBalance(newUserId()).then(() => 'answered', (error: unknown) => error),
+        new Promise((resolve) => { timer = setTimeout(() => resolve('still waiting after 20 s'), 20_000); }),
+      ]);
+      clearTimeout(timer);
+      assert.ok(outcome instanceof BillingError && outcome.code === 'storage_unavailable', String(outcome));
+      assert.ok(held.size >= 1, 'the request reached the frozen API');
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => frozen.close(() => resolve()));
     }
   });
 

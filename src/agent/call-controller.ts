@@ -7,7 +7,7 @@
 // another call of the same user may drain the shared balance at any moment.
 
 import type { BillingStore, SessionState } from '../billing/store.ts';
-import { isBillingError, toBillingError } from '../billing/errors.ts';
+import { BillingError, isBillingError, toBillingError } from '../billing/errors.ts';
 import {
   backoffMs, crossedThresholds, isExhausted, nextMeterAt, nextWarningAt, remainingMs,
   type BackoffOptions, type CoverageFacts,
@@ -50,6 +50,11 @@ export interface CallControllerOptions {
   storeOutageGraceSeconds: number;
   /** Attempts to settle a call before leaving it to the server's reaper. Default 5. */
   settleAttempts: number;
+  /**
+   * A store call unanswered this long counts as failed (storage_unavailable), like one that was refused: a hung
+   * store must not hold the meter, and with it the cut-off, back. Default 5 s (STORE_TIMEOUT_MS).
+   */
+  storeCallTimeoutMs: number;
 }
 
 export const DEFAULT_CALL_OPTIONS: CallControllerOptions = {
@@ -58,6 +63,7 @@ export const DEFAULT_CALL_OPTIONS: CallControllerOptions = {
   storeRetry: { initialMs: 1000, maxMs: 8000, factor: 2 },
   storeOutageGraceSeconds: 60,
   settleAttempts: 5,
+  storeCallTimeoutMs: 5000,
 };
 
 export interface CallControllerDeps {
@@ -125,7 +131,11 @@ function isTransient(error: unknown): boolean {
   return toBillingError(error).code === 'storage_unavailable';
 }
 
-type TimerKind = 'meter' | 'warn' | 'settle';
+/**
+ * meter and settle are store calls, run one at a time through the chain. warn and grace only read the last
+ * answer and run at their moment, even while a store call is outstanding.
+ */
+type TimerKind = 'meter' | 'warn' | 'settle' | 'grace';
 
 export class CallController {
   readonly options: CallControllerOptions;
@@ -192,7 +202,7 @@ export class CallController {
     return this.enqueue(async () => {
       let state: SessionState;
       try {
-        state = await this.store.startSession(input);
+        state = await this.ask(() => this.store.startSession(input));
       } catch (error) {
         this.phaseValue = 'not_started';
         this.done.resolve(null);
@@ -269,12 +279,43 @@ export class CallController {
 
   private schedule(kind: TimerKind, atMs: number, op: () => Promise<void>): void {
     this.cancel(kind);
+    const queued = kind === 'meter' || kind === 'settle';
     const handle = this.timers.setTimeout(() => {
       if (this.handles.get(kind) !== handle) return undefined;
       this.handles.delete(kind);
-      return this.enqueue(op).catch((error) => this.log.error({ kind, err: describe(error) }, 'call timer failed'));
+      return (queued ? this.enqueue(op) : op()).catch((error) => this.log.error({ kind, err: describe(error) }, 'call timer failed'));
     }, Math.max(0, atMs - this.nowMs()));
     this.handles.set(kind, handle);
+  }
+
+  /**
+   * A store call with the controller's own deadline, on its timers: past it the call counts as failed, and
+   * what the store answers later is ignored (its next answer is the truth again).
+   */
+  private ask<T>(call: () => Promise<T>): Promise<T> {
+    const ms = this.options.storeCallTimeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const handle = this.timers.setTimeout(() => {
+        if (done) return;
+        done = true;
+        reject(new BillingError('storage_unavailable', `the billing store did not answer within ${ms} ms`));
+      }, ms);
+      call().then(
+        (value) => {
+          if (done) return;
+          done = true;
+          this.timers.clearTimeout(handle);
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (done) return;
+          done = true;
+          this.timers.clearTimeout(handle);
+          reject(error);
+        },
+      );
+    });
   }
 
   private cancel(kind: TimerKind): void {
@@ -311,6 +352,26 @@ export class CallController {
     }
     this.schedule('meter', nextMeterAt(facts, now, this.options.meterLeadMs), () => this.meter());
     this.scheduleWarning(facts, now);
+    this.scheduleGrace(facts);
+  }
+
+  /**
+   * The call never runs more than the grace past its paid time without a fresh answer, however long a store
+   * call hangs: at covered_until + grace it ends, without waiting for the store call in flight (the settlement
+   * queues behind it).
+   */
+  private scheduleGrace(facts: CoverageFacts): void {
+    const deadline = facts.coveredUntilMs + this.options.storeOutageGraceSeconds * 1000;
+    this.schedule('grace', deadline, async () => {
+      if (this.stopping || this.phaseValue !== 'active') return;
+      const now = new Date(this.nowMs());
+      this.outageSince ??= now;
+      this.log.error({ sessionId: this.last?.session_id, since: this.outageSince }, 'billing store unanswered past the grace: ending the call');
+      this.stopping = true;
+      this.cancelTimers();
+      this.emit('store_unreachable', { since: this.outageSince, error: 'no answer from the billing store within the grace' });
+      await this.enqueue(() => this.beginSettlement('store_unreachable', now));
+    });
   }
 
   private checkWarnings(facts: CoverageFacts, now: number): void {
@@ -341,9 +402,15 @@ export class CallController {
     if (this.stopping || this.phaseValue !== 'active' || !this.last) return;
     let state: SessionState;
     try {
-      state = await this.store.meterSession(this.last.session_id);
+      const sessionId = this.last.session_id;
+      state = await this.ask(() => this.store.meterSession(sessionId));
     } catch (error) {
       await this.meterFailed(error);
+      return;
+    }
+    if (this.stopping) {
+      // The call ended while this meter was in flight (the grace ran out, the caller left): its settlement follows.
+      this.last = state;
       return;
     }
     if (this.outageSince) {
@@ -376,6 +443,7 @@ export class CallController {
     }
     const deadline = facts.coveredUntilMs + this.options.storeOutageGraceSeconds * 1000;
     if (now >= deadline) {
+      this.cancel('grace');
       this.emit('store_unreachable', { since: this.outageSince, error: describe(error) });
       await this.beginSettlement('store_unreachable', new Date(now));
       return;
@@ -408,7 +476,7 @@ export class CallController {
     const sessionId = this.last!.session_id;
     ending.attempts += 1;
     try {
-      const state = await this.store.endSession({ sessionId, reason: ending.reason, endedAt: ending.endedAt });
+      const state = await this.ask(() => this.store.endSession({ sessionId, reason: ending.reason, endedAt: ending.endedAt }));
       this.finish(state, true);
     } catch (error) {
       const retry = isTransient(error) && ending.attempts < this.options.settleAttempts;

@@ -236,6 +236,9 @@ export class CallJob {
       this.closing ??= 'store_unreachable';
       this.publish('store_unreachable', { sessionId: call.sessionId });
       this.goodbye ??= this.interruptAndSay(STORE_DOWN_TEXT);
+      // The caller stops talking after the goodbye, not after the settlement: its retries (then the server's
+      // reaper) go on without holding an unbilled call open. The job's shutdown waits for them.
+      void this.end('store_unreachable', this.goodbye);
     });
     call.on('ended', ({ reason, settled, state }) => {
       this.deps.log.info({ reason, settled, billedSeconds: state?.billed_seconds }, 'call settled');

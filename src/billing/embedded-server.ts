@@ -3,8 +3,7 @@
 import { config } from '../config.ts';
 import { logger } from '../logger.ts';
 import { startEmbeddedDatabase } from './embedded.ts';
-import { pgPoolClient } from './sql-client.ts';
-import { pgPool } from './open-store.ts';
+import { storeSqlClient } from './open-store.ts';
 import { sqlTransport } from './sql-transport.ts';
 import { RpcBillingStore } from './store.ts';
 import { settingsFromEnv } from './settings-from-env.ts';
@@ -20,7 +19,7 @@ async function main(): Promise<void> {
   });
   const changes = settingsFromEnv(cfg);
   if (Object.keys(changes).length > 0) {
-    const store = new RpcBillingStore(sqlTransport(pgPoolClient(pgPool(embedded.url, 1))));
+    const store = new RpcBillingStore(sqlTransport(storeSqlClient(embedded.url, { ...cfg, DB_POOL_MAX: 1 }, false)));
     await store.updateSettings(changes);
     await store.close();
   }

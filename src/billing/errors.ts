@@ -52,6 +52,8 @@ export interface DatabaseErrorFields {
 // SQLSTATEs a caller can cause with bad input rather than a fault on our side.
 const INPUT_SQLSTATES = new Set(['22P02', '22003', '22007', '22008', '22023', '23502', '23514', '42883', 'PGRST202']);
 const CONNECTION_SQLSTATE_CLASSES = ['08', '57', '53'];
+// lock_timeout: the rows stayed locked past the deadline; like statement_timeout (57014) it is worth retrying.
+const TIMEOUT_SQLSTATES = new Set(['55P03']);
 
 export function billingErrorFromDatabase(error: DatabaseErrorFields, cause?: unknown): BillingError {
   const message = error.message ?? 'billing database error';
@@ -60,7 +62,7 @@ export function billingErrorFromDatabase(error: DatabaseErrorFields, cause?: unk
   if (sqlstate === '42501') return new BillingError('forbidden', message, { cause });
   if (sqlstate === '23505') return new BillingError('idempotency_conflict', message, { cause });
   if (INPUT_SQLSTATES.has(sqlstate)) return new BillingError('invalid_argument', message, { cause });
-  if (CONNECTION_SQLSTATE_CLASSES.some((prefix) => sqlstate.startsWith(prefix))) {
+  if (TIMEOUT_SQLSTATES.has(sqlstate) || CONNECTION_SQLSTATE_CLASSES.some((prefix) => sqlstate.startsWith(prefix))) {
     return new BillingError('storage_unavailable', message, { cause });
   }
   return new BillingError('internal', message, { cause });
@@ -76,7 +78,7 @@ export function toBillingError(error: unknown): BillingError {
     if (typeof fields.code === 'string' && NETWORK_ERRNOS.has(fields.code)) {
       return new BillingError('storage_unavailable', `billing database unreachable: ${fields.code}`, { cause: error });
     }
-    if (/Connection terminated|connection timeout|timeout expired/i.test(String(fields.message))) {
+    if (/Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect/i.test(String(fields.message))) {
       return new BillingError('storage_unavailable', String(fields.message), { cause: error });
     }
     return billingErrorFromDatabase(fields, error);

@@ -12,7 +12,11 @@ import { settingsFromEnv } from './settings-from-env.ts';
 const log = logger().child({ component: 'migrate' });
 
 async function migrateUrl(url: string): Promise<void> {
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const cfg = config();
+  // Connecting is bounded (a frozen server fails the migration instead of hanging it); the migrations themselves
+  // are not: a long one (an index on a big table) is allowed to take its time.
+  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: cfg.STORE_TIMEOUT_MS, keepAlive: true });
+  pool.on('error', () => {});
   const sql = pgPoolClient(pool);
   try {
     const result = await migrate(sql);

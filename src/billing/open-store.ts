@@ -16,11 +16,42 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-export function pgPool(url: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000 });
+export interface PoolSettings {
+  max: number;
+  /** STORE_TIMEOUT_MS: connect and pool wait; on the server, each statement and lock wait. */
+  timeoutMs: number;
+  /**
+   * Send the server-side timeouts as startup parameters. Only on a direct connection: PgBouncer in transaction
+   * mode refuses unknown startup parameters (set them on the role there: `alter role … set statement_timeout`).
+   */
+  serverTimeouts: boolean;
+}
+
+export function pgPool(url: string, settings: PoolSettings): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: settings.max,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: settings.timeoutMs,
+    // A peer that vanished without a word (a dead host, a dropped route) is noticed on an idle connection too.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    // The server gives up on its side as well, so a statement the client abandoned does not keep its locks.
+    ...(settings.serverTimeouts && {
+      statement_timeout: settings.timeoutMs,
+      lock_timeout: settings.timeoutMs,
+      idle_in_transaction_session_timeout: settings.timeoutMs,
+    }),
+  });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   return pool;
+}
+
+/** The store's SQL connection: every query within STORE_TIMEOUT_MS, the pool wait and the connect included. */
+export function storeSqlClient(url: string, config: Pick<Config, 'DB_POOL_MAX' | 'STORE_TIMEOUT_MS'>, direct: boolean): SqlClient {
+  const pool = pgPool(url, { max: config.DB_POOL_MAX, timeoutMs: config.STORE_TIMEOUT_MS, serverTimeouts: direct });
+  return pgPoolClient(pool, { deadlineMs: config.STORE_TIMEOUT_MS });
 }
 
 /**
@@ -31,8 +62,9 @@ export function pgPool(url: string, max: number): pg.Pool {
 export async function openBillingStore(config: Config, options: { clock?: Clock; log?: Logger } = {}): Promise<OpenedStore> {
   const target = storageTarget(config);
   if (target.kind === 'supabase') {
-    const store = new RpcBillingStore(supabaseTransport(createServiceClient(target)), options.clock);
-    const sql = target.dbUrl ? pgPoolClient(pgPool(target.dbUrl, config.DB_POOL_MAX)) : undefined;
+    const store = new RpcBillingStore(
+      supabaseTransport(createServiceClient({ ...target, timeoutMs: config.STORE_TIMEOUT_MS })), options.clock);
+    const sql = target.dbUrl ? storeSqlClient(target.dbUrl, config, config.DB_PREPARED_STATEMENTS) : undefined;
     return {
       store,
       sql,
@@ -53,10 +85,11 @@ export async function openBillingStore(config: Config, options: { clock?: Clock;
     options.log?.warn({ dataDir: target.dataDir, url }, 'using the embedded PGlite database: for a laptop or a demo, not production');
   }
   if (!url) throw new Error('no database configured');
-  const sql = pgPoolClient(pgPool(url, config.DB_POOL_MAX));
-  const preparedStatements = target.kind === 'postgres' && config.DB_PREPARED_STATEMENTS;
+  // DB_PREPARED_STATEMENTS=false says a transaction-mode pooler sits in front; the embedded server is PGlite.
+  const direct = target.kind === 'postgres' && config.DB_PREPARED_STATEMENTS;
+  const sql = storeSqlClient(url, config, direct);
   const store = new RpcBillingStore(sqlTransport(sql, {
-    preparedStatements,
+    preparedStatements: direct,
     onPoolerDetected: (error) => options.log?.warn({ err: error },
       'DATABASE_URL shares server connections (a transaction-mode pooler): prepared statements are off from now on; set DB_PREPARED_STATEMENTS=false'),
   }), options.clock);

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type Stripe from 'stripe';
 import { z } from 'zod';
 import type { Principal, TokenVerifier } from '../auth/verify-token.ts';
-import { BillingError } from '../billing/errors.ts';
+import { BillingError, toBillingError } from '../billing/errors.ts';
 import { unstorableTextAt } from '../billing/storable-text.ts';
 import type { BillingStore, Balance } from '../billing/store.ts';
 import type { SqlClient } from '../billing/sql-client.ts';
@@ -94,15 +94,16 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   app.get('/health', async (_request, reply) => {
     const checks: Record<string, unknown> = { version: deps.version };
     try {
-      await deps.store.listPricingTiers();
+      // Side by side: each is bounded by the store's deadline, so the answer comes within one deadline.
+      const [, status] = await Promise.all([deps.store.listPricingTiers(), deps.sql ? migrationStatus(deps.sql) : null]);
       checks.database = 'ok';
-      if (deps.sql) {
-        const status = await migrationStatus(deps.sql);
-        checks.migrations = status.current ? 'current' : `behind (latest applied ${status.latest})`;
-      }
+      if (status) checks.migrations = status.current ? 'current' : `behind (latest applied ${status.latest})`;
     } catch (error) {
-      deps.log.error({ err: error }, 'health check failed');
-      checks.database = 'unreachable';
+      const billing = toBillingError(error);
+      // An outage is expected news, one line; anything else is a fault worth its stack.
+      if (billing.code === 'storage_unavailable') deps.log.warn({ code: billing.code, reason: billing.message }, 'health check: database unreachable');
+      else deps.log.error({ err: error }, 'health check failed');
+      checks.database = billing.code === 'storage_unavailable' ? 'unreachable' : 'error';
     }
     const healthy = checks.database === 'ok' && (checks.migrations === undefined || checks.migrations === 'current');
     return reply.status(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', ...checks });

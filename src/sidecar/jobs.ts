@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isBillingError } from '../billing/errors.ts';
 import type { BillingStore } from '../billing/store.ts';
 import { expireInBatches, reapInBatches, scanNotificationsInBatches } from './job-batches.ts';
 import { deliverDueNotifications, type DeliveryOptions } from './notification-delivery.ts';
@@ -54,7 +55,12 @@ export function startBackgroundJobs(store: BillingStore, log: Logger, settings: 
       const result = await job.run();
       log.debug({ job: job.name, result }, 'job ran');
     } catch (error) {
-      log.error({ err: error, job: job.name }, 'job failed; it runs again at its next turn');
+      // An outage is expected news, one line per turn; anything else is a fault worth its stack.
+      if (isBillingError(error, 'storage_unavailable')) {
+        log.warn({ job: job.name, code: error.code, reason: error.message }, 'job skipped: database unreachable; it runs again at its next turn');
+      } else {
+        log.error({ err: error, job: job.name }, 'job failed; it runs again at its next turn');
+      }
     }
   };
   const schedule = (job: (typeof jobs)[number]) => {

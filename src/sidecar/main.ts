@@ -74,10 +74,20 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping the sidecar');
-    await jobs?.stop();
-    await app.close();
-    await opened.close();
+    log.info({ signal, timeoutMs: cfg.SHUTDOWN_TIMEOUT_MS }, 'stopping the sidecar');
+    // Every store call has its deadline, but a shutdown must not trust that: whatever still runs after
+    // SHUTDOWN_TIMEOUT_MS (a job, a request, a goodbye to a frozen database) is abandoned.
+    setTimeout(() => {
+      log.error({ signal, timeoutMs: cfg.SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out: abandoning the work still running');
+      process.exit(1);
+    }, cfg.SHUTDOWN_TIMEOUT_MS).unref();
+    try {
+      await Promise.all([jobs?.stop(), app.close()]);
+      await opened.close();
+    } catch (error) {
+      log.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

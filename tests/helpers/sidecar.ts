@@ -4,6 +4,7 @@ import Stripe from 'stripe';
 import type { FastifyInstance } from 'fastify';
 import { createTokenVerifier, signLocalToken } from '../../src/auth/verify-token.ts';
 import type { BillingStore, Clock } from '../../src/billing/store.ts';
+import type { SqlClient } from '../../src/billing/sql-client.ts';
 import { buildSidecar } from '../../src/sidecar/app.ts';
 import type { TestDatabase } from './test-db.ts';
 import {
@@ -55,15 +56,17 @@ export async function startSidecar(db: TestDatabase, options: {
   log?: Logger;
   /** GET /metrics's bearer token (default METRICS_TOKEN); null: none configured, /metrics is not served. */
   metricsToken?: string | null;
+  /** The sidecar's store and health-check SQL, instead of the test database's own (e.g. through a fault proxy). */
+  storage?: { store: BillingStore; sql: SqlClient | undefined };
 } = {}): Promise<TestSidecar> {
-  const store = db.store(options.clock);
+  const store = options.storage?.store ?? db.store(options.clock);
   let url = '';
   const successUrl = options.successUrl ?? 'https://app.mindbot.test/purchase/success?session_id={CHECKOUT_SESSION_ID}';
   // Without a fake (or with none at all: null), a client pointed at a closed port: any accidental Stripe call fails fast and visibly.
   const stripe = options.stripe ?? new Stripe('sk_test_unreachable', { host: '127.0.0.1', port: 9, protocol: 'http', maxNetworkRetries: 0 });
   const app = await buildSidecar({
     store,
-    sql: db.sql,
+    sql: options.storage ? options.storage.sql : db.sql,
     stripe: options.stripe === null ? null : stripe,
     webhookSecret: WEBHOOK_SECRET,
     verifier: createTokenVerifier({
