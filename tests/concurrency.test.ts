@@ -169,7 +169,7 @@ describe('billing under concurrency (PostgreSQL)', () => {
     await store.close();
   });
 
-  it('payments delivered many times, cumulative refunds out of order, a dispute and calls racing keep the books', async () => {
+  it('payments delivered many times, refunds told out of order, a chargeback and calls racing keep the books', async () => {
     const clock = new TestClock('2026-05-01T09:00:00Z');
     const store = db.store(clock.now, { poolSize: 10 });
     const before = await assertBooksBalance(store);
@@ -185,21 +185,24 @@ describe('billing under concurrency (PostgreSQL)', () => {
     assert.deepEqual(paid.filter((r) => r.status === 'rejected'), []);
     await assertBooksBalance(store);
 
-    // Then at once: calls and deductions of every user, cumulative refunds of the first three arriving in any
-    // order (300, 600 and 999 cents), and a dispute of the fourth.
+    // Then at once: calls and deductions of every user, the refunds of the first three told in any order, and a
+    // chargeback of the fourth.
     const work: Promise<unknown>[] = [];
     for (const [i, userId] of users.entries()) {
       for (let d = 0; d < 8; d++) work.push(store.deductTime({ userId, seconds: 250, idempotencyKey: `${userId}:race${d}` }));
       work.push(store.startSession({ userId, externalKey: `${userId}:race-call`, roomName: 'race' }));
       if (i < 3) {
-        for (const cents of [300, 600, 999]) {
-          work.push(store.recordRefund({ id: `evt_race_refund_${i}_${cents}_${userId.slice(0, 8)}`, type: 'charge.refunded', payload: {} },
-            { paymentIntentId: ids[i]!.paymentIntentId, chargeId: ids[i]!.chargeId, amountRefundedCents: cents }));
+        // Three refunds of 300, 300 and 399 cents, told by charge.refunded events carrying the list so far.
+        const refunds = [300, 300, 399].map((amount, n) => ({ id: `re_race_${i}_${n}_${userId.slice(0, 8)}`, amount, status: 'succeeded' }));
+        for (let n = 1; n <= 3; n++) {
+          work.push(store.recordRefunds({ id: `evt_race_refund_${i}_${n}_${userId.slice(0, 8)}`, type: 'charge.refunded', payload: {} },
+            { paymentIntentId: ids[i]!.paymentIntentId, chargeId: ids[i]!.chargeId, refunds: refunds.slice(0, n) }));
         }
       }
       if (i === 3) {
         work.push(store.recordDispute({ id: `evt_race_dispute_${userId.slice(0, 8)}`, type: 'charge.dispute.created', payload: {} },
-          { paymentIntentId: ids[i]!.paymentIntentId, chargeId: ids[i]!.chargeId, disputeId: `dp_race_${userId.slice(0, 8)}`, status: 'needs_response' }));
+          { paymentIntentId: ids[i]!.paymentIntentId, chargeId: ids[i]!.chargeId, disputeId: `dp_race_${userId.slice(0, 8)}`,
+            status: 'needs_response', inquiry: false }));
       }
     }
     const results = await Promise.allSettled(work);

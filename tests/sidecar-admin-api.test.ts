@@ -187,19 +187,21 @@ describe('admin API', () => {
         currency: 'USD', sort_order: 25, stripe_price_id: 'price_gold123' }, 201);
       assert.deepEqual(created, { created: true, tier: {
         id: 'gold_2h', name: 'Gold Pack', description: 'Two golden hours', base_seconds: 7200, bonus_seconds: 600, total_seconds: 7800,
-        price_cents: 1999, currency: 'usd', active: true, sort_order: 25, stripe_price_id: 'price_gold123' } });
+        price_cents: 1999, currency: 'usd', active: true, sort_order: 25, stripe_price_id: 'price_gold123', version: 1 } });
       const pricing = await (await sidecar.request('GET', '/time/pricing')).json() as Json;
       assert.deepEqual(pricing.pricing_tiers.map((t: Json) => t.id),
         ['starter_1h', 'basic_5h', 'gold_2h', 'premium_10h', 'pro_25h', 'enterprise_50h']);
 
       const replaced = await asAdmin('POST', '/admin/tiers', { id: 'gold_2h', name: 'Gold Pack', base_seconds: 7200, price_cents: 2499 }, 200);
       assert.deepEqual([replaced.created, replaced.tier.price_cents, replaced.tier.bonus_seconds, replaced.tier.stripe_price_id], [false, 2499, 0, null]);
+      assert.equal(replaced.tier.version, 2, 'a new price is a new version of the tier');
 
       const changed = await asAdmin('PATCH', '/admin/tiers/gold_2h', { price_cents: 2199, hours: 2.5, stripe_price_id: 'price_gold456' });
       assert.deepEqual([changed.tier.price_cents, changed.tier.base_seconds, changed.tier.stripe_price_id, changed.tier.name],
         [2199, 9000, 'price_gold456', 'Gold Pack']);
       const cleared = await asAdmin('PATCH', '/admin/tiers/gold_2h', { stripe_price_id: null, description: '' });
       assert.deepEqual([cleared.tier.stripe_price_id, cleared.tier.description, cleared.tier.price_cents], [null, '', 2199]);
+      assert.deepEqual([changed.tier.version, cleared.tier.version], [3, 3], 'what a buyer gets or pays changed once more; a description is no new version');
 
       // A card sold before a change keeps what it was sold with.
       const buyer = newUserId();

@@ -1,13 +1,14 @@
 // What the sidecar adds for the web app, over HTTP: the pages and their security headers, /app/config, the
 // development sign-in (and where it is refused), and the buyer's views of gifts and of a Checkout Session.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
-import { installErrorHandling } from '../src/sidecar/http-errors.ts';
+import { HttpError, installErrorHandling } from '../src/sidecar/http-errors.ts';
 import { contentSecurityPolicy, registerWebApp, WEB_PAGES } from '../src/sidecar/web-app.ts';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { checkoutSession, purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
@@ -129,6 +130,71 @@ describe('sidecar: web app routes', () => {
       }
     } finally {
       rmSync(dist, { recursive: true, force: true });
+    }
+  });
+
+  it('serves the app once it is built, without a restart, and the last complete page while a rebuild replaces it', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'mindbot-web-'));
+    const lines: Json[] = [];
+    const sink = new Writable({ write(chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done(); } });
+    const app = Fastify({ loggerInstance: pino({ level: 'info' }, sink) as FastifyBaseLogger });
+    installErrorHandling(app);
+    try {
+      await registerWebApp(app, { distDir: dist, auth: { mode: 'local', signingSecret: 'x'.repeat(32) }, purchasesEnabled: false, version: 't' });
+      const before = await app.inject({ method: 'GET', url: '/' });
+      assert.equal(before.statusCode, 503);
+      assert.equal(before.json().error.code, 'web_app_not_built');
+      // The expected 503 is one warning line: no error level, no stack.
+      const logged = lines.filter((l) => l.code === 'web_app_not_built');
+      assert.equal(logged.length, 1);
+      assert.equal(logged[0]!.level, 40);
+      assert.equal(logged[0]!.err, undefined);
+      assert.ok(!lines.some((l) => l.level >= 50), 'nothing at error level');
+
+      // The build lands after the sidecar started (./launch.sh dev starts both at once).
+      mkdirSync(join(dist, 'assets'));
+      writeFileSync(join(dist, 'assets', 'app-1.js'), 'console.log(1)');
+      const first = '<!doctype html><html><body><div id="root"></div><script type="module" src="/assets/app-1.js"></script></body></html>\n';
+      writeFileSync(join(dist, 'index.html'), first);
+      const built = await app.inject({ method: 'GET', url: '/admin' });
+      assert.equal(built.statusCode, 200);
+      assert.equal(built.body, first);
+      assert.equal((await app.inject({ method: 'GET', url: '/assets/app-1.js' })).statusCode, 200);
+
+      // A rebuild: the page is gone for a moment, then half-written; the last complete page is served meanwhile.
+      rmSync(join(dist, 'index.html'));
+      assert.equal((await app.inject({ method: 'GET', url: '/' })).body, first);
+      writeFileSync(join(dist, 'index.html'), '<!doctype html><html><body><div id="ro');
+      assert.equal((await app.inject({ method: 'GET', url: '/' })).body, first);
+      const second = first.replace(/app-1/g, 'app-2');
+      writeFileSync(join(dist, 'index.html'), second);
+      assert.equal((await app.inject({ method: 'GET', url: '/' })).body, second);
+    } finally {
+      await app.close();
+      rmSync(dist, { recursive: true, force: true });
+    }
+  });
+
+  it('logs a fault nobody expected with its stack, at error level', async () => {
+    const lines: Json[] = [];
+    const sink = new Writable({ write(chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done(); } });
+    const app = Fastify({ loggerInstance: pino({ level: 'info' }, sink) as FastifyBaseLogger });
+    installErrorHandling(app);
+    app.get('/broken', async () => { throw new TypeError('cannot read properties of undefined'); });
+    app.get('/missing', async () => { throw new HttpError(404, 'not_found', 'no such thing'); });
+    try {
+      const broken = await app.inject({ method: 'GET', url: '/broken' });
+      assert.deepEqual(broken.json(), { error: { code: 'internal', message: 'internal error' } });
+      const fault = lines.find((l) => l.level === 50);
+      assert.match(fault?.err?.stack ?? '', /TypeError: cannot read properties of undefined/);
+      lines.length = 0;
+      assert.equal((await app.inject({ method: 'GET', url: '/missing' })).statusCode, 404);
+      const answer = lines.filter((l) => l.code === 'not_found');
+      assert.equal(answer.length, 1);
+      assert.equal(answer[0]!.level, 30);
+      assert.ok(!lines.some((l) => l.err !== undefined || l.level >= 40), 'a 4xx is no warning and has no stack');
+    } finally {
+      await app.close();
     }
   });
 

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { formatDuration } from '../src/web/format.ts';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
-import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
+import { checkoutSession, purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
 import { assertAccessible, ensureWebBuilt, launchBrowser, openPage, screenshot, signInLocally, type OpenedPage } from './helpers/browser.ts';
 
@@ -391,6 +391,35 @@ describe('web app: the admin page', () => {
       // The Refunded column of the USD row shows the API's figure once the panel has read the books again.
       await booksRegion.getByRole('table', { name: /^Money/ }).getByRole('row', { name: /USD/ }).getByRole('cell').nth(2)
         .getByText(await money(page, usd.refunded_cents), { exact: true }).waitFor();
+      assertClean(problems);
+    } finally {
+      await close();
+    }
+  });
+
+  it('lists the Stripe events that need attention, as GET /admin/attention answers them', async () => {
+    // A purchase naming a package this database lacks: acknowledged to Stripe, kept for a decision.
+    const buyer = newUserId();
+    buyers.add(buyer);
+    const event = stripeEvent('checkout.session.completed',
+      checkoutSession(purchaseIds(), { userId: buyer, packageId: 'platinum_9h', amount: 9999 }));
+    const delivered = await sidecar.deliver(event);
+    assert.equal(delivered.status, 200, await delivered.clone().text());
+    const list = await adminGet('/admin/attention?limit=50');
+    const item = list.items.find((i: Json) => i.event_id === event.id);
+    assert.equal(item.code, 'unknown_tier');
+
+    const { page, problems, close } = await openAdmin();
+    try {
+      const panel = page.getByRole('region', { name: 'Needs attention' });
+      await panel.getByText(list.total === 1 ? 'One Stripe event could not be applied' : `${list.total} Stripe events could not be applied`,
+        { exact: false }).waitFor();
+      const row = panel.getByRole('row', { name: new RegExp(event.id as string) });
+      const text = await row.innerText();
+      assert.ok(text.includes(item.message) && text.includes(buyer), text);
+      await panel.scrollIntoViewIfNeeded();
+      await screenshot(page, 'admin-attention');
+      await assertAccessible(page, 'the admin page listing Stripe events that need attention');
       assertClean(problems);
     } finally {
       await close();

@@ -55,7 +55,11 @@ export async function openBillingStore(config: Config, options: { clock?: Clock;
   if (!url) throw new Error('no database configured');
   const sql = pgPoolClient(pgPool(url, config.DB_POOL_MAX));
   const preparedStatements = target.kind === 'postgres' && config.DB_PREPARED_STATEMENTS;
-  const store = new RpcBillingStore(sqlTransport(sql, { preparedStatements }), options.clock);
+  const store = new RpcBillingStore(sqlTransport(sql, {
+    preparedStatements,
+    onPoolerDetected: (error) => options.log?.warn({ err: error },
+      'DATABASE_URL shares server connections (a transaction-mode pooler): prepared statements are off from now on; set DB_PREPARED_STATEMENTS=false'),
+  }), options.clock);
   return {
     store,
     sql,

@@ -64,6 +64,8 @@ export const PricingTierSchema = z.object({
   active: z.boolean(),
   sort_order: z.number().int(),
   stripe_price_id: z.string().nullable(),
+  /** Counts changes of the seconds, price or currency; a purchase carries the version it was sold at. */
+  version: z.number().int().positive().optional(),
 });
 export type PricingTier = z.infer<typeof PricingTierSchema>;
 
@@ -182,7 +184,7 @@ export const ActivationAnswerSchema = z.discriminatedUnion('ok', [
 export const StripeEventOutcomeSchema = z.looseObject({
   event_id: z.string(),
   outcome: z.string(),
-  payment_id: id.optional(),
+  payment_id: id.nullish(),
 });
 export type StripeEventOutcome = z.infer<typeof StripeEventOutcomeSchema>;
 
@@ -482,3 +484,20 @@ export const PaymentDetailSchema = z.looseObject({
   stripe_charge_id: z.string().nullable(),
 });
 export type PaymentDetail = z.infer<typeof PaymentDetailSchema>;
+
+/** Stripe events that can never apply, kept for an administrator (newest first) and how many in all. */
+export const StripeAttentionListSchema = z.object({
+  total: z.number().int(),
+  items: z.array(z.object({
+    id: z.number().int(),
+    event_id: z.string(),
+    event_type: z.string(),
+    code: z.string(),
+    message: z.string(),
+    payment_id: id.nullable(),
+    user_id: id.nullable(),
+    object_id: z.string().nullable(),
+    created_at: z.string(),
+  })),
+});
+export type StripeAttentionList = z.infer<typeof StripeAttentionListSchema>;

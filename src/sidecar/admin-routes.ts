@@ -27,6 +27,7 @@ const RevenueQuery = z.strictObject({
 });
 const UsersQuery = z.strictObject({ limit: queryInt(1, 500, 50), offset: queryInt(0, 1_000_000_000, 0) });
 const NoQuery = z.strictObject({});
+const AttentionQuery = z.strictObject({ limit: queryInt(1, 1000, 100) });
 const TierIdParam = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_]{1,39}$/, 'a tier id of 2 to 40 lower-case letters, digits or _, like starter_1h'),
 });
@@ -182,6 +183,14 @@ export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps & { st
     const result = await store.deactivatePricingTier(id);
     request.log.info({ adminId: who.userId, tierId: id }, 'pricing tier deactivated');
     return result;
+  });
+
+  // Stripe events that can never apply (a purchase naming an unknown package, a paid amount that is not the
+  // price, a refund of a charge that is no purchase…): acknowledged to Stripe and listed here, newest first.
+  app.get('/admin/attention', async (request) => {
+    await admin(request);
+    const { limit } = input(AttentionQuery, request.query);
+    return store.listStripeAttention({ limit });
   });
 
   // One payment with what a refund of it may give back (the refund form reads it).

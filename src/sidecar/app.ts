@@ -196,6 +196,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
         outcome = await applyStripeEvent(event, {
           store: deps.store,
           retrievePaymentIntent: (id) => stripe.paymentIntents.retrieve(id),
+          listChargeRefunds: (charge) => stripe.refunds.list({ charge, limit: 100 }).autoPagingToArray({ limit: 1000 }),
           log: log as Logger,
         });
       } catch (error) {
@@ -205,7 +206,13 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
         metrics.webhookEvents.inc({ outcome: 'failed' });
         throw new HttpError(unavailable ? 503 : 500, 'webhook_failed', 'the event could not be applied; it will be retried');
       }
-      log.info({ outcome: outcome.outcome, paymentId: outcome.payment_id }, 'Stripe event applied');
+      if (outcome.outcome === 'needs_attention') {
+        // Acknowledged (a retry could never apply it) and kept for an administrator: GET /admin/attention.
+        log.error({ outcome: outcome.outcome, paymentId: outcome.payment_id, attention: outcome.attention },
+          'Stripe event cannot be applied: recorded for attention');
+      } else {
+        log.info({ outcome: outcome.outcome, paymentId: outcome.payment_id }, 'Stripe event applied');
+      }
       metrics.webhookEvents.inc({ outcome: outcome.outcome });
       return reply.send({ received: true, outcome: outcome.outcome });
     });

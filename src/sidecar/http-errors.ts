@@ -66,10 +66,19 @@ export function toHttpError(error: unknown): HttpError {
   return new HttpError(500, 'internal', 'internal error');
 }
 
+/** Thrown on purpose with its answer in hand: an HttpError of ours, or the store saying it cannot be reached. */
+function isExpectedAnswer(error: unknown): boolean {
+  if (error instanceof HttpError) return error.status !== 500;
+  return error instanceof BillingError && error.code === 'storage_unavailable';
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const http = toHttpError(error);
-    if (http.status >= 500) request.log.error({ err: error }, 'request failed');
+    // An answer we chose (a 4xx, or a 503 saying what is not configured or not reachable) is one line; a stack
+    // only for a fault nobody expected.
+    if (http.status >= 500 && !isExpectedAnswer(error)) request.log.error({ err: error }, 'request failed');
+    else if (http.status >= 500) request.log.warn({ code: http.code, status: http.status }, http.message);
     else request.log.info({ code: http.code, status: http.status }, http.message);
     void reply.status(http.status).send({ error: { code: http.code, message: http.message } });
   });

@@ -40,6 +40,13 @@ export function createMetrics(store: BillingStore): SidecarMetrics {
   fromDatabase('mindbot_active_sessions', 'Calls being metered now', 'active_sessions');
   fromDatabase('mindbot_notifications_pending', 'Notifications waiting for delivery', 'notifications_pending');
   fromDatabase('mindbot_notifications_dead', 'Notifications given up after their last retry', 'notifications_dead');
+  new Gauge({
+    name: 'mindbot_stripe_events_needing_attention', help: 'Stripe events that can never apply, kept for an administrator (GET /admin/attention)',
+    registers: [registry],
+    async collect() {
+      this.set((await store.listStripeAttention({ limit: 1 })).total);
+    },
+  });
   return { registry, webhookEvents, purchases };
 }
 

@@ -102,34 +102,32 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
     return { access_token: accessToken, token_type: 'bearer', expires_in: DEV_TOKEN_TTL_SECONDS, user_id: userId, admin };
   });
 
-  if (!existsSync(indexPath)) {
-    app.log.warn({ distDir }, 'the web app is not built (npm run build): its pages answer 503');
-    for (const page of WEB_PAGES) {
-      app.get(page, async () => {
-        throw new HttpError(503, 'web_app_not_built', `the web app is not built: run \`npm run build\` (looked in ${distDir})`);
-      });
-    }
-    return;
-  }
-
-  // Every page is the same file, kept in memory; `vite build --watch` (dev) rewrites it with new asset names,
-  // so a changed file is read again.
-  let index = readFileSync(indexPath);
-  let indexMtime = 0;
-  const currentIndex = () => {
+  // The page is looked for at request time, not once at start: `./launch.sh dev` starts the sidecar while the
+  // first build may still be running, and a rebuild may be writing the file. Every page is the same file, kept in
+  // memory and read again when it changes; while it is missing or half-written the last complete copy is served.
+  if (!existsSync(indexPath)) app.log.warn({ distDir }, 'the web app is not built yet (npm run build): its pages answer 503 until it is');
+  let index: Buffer | null = null;
+  let indexMtime = -1;
+  const currentIndex = (): Buffer | null => {
     try {
       const { mtimeMs } = statSync(indexPath);
       if (mtimeMs !== indexMtime) {
-        index = readFileSync(indexPath);
-        indexMtime = mtimeMs;
+        const read = readFileSync(indexPath);
+        // Vite ends every page with </html>: anything shorter is a file still being written.
+        if (read.includes('</html>')) {
+          index = read;
+          indexMtime = mtimeMs;
+        }
       }
-    } catch { /* keep the last good copy while a build is being written */ }
+    } catch { /* not built, or being replaced: keep the last good copy */ }
     return index;
   };
   for (const page of WEB_PAGES) {
     app.get(page, async (_request, reply) => {
+      const html = currentIndex();
+      if (!html) throw new HttpError(503, 'web_app_not_built', `the web app is not built: run \`npm run build\` (looked in ${distDir})`);
       securityHeaders(reply, csp).header('cache-control', 'no-cache').type('text/html; charset=utf-8');
-      return reply.send(currentIndex());
+      return reply.send(html);
     });
   }
   await app.register(fastifyStatic, {
@@ -137,6 +135,8 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
     prefix: '/assets/',
     wildcard: true,
     index: false,
+    // Not built yet is said once above; the assets are looked up at request time like the page.
+    suppressWarning: true,
     // Vite names every asset by its content hash: a name never changes its bytes.
     immutable: true,
     maxAge: '365d',

@@ -1,4 +1,5 @@
-// The administrators' page (/admin): revenue, the books, usage, users, tiers, adjustments and refunds, from the admin API.
+// The administrators' page (/admin): revenue, the books, usage, users, tiers, adjustments, refunds and the Stripe
+// events that need attention, from the admin API.
 // The first request (the revenue report) decides who may see the page: a 403 from it shows the refusal, and
 // no other panel asks the API anything before it answered.
 import { useState } from 'react';
@@ -8,6 +9,7 @@ import { useRequest } from '../use-request.ts';
 import { ErrorMessage, Loading } from '../ui.tsx';
 import type { RevenueReport } from './admin-api.ts';
 import { AdminOnly } from './AdminOnly.tsx';
+import { AttentionPanel } from './AttentionPanel.tsx';
 import { BooksPanel } from './BooksPanel.tsx';
 import { RevenuePanel } from './RevenuePanel.tsx';
 import { TiersPanel } from './TiersPanel.tsx';
@@ -46,6 +48,7 @@ export function AdminApp() {
         <a href="#usage">Usage</a>
         <a href="#users">Users</a>
         <a href="#tiers">Pricing tiers</a>
+        <a href="#attention">Needs attention</a>
       </nav>
       <div className="admin-toolbar">
         <div className="field">
@@ -60,6 +63,7 @@ export function AdminApp() {
       <UsagePanel days={days} />
       <UsersPanel />
       <TiersPanel />
+      <AttentionPanel />
     </main>
   );
 }

@@ -150,6 +150,22 @@ export interface RefundAnswer {
   note: string;
 }
 
+/** GET /admin/attention: Stripe events that can never apply, acknowledged to Stripe and kept here. */
+export interface AttentionList {
+  total: number;
+  items: Array<{
+    id: number;
+    event_id: string;
+    event_type: string;
+    code: string;
+    message: string;
+    payment_id: string | null;
+    user_id: string | null;
+    object_id: string | null;
+    created_at: string;
+  }>;
+}
+
 /** GET /admin/payments/:id: what a refund of the payment may give back. */
 export interface RefundQuote {
   payment_id: string;
