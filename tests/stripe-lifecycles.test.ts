@@ -88,6 +88,9 @@ for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment l
       `select coalesce(sum(amount_cents) filter (where status not in ('failed', 'canceled')), 0)::int as n
          from public.payment_refunds where payment_id = $1`, [payment.id]);
     assert.equal(payment.refunded_cents, Math.min(rows[0]!.n, payment.amount_cents), 'refunded_cents is what Stripe counts as refunded');
+    // And the books of the whole database (get_books, migration 010) balance, in every currency.
+    const books = await sidecar.store.getBooks();
+    assert.equal(books.ok, true, `the books do not balance: ${JSON.stringify(books)}`);
   };
 
   it('a declined try then a paid one on the same PaymentIntent: the amount received, one card, proportional refunds', async () => {
