@@ -206,6 +206,9 @@ cmd="${1:-help}"
 shift || true
 case "$cmd" in
   dev)
+    # The development sign-in (admin tokens for whoever asks) only here, only on loopback, never next to Supabase.
+    [ -n "${SUPABASE_URL:-}${SUPABASE_ANON_KEY:-}${SUPABASE_JWT_SECRET:-}${SUPABASE_JWKS_URL:-}" ] || export DEV_SIGN_IN="${DEV_SIGN_IN:-true}"
+    export HOST="${HOST:-127.0.0.1}"
     ensure_node_modules
     trap 'dev_stop; exit 0' INT TERM
     trap dev_stop EXIT
@@ -307,8 +310,8 @@ case "$cmd" in
   worker)
     missing="$(missing_livekit)"
     if [ -n "$missing" ]; then
-      log "the agent worker needs a LiveKit server: set $missing (in .env or the environment)"
-      exit 0
+      log "the agent worker needs a LiveKit server: $missing not set (in .env or the environment)"
+      exit 1
     fi
     ensure_node_modules
     exec node --import tsx src/agent/worker.ts "${1:-dev}" "${@:2}"

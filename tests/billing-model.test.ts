@@ -6,9 +6,8 @@
 // card, every payment and every voice session with the model, checks that the ledger still adds up, and that
 // the books (get_books: seconds sold + adjusted = used + expired + taken back + outstanding, cents received =
 // refunded + kept, per currency) hold and say what the model says. Besides the store's own operations the walk
-// pays through Stripe's events (in two currencies, gifts too), refunds them (refunds known by id, some failing
-// afterwards), disputes them (chargebacks and inquiries, their events in any order), delivers events again, and
-// runs calls the client runs itself (/time/session: start, heartbeat, end).
+// pays through Stripe's events (in two currencies, gifts too), refunds and disputes them, and runs calls the
+// client runs itself (/time/session: start, heartbeat, end).
 //
 // Replay a failure with the seed printed in the test name and the assertion message:
 //   MODEL_SEED=123 node --import tsx --test tests/billing-model.test.ts
@@ -189,32 +188,33 @@ interface MPayment {
   cardId: string;
   paymentIntentId: string;
   checkoutSessionId: string;
-  refunds: Map<string, MRefund>;
-  disputes: Map<string, MDispute>;
 }
 
-/** A Stripe refund as the payment knows it (migrations/009: payment_refunds). */
-interface MRefund {
+/** A refund as Stripe lists it in an event. */
+interface MRefundObject {
+  id: string;
   amount: number;
   status: string;
-  applied: boolean;
-  taken: number;
-  returned: number;
 }
 
-/** A Stripe dispute folded from its events (migrations/009: payment_disputes). */
+interface MRefund {
+  paymentId: string;
+  amount: number;
+  status: string;
+  taken: number;
+  returned: number;
+  applied: boolean;
+}
+
+type MDisputeEvent = 'created' | 'funds_withdrawn' | 'funds_reinstated' | 'closed';
+
 interface MDispute {
+  paymentId: string;
   status: string;
   withdrawn: boolean;
   reinstated: boolean;
   frozen: boolean;
   freezes: number;
-}
-
-interface StripeRefundObject {
-  id: string;
-  amount: number;
-  status: string;
 }
 
 interface MSession {
@@ -251,6 +251,9 @@ class Model {
   readonly cards = new Map<string, MCard>();
   readonly sessions = new Map<string, MSession>();
   readonly payments = new Map<string, MPayment>();
+  /** Stripe refunds and disputes by their ids. */
+  readonly refunds = new Map<string, MRefund>();
+  readonly disputes = new Map<string, MDispute>();
   /** Stripe events applied, by id: a repeated one changes nothing. */
   readonly stripeEvents = new Set<string>();
   readonly ops = new Map<string, RecordedOp>();
@@ -640,7 +643,7 @@ class Model {
     return this.end(s.id, 'client_ended', at);
   }
 
-  // ----- Stripe (migrations/003 and 009): payments, refunds known by their id, disputes that follow the funds
+  // ----- Stripe (migrations/003_payments.sql, 009_payment_lifecycles.sql): payments, refunds, disputes
 
   /** A paid purchase: the payment and its card (a gift stays pending with its code), once per payment. */
   pay(eventId: string, input: { userId: string; tierId: string; gift: boolean; checkoutSessionId: string; paymentIntentId: string },
@@ -656,7 +659,7 @@ class Model {
     const payment: MPayment = {
       id: fresh?.paymentId ?? '<no id>', userId: input.userId, tierId: input.tierId, gift: input.gift, amount, currency,
       status: 'succeeded', refunded: 0, cardId: fresh?.cardId ?? '<no id>', paymentIntentId: input.paymentIntentId,
-      checkoutSessionId: input.checkoutSessionId, refunds: new Map(), disputes: new Map(),
+      checkoutSessionId: input.checkoutSessionId,
     };
     this.payments.set(payment.id, payment);
     this.grant({ userId: input.gift ? null : input.userId, tierId: input.tierId, purchaserId: input.userId, key: `payment:${payment.id}` },
@@ -665,89 +668,88 @@ class Model {
     return ok({ outcome: 'granted' });
   }
 
-  private paymentStatus(p: MPayment): PaymentStatus {
-    if ([...p.disputes.values()].some((d) => d.frozen || d.status === 'lost')) return 'disputed';
-    if (p.refunded >= p.amount && p.amount > 0) return 'refunded';
-    return p.refunded > 0 ? 'partially_refunded' : 'succeeded';
-  }
-
   /**
-   * Refund objects as an event lists them: each applied once by its id. One that counts takes its share of the
-   * card (the counting refunds together: floor(total x refunded / paid), all once everything is refunded), never
-   * more than is unused; one that fails afterwards gives back what it took while the card can still be used.
+   * Refund objects as an event lists them (migrations/009_payment_lifecycles.sql, record_refunds), each applied
+   * once by its id: one that counts takes its share of the card (from the amount paid) as far as unused, one
+   * that fails afterwards gives back what it took while the card can be used; refunded = what counts.
    */
-  applyRefunds(eventId: string, paymentId: string, objects: StripeRefundObject[]): Outcome {
+  refundPayment(eventId: string, paymentId: string, list: MRefundObject[]): Outcome {
     if (this.stripeEvents.has(eventId)) return ok({ outcome: 'duplicate_event' });
     this.stripeEvents.add(eventId);
     const p = this.payments.get(paymentId)!;
     const card = this.cards.get(p.cardId)!;
-    const final = (status: string) => status === 'failed' || status === 'canceled';
-    for (const object of objects) {
-      let r = p.refunds.get(object.id);
+    const counts = (r: { status: string }) => r.status !== 'failed' && r.status !== 'canceled';
+    const ofPayment = () => [...this.refunds.values()].filter((r) => r.paymentId === p.id);
+    for (const item of list) {
+      let r = this.refunds.get(item.id);
       if (!r) {
-        r = { amount: object.amount, status: object.status, applied: false, taken: 0, returned: 0 };
-        p.refunds.set(object.id, r);
-      } else if (!final(r.status)) {
-        r.status = object.status;
+        r = { paymentId: p.id, amount: item.amount, status: item.status, taken: 0, returned: 0, applied: false };
+        this.refunds.set(item.id, r);
+      } else if (counts(r)) {
+        r.status = item.status;   // failed and canceled are final
       }
-      const refunds = [...p.refunds.values()];
-      const counted = refunds.filter((x) => !final(x.status)).reduce((n, x) => n + x.amount, 0);
-      const netTaken = refunds.reduce((n, x) => n + x.taken - x.returned, 0);
-      if (!final(r.status) && !r.applied) {
-        const target = counted <= 0 ? 0 : counted >= p.amount ? card.total : Math.floor((card.total * counted) / p.amount);
+      const counted = ofPayment().filter(counts).reduce((n, x) => n + x.amount, 0);
+      const netTaken = ofPayment().reduce((n, x) => n + x.taken - x.returned, 0);
+      if (counts(r) && !r.applied) {
+        const target = counted <= 0 ? 0 : p.amount <= 0 || counted >= p.amount ? card.total : Math.floor((card.total * counted) / p.amount);
         const owed = target - netTaken;
         if (owed > 0) {
-          const revoked = this.revoke(card.id, owed, 'refund', `refund:${object.id}`);
+          const before = card.remaining;
+          const revoked = this.revoke(card.id, owed, 'refund', `refund:${item.id}`);
           r.taken = (revoked as { value: { revoked_seconds: number } }).value.revoked_seconds;
-          this.cover(r.taken < owed ? 'stripe-refund-capped-by-unused' : 'stripe-refund-took-its-share');
+          this.cover(owed > before ? 'stripe-refund-capped-by-unused' : 'stripe-refund-took-its-share');
         }
         r.applied = true;
-      } else if (final(r.status) && r.taken > r.returned) {
-        if (card.expiresAt > this.now && card.status !== 'expired' && ![...p.disputes.values()].some((d) => d.frozen)) {
+      } else if (!counts(r) && r.taken > r.returned) {
+        const frozen = [...this.disputes.values()].some((d) => d.paymentId === p.id && d.frozen);
+        if (card.expiresAt > this.now && card.status !== 'expired' && !frozen) {
           const give = Math.min(r.taken - r.returned, card.total - card.remaining);
           if (give > 0) {
             this.move(card, give, 'restore');
             if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
             r.returned += give;
-            this.cover('stripe-refund-failed-gave-time-back');
+            this.cover('stripe-refund-failed-gave-back');
           }
         } else {
           this.cover('stripe-refund-failed-card-unusable');
         }
       }
     }
-    const counted = [...p.refunds.values()].filter((x) => !final(x.status)).reduce((n, x) => n + x.amount, 0);
+    const counted = ofPayment().filter(counts).reduce((n, x) => n + x.amount, 0);
     p.refunded = Math.min(counted, p.amount);
-    p.status = this.paymentStatus(p);
+    this.settlePaymentStatus(p);
     return ok({ outcome: 'refunded' });
   }
 
+  /** A payment's status from its refunds and disputes, as record_refunds and record_dispute write it. */
+  private settlePaymentStatus(p: MPayment): void {
+    const disputed = [...this.disputes.values()].some((d) => d.paymentId === p.id && (d.frozen || d.status === 'lost'));
+    p.status = disputed ? 'disputed' : p.refunded >= p.amount && p.amount > 0 ? 'refunded'
+      : p.refunded > 0 ? 'partially_refunded' : 'succeeded';
+  }
+
   /**
-   * One dispute event folded into the dispute: the card is frozen while Stripe holds the funds (withdrawn, or a
-   * chargeback opened), given back when they are reinstated or the dispute is won or closes warning_closed; lost
-   * keeps it frozen. Each freeze is its own revocation.
+   * A dispute follows Stripe's money (record_dispute, 009): frozen while the funds are withdrawn (funds_withdrawn,
+   * or a chargeback's created), given back when reinstated, won or warning_closed; lost keeps it frozen.
    */
-  dispute(eventId: string, paymentId: string, disputeId: string, type: string, status: string, inquiry: boolean): Outcome {
+  dispute(eventId: string, paymentId: string, disputeId: string, event: MDisputeEvent, status: string, inquiry: boolean): Outcome {
     if (this.stripeEvents.has(eventId)) return ok({ outcome: 'duplicate_event' });
     this.stripeEvents.add(eventId);
     const p = this.payments.get(paymentId)!;
-    let d = p.disputes.get(disputeId);
+    let d = this.disputes.get(disputeId);
     if (!d) {
-      d = { status, withdrawn: false, reinstated: false, frozen: false, freezes: 0 };
-      p.disputes.set(disputeId, d);
+      d = { paymentId, status, withdrawn: false, reinstated: false, frozen: false, freezes: 0 };
+      this.disputes.set(disputeId, d);
     }
-    const closed = ['won', 'lost', 'warning_closed'].includes(d.status);
-    if (!closed) d.status = status;
-    d.withdrawn ||= type === 'charge.dispute.funds_withdrawn' || (type === 'charge.dispute.created' && !inquiry);
-    d.reinstated ||= type === 'charge.dispute.funds_reinstated';
-    const shouldFreeze = d.status === 'lost'
-      || (d.withdrawn && !d.reinstated && d.status !== 'won' && d.status !== 'warning_closed');
+    if (!['won', 'lost', 'warning_closed'].includes(d.status)) d.status = status;
+    d.withdrawn ||= event === 'funds_withdrawn' || (event === 'created' && !inquiry);
+    d.reinstated ||= event === 'funds_reinstated';
+    const shouldFreeze = d.status === 'lost' || (d.withdrawn && !d.reinstated && d.status !== 'won' && d.status !== 'warning_closed');
     let outcome = 'dispute_recorded';
     if (shouldFreeze && !d.frozen) {
-      const key = `dispute:${disputeId}${d.freezes > 0 ? `:${d.freezes + 1}` : ''}`;
-      this.revoke(p.cardId, 'all', 'revoke', key);
+      this.revoke(p.cardId, 'all', 'revoke', `dispute:${disputeId}${d.freezes > 0 ? `:${d.freezes + 1}` : ''}`);
       d.frozen = true;
-      d.freezes++;
+      d.freezes += 1;
       outcome = 'frozen';
       this.cover(d.freezes > 1 ? 'stripe-dispute-froze-again' : 'stripe-dispute-froze');
     } else if (!shouldFreeze && d.frozen) {
@@ -756,10 +758,10 @@ class Model {
       d.frozen = false;
       outcome = 'restored';
       this.cover(`stripe-dispute-restored-${d.status}`);
-    } else if (d.status === 'lost') {
-      this.cover('stripe-dispute-lost');
+    } else {
+      this.cover(inquiry && !d.withdrawn ? 'stripe-inquiry-froze-nothing' : `stripe-dispute-${event}-changed-nothing`);
     }
-    p.status = this.paymentStatus(p);
+    this.settlePaymentStatus(p);
     return ok({ outcome });
   }
 
@@ -987,7 +989,7 @@ async function runModel(
   const cardOrder: string[] = [];     // card ids in creation order, so picks do not depend on the random ids
   const paymentOrder: string[] = [];  // payment ids in creation order
   const stripeEventsSent: Array<() => Promise<Got<unknown>>> = [];  // to deliver again (a duplicate changes nothing)
-  const disputes: Array<{ id: string; paymentId: string; inquiry: boolean }> = [];
+  const disputes: Array<{ id: string; paymentId: string; closed: boolean; inquiry: boolean }> = [];
   const clientCalls: Array<{ userId: string; clientSessionId: string }> = [];
   const sessionOrder: string[] = [];
 
@@ -1369,70 +1371,60 @@ async function runModel(
       }
       stripeEventsSent.push(deliver(eventId, 'checkout.session.completed'));
     }],
-    ['stripe-refund', 4, async () => {
-      const paid = paymentOrder.map((id) => model.payments.get(id)!);
-      if (paid.length === 0) return false;
-      const p = rng.pick(paid);
-      const card = model.cards.get(p.cardId)!;
-      const known = [...p.refunds.entries()].map(([id, r]) => ({ id, amount: r.amount, status: r.status }));
-      const live = known.filter((r) => r.status !== 'failed' && r.status !== 'canceled');
-      const action = rng.weighted([['new', 60], ['succeed', 15], ['fail', 15], ['list', 10]] as const);
+    ['stripe-refund', 3, async () => {
+      // A refund that succeeded failing afterwards (refund.failed), or a new one: told alone (refund.created)
+      // or in the charge's list of all its refunds so far (charge.refunded), which repeats the earlier ones.
+      const succeeded = [...model.refunds.entries()].filter(([, r]) => r.status === 'succeeded');
+      let p: MPayment;
+      let list: MRefundObject[];
       let type: string;
-      let objects: StripeRefundObject[];
-      if (action === 'fail' && live.length > 0) {
-        // The money came back to us (refund.failed, or charge.refund.updated with status failed).
-        const r = rng.pick(live);
+      if (succeeded.length > 0 && rng.chance(0.25)) {
+        const [id, r] = rng.pick(succeeded);
+        p = model.payments.get(r.paymentId)!;
+        list = [{ id, amount: r.amount, status: 'failed' }];
         type = rng.pick(['refund.failed', 'charge.refund.updated']);
-        objects = [{ ...r, status: 'failed' }];
-      } else if (action === 'succeed' && live.some((r) => r.status === 'pending')) {
-        type = 'refund.updated';
-        objects = [{ ...rng.pick(live.filter((r) => r.status === 'pending')), status: 'succeeded' }];
-      } else if (action === 'list' && known.length > 0) {
-        // charge.refunded: the charge's list of refunds, as Stripe knows them now, in any order.
-        type = 'charge.refunded';
-        objects = [...known].sort(() => rng.float() - 0.5);
       } else {
-        const left = p.amount - live.reduce((n, r) => n + r.amount, 0);
-        const amount = left <= 0 ? rng.int(1, 100) : rng.chance(0.3) ? left : rng.int(1, left);
-        const refund = { id: `re_model_${step}`, amount, status: rng.chance(0.2) ? 'pending' : 'succeeded' };
-        type = rng.pick(['refund.created', 'charge.refunded']);
-        objects = type === 'charge.refunded' ? [...known, refund] : [refund];
+        const open = paymentOrder.map((id) => model.payments.get(id)!).filter((x) => x.refunded < x.amount);
+        if (open.length === 0) return false;
+        p = rng.pick(open);
+        const amount = rng.chance(0.3) ? p.amount - p.refunded : rng.int(1, p.amount - p.refunded);
+        const fresh = { id: `re_model_${step}`, amount, status: 'succeeded' };
+        const earlier = [...model.refunds.entries()].filter(([, r]) => r.paymentId === p.id)
+          .map(([id, r]) => ({ id, amount: r.amount, status: r.status }));
+        list = rng.chance(0.5) ? [...earlier, fresh] : [fresh];
+        type = list.length > 1 ? 'charge.refunded' : 'refund.created';
       }
       const eventId = `evt_model_refund_${step}`;
-      desc = `stripe-refund ${type} ${JSON.stringify(objects.map((o) => `${o.id}:${o.amount}:${o.status}`))} of ${p.amount} ${p.currency}` +
-        ` (refunded ${p.refunded}; card ${card.status} ${card.remaining}s) event=${eventId}`;
+      const card = model.cards.get(p.cardId)!;
+      desc = `stripe-refund ${type} ${JSON.stringify(list)} of ${p.amount} ${p.currency} (was ${p.refunded}; card ${card.status} ${card.remaining}s) event=${eventId}`;
       const deliver = () => capture(store.recordRefunds({ id: eventId, type, payload: { model_step: step } },
-        { paymentIntentId: p.paymentIntentId, chargeId: p.paymentIntentId.replace(/^pi_/, 'ch_'), refunds: objects }));
-      check(await deliver(), model.applyRefunds(eventId, p.id, objects), (v) => ({ outcome: v.outcome }));
+        { paymentIntentId: p.paymentIntentId, chargeId: p.paymentIntentId.replace(/^pi_/, 'ch_'), refunds: list }));
+      check(await deliver(), model.refundPayment(eventId, p.id, list), (v) => ({ outcome: v.outcome }));
       stripeEventsSent.push(deliver);
     }],
-    ['stripe-dispute', 3, async () => {
-      if (paymentOrder.length === 0) return false;
-      const open = disputes.filter((d) => !['won', 'lost', 'warning_closed'].includes(model.payments.get(d.paymentId)!.disputes.get(d.id)?.status ?? ''));
-      const dispute = open.length > 0 && rng.chance(0.7) ? rng.pick(open)
-        : { id: `dp_model_${step}`, paymentId: rng.pick(paymentOrder), inquiry: rng.chance(0.35) };
-      if (!disputes.includes(dispute)) disputes.push(dispute);
-      const known = model.payments.get(dispute.paymentId)!.disputes.has(dispute.id);
-      // Mostly in Stripe's order, sometimes not: every event is folded into the dispute's state.
-      const [type, status] = !known && rng.chance(0.8)
-        ? ['charge.dispute.created', dispute.inquiry ? 'warning_needs_response' : 'needs_response']
-        : rng.weighted([
-          [['charge.dispute.funds_withdrawn', 'needs_response'], 20],
-          [['charge.dispute.funds_reinstated', 'won'], 10],
-          [['charge.dispute.updated', 'under_review'], 10],
-          [['charge.dispute.closed', 'won'], 20],
-          [['charge.dispute.closed', 'lost'], 20],
-          [['charge.dispute.closed', 'warning_closed'], dispute.inquiry ? 20 : 0],
-          [['charge.dispute.created', dispute.inquiry ? 'warning_needs_response' : 'needs_response'], 5],
-        ] as const);
+    ['stripe-dispute', 2, async () => {
+      // Chargebacks and inquiries, their events in any order (Stripe's may come late or twice).
+      const undisputed = paymentOrder.filter((id) => !disputes.some((d) => d.paymentId === id));
+      const open = disputes.filter((d) => !d.closed);
+      const opening = open.length === 0 || (undisputed.length > 0 && rng.chance(0.4));
+      if (opening && undisputed.length === 0) return false;
+      const dispute = opening
+        ? { id: `dp_model_${step}`, paymentId: rng.pick(undisputed), closed: false, inquiry: rng.chance(0.4) }
+        : rng.pick(open);
+      const event: MDisputeEvent = opening ? 'created' : rng.pick(['funds_withdrawn', 'funds_reinstated', 'closed', 'closed'] as const);
+      const status = event === 'closed'
+        ? rng.pick(dispute.inquiry ? ['warning_closed', 'won', 'lost'] : ['won', 'lost'])
+        : dispute.inquiry && event === 'created' ? 'warning_needs_response' : 'needs_response';
       const p = model.payments.get(dispute.paymentId)!;
       const eventId = `evt_model_dispute_${step}`;
-      desc = `stripe-dispute ${dispute.id}${dispute.inquiry ? ' (inquiry)' : ''} ${type} ${status} on a ${p.status} payment` +
-        ` (card ${model.cards.get(p.cardId)!.remaining}s) event=${eventId}`;
-      const deliver = () => capture(store.recordDispute({ id: eventId, type, payload: { model_step: step } },
+      desc = `stripe-dispute ${dispute.id}${dispute.inquiry ? ' (inquiry)' : ''} ${event} ${status} on a ${p.status} payment (card ${model.cards.get(p.cardId)!.remaining}s) event=${eventId}`;
+      if (opening) disputes.push(dispute);
+      else if (event === 'closed') dispute.closed = true;
+      const deliver = () => capture(store.recordDispute(
+        { id: eventId, type: `charge.dispute.${event}`, payload: { model_step: step } },
         { paymentIntentId: p.paymentIntentId, chargeId: p.paymentIntentId.replace(/^pi_/, 'ch_'), disputeId: dispute.id,
           status, inquiry: dispute.inquiry }));
-      check(await deliver(), model.dispute(eventId, p.id, dispute.id, type, status, dispute.inquiry), (v) => ({ outcome: v.outcome }));
+      check(await deliver(), model.dispute(eventId, p.id, dispute.id, event, status, dispute.inquiry), (v) => ({ outcome: v.outcome }));
       stripeEventsSent.push(deliver);
     }],
     ['stripe-redeliver', 1, async () => {

@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import pino from 'pino';
+import { parseConfig } from '../src/config.ts';
 import { migrate, migrationStatus } from '../src/billing/migrate.ts';
+import { openBillingStore } from '../src/billing/open-store.ts';
 import { pgPoolClient, type SqlClient } from '../src/billing/sql-client.ts';
 import { sqlTransport } from '../src/billing/sql-transport.ts';
 import { RpcBillingStore } from '../src/billing/store.ts';
@@ -75,5 +78,32 @@ describe('the store through PgBouncer in transaction mode', () => {
     const { rows } = await sql.query<{ n: number; keys: number }>(
       'select count(*)::int as n, count(distinct idempotency_key)::int as keys from public.ledger_entries');
     assert.deepEqual(rows[0], { n: 6 + 6 * 5, keys: 6 + 6 * 5 });
+  });
+
+  it('opens the store as the product does, with DATABASE_URL at the pooler, and leaves no session state behind', async () => {
+    // Whatever the product's pool sends at connect (PgBouncer refuses unknown startup parameters such as
+    // statement_timeout or options) and does per call must work here.
+    const opened = await openBillingStore(parseConfig({ DATABASE_URL: bouncer.url(name), DB_PREPARED_STATEMENTS: 'false', DB_POOL_MAX: '6' }),
+      { log: pino({ level: 'silent' }) });
+    const session = (c: SqlClient) => c.query<Record<string, string>>(`select current_user as "user",
+      current_setting('search_path') as search_path, current_setting('statement_timeout') as statement_timeout,
+      current_setting('lock_timeout') as lock_timeout, current_setting('idle_in_transaction_session_timeout') as idle_timeout,
+      current_setting('TimeZone') as time_zone, current_setting('role') as role`).then((r) => r.rows[0]!);
+    const before = await session(client(1));
+    try {
+      const users = Array.from({ length: 4 }, () => newUserId());
+      await Promise.all(users.map((userId) =>
+        opened.store.adjustUserTime({ userId, seconds: 120, reason: 'pooler test', idempotencyKey: `open:${userId}` })));
+      await Promise.all(users.flatMap((userId) => Array.from({ length: 3 }, (_, k) =>
+        opened.store.deductTime({ userId, seconds: 10, idempotencyKey: `open-use:${userId}:${k}` }))));
+      for (const userId of users) assert.equal((await opened.store.getBalance(userId)).total_seconds, 90);
+      assert.equal((await migrationStatus(opened.sql!)).current, true);
+    } finally {
+      await opened.close();
+    }
+    // Every server connection the pooler lends next looks as it did before: nothing set for the session.
+    const probe = client(4);
+    const after = await Promise.all(Array.from({ length: 8 }, () => session(probe)));
+    for (const seen of after) assert.deepEqual(seen, before);
   });
 });

@@ -106,6 +106,40 @@ describe('sidecar: web app routes', () => {
     assert.equal(extra.status, 400);
   });
 
+  it('answers the development sign-in only on loopback: not from another address, a relay or a foreign host name', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'mindbot-web-'));
+    const app = Fastify({ loggerInstance: pino({ level: 'silent' }) as FastifyBaseLogger });
+    try {
+      installErrorHandling(app);
+      await registerWebApp(app, { distDir: dist, auth: { mode: 'local', signingSecret: 'x'.repeat(32) }, purchasesEnabled: false, version: 't' });
+      const signIn = (remoteAddress: string, headers: Record<string, string> = {}) =>
+        app.inject({ method: 'POST', url: '/auth/dev-sign-in', payload: { admin: true }, remoteAddress, headers: { host: 'localhost:8001', ...headers } });
+      for (const [address, host] of [['127.0.0.1', 'localhost:8001'], ['127.0.0.1', '127.0.0.1:8001'], ['::1', '[::1]:8001'],
+        ['::ffff:127.0.0.1', 'mindbot.localhost:8001']]) {
+        const ok = await signIn(address!, { host: host! });
+        assert.equal(ok.statusCode, 200, `${address} ${host}: ${ok.body}`);
+        assert.equal(ok.json().admin, true);
+      }
+      const refusals: [string, Record<string, string>][] = [
+        ['192.168.1.20', {}], ['10.0.0.7', { host: '10.0.0.7:8001' }], ['::ffff:192.168.1.20', {}], ['2001:db8::1', {}],
+        // A local tunnel (ngrok, cloudflared) or reverse proxy connects from loopback for someone else.
+        ['127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }], ['127.0.0.1', { forwarded: 'for=203.0.113.9' }],
+        ['127.0.0.1', { 'x-real-ip': '203.0.113.9' }],
+        // DNS rebinding: a foreign page whose name now points at 127.0.0.1.
+        ['127.0.0.1', { host: 'evil.example:8001' }], ['127.0.0.1', { host: 'localhost.evil.example' }],
+      ];
+      for (const [address, headers] of refusals) {
+        const refused = await signIn(address, headers);
+        assert.equal(refused.statusCode, 403, `${address} ${JSON.stringify(headers)}`);
+        assert.equal(refused.json().error.code, 'forbidden');
+        assert.doesNotMatch(refused.body, /access_token/);
+      }
+    } finally {
+      await app.close();
+      rmSync(dist, { recursive: true, force: true });
+    }
+  });
+
   it('offers no development sign-in with Supabase Auth or in production, and says why', async () => {
     const dist = mkdtempSync(join(tmpdir(), 'mindbot-web-'));
     try {

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { createPgliteDatabase, createPostgresDatabase, ledgerMismatches, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
-import { purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
+import { METRICS_TOKEN, purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
 import {
   chargeObject, checkoutSessionObject, disputeObject, paymentIntentObject, purchaseMetadata, refundObject,
 } from './helpers/stripe-payment-objects.ts';
@@ -449,7 +449,7 @@ for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment l
       assert.equal(list.items.length, Math.min(list.total, 100));
       const refused = await sidecar.request('GET', '/admin/attention', { token: await sidecar.tokenFor(newUserId()) });
       assert.equal(refused.status, 403);
-      const metrics = await (await sidecar.request('GET', '/metrics')).text();
+      const metrics = await (await sidecar.request('GET', '/metrics', { token: METRICS_TOKEN })).text();
       const gauge = /^mindbot_stripe_events_needing_attention (\d+)$/m.exec(metrics);
       assert.equal(Number(gauge?.[1]), list.total);
       assert.match(metrics, /mindbot_webhook_events_total\{outcome="needs_attention"\} \d+/);

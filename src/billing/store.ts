@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BILLING_ERROR_CODES, BillingError, type BillingErrorCode } from './errors.ts';
+import { unstorableTextAt } from './storable-text.ts';
 import {
   ActivationAnswerSchema, AdjustmentSchema, BalanceSchema, BillingSettingsSchema, CardSchema, DeductionSchema,
   ExpiryRunSchema, PricingTierSchema, ReapRunSchema, RestorationSchema, RevocationSchema, SessionStateSchema,
@@ -366,6 +367,12 @@ export class RpcBillingStore implements BillingStore {
   ) {}
 
   private async call<T>(fn: string, args: Record<string, unknown>, schema: z.ZodType<T>, clocked = true): Promise<T> {
+    // Whoever calls (the API, a tool the model drives, a Stripe event): such text is their mistake, not a fault.
+    const unstorable = unstorableTextAt(args);
+    if (unstorable !== null) {
+      throw new BillingError('invalid_argument',
+        `invalid billing request: ${unstorable.replace(/^p_/, '').replace(/[^\x20-\x7e]/g, '?')}: text with a NUL character or an unpaired UTF-16 surrogate cannot be stored`);
+    }
     const withClock = clocked && this.clock ? { ...args, p_now: this.clock() } : args;
     return answer(schema, fn, await this.transport.call(fn, withClock));
   }

@@ -6,6 +6,7 @@ import type Stripe from 'stripe';
 import { z } from 'zod';
 import type { Principal, TokenVerifier } from '../auth/verify-token.ts';
 import { BillingError } from '../billing/errors.ts';
+import { unstorableTextAt } from '../billing/storable-text.ts';
 import type { BillingStore, Balance } from '../billing/store.ts';
 import type { SqlClient } from '../billing/sql-client.ts';
 import { migrationStatus } from '../billing/migrate.ts';
@@ -33,6 +34,8 @@ export interface SidecarDeps {
   version: string;
   /** Absent: POST /token answers 503 and says which variables are missing. */
   livekit?: LiveKitSettings | undefined;
+  /** GET /metrics answers only this bearer token; absent: /metrics is not served. */
+  metricsToken?: string | undefined;
   /** The web app and its configuration; absent: the API alone. */
   web?: WebAppSettings | undefined;
 }
@@ -78,7 +81,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   });
   installErrorHandling(app);
   const metrics = createMetrics(deps.store);
-  installMetrics(app, metrics);
+  installMetrics(app, metrics, deps.metricsToken);
   await app.register(cors, { origin: deps.corsOrigins.length > 0 ? deps.corsOrigins : false });
 
   const principal = (request: FastifyRequest): Promise<Principal> => deps.verifier.verify(request.headers.authorization);
@@ -190,6 +193,13 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
         throw new HttpError(400, 'invalid_signature', 'the Stripe signature does not match this body, or is too old');
       }
       const log = request.log.child({ eventId: event.id, eventType: event.type });
+      const unstorable = unstorableTextAt(event);
+      if (unstorable !== null) {
+        // Signed, so Stripe's own: worth an error line, though retrying it cannot help until the code changes.
+        log.error({ at: unstorable.replace(/[^\x20-\x7e]/g, '?') }, 'Stripe event holds text PostgreSQL cannot store; not applied');
+        metrics.webhookEvents.inc({ outcome: 'unstorable' });
+        throw new HttpError(400, 'invalid_request', 'the event holds text with a NUL character or an unpaired UTF-16 surrogate, which cannot be stored');
+      }
       const stripe = deps.stripe;
       let outcome;
       try {

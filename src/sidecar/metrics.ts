@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BillingStore } from '../billing/store.ts';
@@ -50,14 +51,30 @@ export function createMetrics(store: BillingStore): SidecarMetrics {
   return { registry, webhookEvents, purchases };
 }
 
-export function installMetrics(app: FastifyInstance, metrics: SidecarMetrics): void {
+/** The bearer header that /metrics asks for, compared in constant time. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const expected = Buffer.from(`Bearer ${token}`);
+  const given = Buffer.from(header ?? '');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/**
+ * The request latency histogram for every route, and GET /metrics. Balances and payments are business data, so
+ * /metrics answers only a scraper holding METRICS_TOKEN; without a token configured it does not exist (404).
+ */
+export function installMetrics(app: FastifyInstance, metrics: SidecarMetrics, token: string | undefined): void {
   const latency = metrics.registry.getSingleMetric('mindbot_http_request_duration_seconds') as Histogram<'method' | 'route' | 'status'>;
   app.addHook('onResponse', async (request, reply) => {
     // The route's pattern, not the URL: /user/:id/balance is one series, not one per user.
     const route = request.routeOptions.url ?? 'unmatched';
     latency.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', async (_request, reply) => {
+  if (token === undefined) return;
+  app.get('/metrics', async (request, reply) => {
+    if (!bearerMatches(request.headers.authorization, token)) {
+      return reply.status(401).header('www-authenticate', 'Bearer realm="metrics"')
+        .send({ error: { code: 'unauthorized', message: 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>' } });
+    }
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });

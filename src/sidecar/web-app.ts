@@ -5,14 +5,17 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { signLocalToken } from '../auth/verify-token.ts';
 import { HttpError, parseInput } from './http-errors.ts';
 
 export type WebAuth =
   | { mode: 'supabase'; supabaseUrl: string; anonKey: string }
-  /** The development sign-in: anyone may take any user id (and admin), so never in production. */
+  /**
+   * The development sign-in (DEV_SIGN_IN): anyone may take any user id (and admin), so it answers only requests
+   * made on this machine (see isLocalRequest) and is never on in production or next to Supabase keys.
+   */
   | { mode: 'local'; signingSecret: string }
   /** Production without Supabase Auth configured: the app says sign-in is unavailable, and why. */
   | { mode: 'none'; reason: string };
@@ -34,6 +37,21 @@ const DevSignInBody = z.strictObject({
   user_id: z.guid({ message: 'a user id must be a uuid' }).transform((id) => id.toLowerCase()).optional(),
   admin: z.boolean().optional(),
 });
+
+const LOOPBACK_HOSTNAME = /^(localhost|[\w-]+(\.[\w-]+)*\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/**
+ * A request made on this machine: from a loopback address, not relayed (a local tunnel or reverse proxy,
+ * e.g. ngrok, connects from loopback on behalf of anyone and says so in its forwarding headers), and for a
+ * loopback host name (a web page elsewhere cannot rebind its own domain onto 127.0.0.1 and ask).
+ */
+export function isLocalRequest(request: FastifyRequest): boolean {
+  const address = request.socket.remoteAddress ?? '';
+  const loopback = /^(127\.|::1$|::ffff:127\.)/.test(address);
+  const relayed = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-real-ip'].some((name) => request.headers[name] !== undefined);
+  const hostname = (request.headers.host ?? '').replace(/:\d+$/, '');
+  return loopback && !relayed && LOOPBACK_HOSTNAME.test(hostname);
+}
 
 /** An origin and, for ws(s)/http(s), its twin: livekit-client talks HTTPS and WSS to the same host. */
 function originsOf(url: string | undefined): string[] {
@@ -93,6 +111,9 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
   app.post('/auth/dev-sign-in', async (request) => {
     if (settings.auth.mode !== 'local') {
       throw new HttpError(404, 'not_found', 'the development sign-in is off: sign in with Supabase');
+    }
+    if (!isLocalRequest(request)) {
+      throw new HttpError(403, 'forbidden', 'the development sign-in answers only requests from this machine (loopback)');
     }
     const body = parseInput(DevSignInBody, request.body ?? {});
     const userId = body.user_id ?? randomUUID();

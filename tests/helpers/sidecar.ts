@@ -14,6 +14,8 @@ export const WEBHOOK_SECRET = 'whsec_test_mindbot_sidecar';
 /** Where `npm run build` puts the web app (./launch.sh test builds it before the tests). */
 export const WEB_DIST_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));
 const JWT_SECRET = 'test-jwt-secret-for-the-sidecar-tests-0123456789';
+/** The scrape token of the test sidecars' GET /metrics. */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123';
 
 export interface TestSidecar {
   url: string;
@@ -51,6 +53,8 @@ export async function startSidecar(db: TestDatabase, options: {
   supabaseAuth?: { url: string; anonKey: string; jwtSecret: string };
   /** The sidecar's logger (default: silent, or TEST_LOG_LEVEL). */
   log?: Logger;
+  /** GET /metrics's bearer token (default METRICS_TOKEN); null: none configured, /metrics is not served. */
+  metricsToken?: string | null;
 } = {}): Promise<TestSidecar> {
   const store = db.store(options.clock);
   let url = '';
@@ -72,6 +76,7 @@ export async function startSidecar(db: TestDatabase, options: {
     cancelUrl: 'https://app.mindbot.test/purchase/cancel',
     corsOrigins: ['https://app.mindbot.test'],
     version: 'test',
+    metricsToken: options.metricsToken === null ? undefined : options.metricsToken ?? METRICS_TOKEN,
     livekit: options.livekit === null ? undefined : options.livekit ?? LIVEKIT,
     web: options.web ? {
       distDir: WEB_DIST_DIR,
