@@ -1331,8 +1331,11 @@ async function runModel(
       const { userId, clientSessionId } = rng.pick(clientCalls);
       const s = [...model.sessions.values()].find((x) => x.externalKey === `client:${userId}:${clientSessionId}`);
       const elapsed = s ? model.now - s.startedAt : 0;
+      // Sometimes less than its last heartbeat proved: the heartbeat wins.
+      const beforeHeartbeat = () => Math.max(0, (s ? s.lastMeteredAt - s.startedAt : 0) - rng.int(1, 120));
       const claimed = rng.weighted([
-        [() => elapsed, 40], [() => rng.int(0, Math.max(0, elapsed)), 35], [() => elapsed + rng.int(1, 3600), 15], [() => 0, 10],
+        [() => elapsed, 35], [() => rng.int(0, Math.max(0, elapsed)), 25], [beforeHeartbeat, 15],
+        [() => elapsed + rng.int(1, 3600), 15], [() => 0, 10],
       ] as const)();
       desc = `client-end ${clientSessionId} of ${who(userId)} claiming ${claimed}s (${s ? `${s.status}, ${elapsed}s in` : 'unknown'})`;
       const got = await capture(store.endClientSession({ userId, clientSessionId, claimedSeconds: claimed }));

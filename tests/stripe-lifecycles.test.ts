@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { createPgliteDatabase, createPostgresDatabase, ledgerMismatches, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
-import { purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
+import { METRICS_TOKEN, purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
 import {
   chargeObject, checkoutSessionObject, disputeObject, paymentIntentObject, purchaseMetadata, refundObject,
 } from './helpers/stripe-payment-objects.ts';
@@ -88,6 +88,9 @@ for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment l
       `select coalesce(sum(amount_cents) filter (where status not in ('failed', 'canceled')), 0)::int as n
          from public.payment_refunds where payment_id = $1`, [payment.id]);
     assert.equal(payment.refunded_cents, Math.min(rows[0]!.n, payment.amount_cents), 'refunded_cents is what Stripe counts as refunded');
+    // And the books of the whole database (get_books, migration 010) balance, in every currency.
+    const books = await sidecar.store.getBooks();
+    assert.equal(books.ok, true, `the books do not balance: ${JSON.stringify(books)}`);
   };
 
   it('a declined try then a paid one on the same PaymentIntent: the amount received, one card, proportional refunds', async () => {
@@ -467,7 +470,7 @@ for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment l
       assert.equal(list.items.length, Math.min(list.total, 100));
       const refused = await sidecar.request('GET', '/admin/attention', { token: await sidecar.tokenFor(newUserId()) });
       assert.equal(refused.status, 403);
-      const metrics = await (await sidecar.request('GET', '/metrics')).text();
+      const metrics = await (await sidecar.request('GET', '/metrics', { token: METRICS_TOKEN })).text();
       const gauge = /^mindbot_stripe_events_needing_attention (\d+)$/m.exec(metrics);
       assert.equal(Number(gauge?.[1]), list.total);
       assert.match(metrics, /mindbot_webhook_events_total\{outcome="needs_attention"\} \d+/);

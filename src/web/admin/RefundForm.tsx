@@ -125,12 +125,14 @@ export function RefundForm({ payment, onRefunded, onClose }: {
               <FieldError errors={errors} field="reason" inputId={`${id}-reason`} />
             </div>
             <div className="field wide">
-              <label>
-                <input type="checkbox" checked={override} disabled={confirming}
+              <label className="checkbox">
+                <input type="checkbox" checked={override} disabled={confirming} aria-describedby={`${id}-override-hint`}
                   onChange={(e) => { setOverride(e.target.checked); setAmountError(null); }} />
-                {' '}Refund more than the unused time
+                Refund more than the unused time
               </label>
-              <p className="hint">Gives back money for time already used too. The card can only give back what is unused.</p>
+              <p id={`${id}-override-hint`} className="hint">
+                Gives back money for time already used too. The card can only give back what is unused.
+              </p>
             </div>
           </div>
           <FormError error={error ?? (amountError ? new Error(amountError) : null)} />
