@@ -131,7 +131,9 @@ describe('web app: the caller’s page', () => {
       await page.waitForURL(/^https:\/\/checkout\.stripe\.test\//);
       const sent = fake.lastRequest('POST /v1/checkout/sessions')!;
       assert.equal(sent.params.client_reference_id, user);
-      assert.deepEqual(sent.params.metadata, { user_id: user, package_id: 'basic_5h', gift: 'false' });
+      // The price shown travels with the purchase: the webhook grants exactly that (migrations/009).
+      assert.deepEqual(sent.params.metadata, { user_id: user, package_id: 'basic_5h', gift: 'false',
+        seconds: '19800', price_cents: '4499', currency: 'usd', tier_version: '1' });
       assert.equal(sent.params.success_url, `${sidecar.url}/purchase/success?session_id={CHECKOUT_SESSION_ID}`);
       assert.match(sent.idempotencyKey ?? '', new RegExp(`^checkout:${user}:[0-9a-f-]{36}$`), 'the page sent its own Idempotency-Key');
       const session = [...fake.checkoutSessions.values()].find((s) => s.client_reference_id === user)!;
@@ -328,7 +330,8 @@ describe('web app: the caller’s page', () => {
       await page.getByRole('button', { name: 'Buy Starter Pack as a gift' }).click();
       await page.waitForURL(/^https:\/\/checkout\.stripe\.test\//);
       const sent = fake.lastRequest('POST /v1/checkout/sessions')!;
-      assert.deepEqual(sent.params.metadata, { user_id: buyerId, package_id: 'starter_1h', gift: 'true' });
+      assert.deepEqual(sent.params.metadata, { user_id: buyerId, package_id: 'starter_1h', gift: 'true',
+        seconds: '3600', price_cents: '999', currency: 'usd', tier_version: '1' });
       const sessionId = (sent.response as { id: string }).id;
       await payAtStripe(sessionId);
       await page.goto(`${sidecar.url}/purchase/success?session_id=${sessionId}`);
