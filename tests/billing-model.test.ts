@@ -199,6 +199,7 @@ interface MRefundObject {
 
 interface MRefund {
   paymentId: string;
+  createdAt: number;
   amount: number;
   status: string;
   taken: number;
@@ -683,7 +684,7 @@ class Model {
     for (const item of list) {
       let r = this.refunds.get(item.id);
       if (!r) {
-        r = { paymentId: p.id, amount: item.amount, status: item.status, taken: 0, returned: 0, applied: false };
+        r = { paymentId: p.id, amount: item.amount, status: item.status, taken: 0, returned: 0, applied: false, createdAt: this.now };
         this.refunds.set(item.id, r);
       } else if (counts(r)) {
         r.status = item.status;   // failed and canceled are final
@@ -719,6 +720,24 @@ class Model {
     p.refunded = Math.min(counted, p.amount);
     this.settlePaymentStatus(p);
     return ok({ outcome: 'refunded' });
+  }
+
+  /** When the last freeze lifts: what refunds that failed meanwhile still owe the card (015), while it can be used. */
+  private returnFailedRefunds(p: MPayment): void {
+    if ([...this.disputes.values()].some((d) => d.paymentId === p.id && d.frozen)) return;
+    const card = this.cards.get(p.cardId)!;
+    const owing = [...this.refunds.entries()]
+      .filter(([, r]) => r.paymentId === p.id && (r.status === 'failed' || r.status === 'canceled') && r.taken > r.returned)
+      .sort(([a, x], [b, y]) => x.createdAt - y.createdAt || compareIds(a, b));
+    for (const [, r] of owing) {
+      if (card.expiresAt <= this.now || card.status === 'expired') break;
+      const give = Math.min(r.taken - r.returned, card.total - card.remaining);
+      if (give <= 0) continue;
+      this.move(card, give, 'restore');
+      if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
+      r.returned += give;
+      this.cover('stripe-refund-failed-while-frozen-given-back');
+    }
   }
 
   /** A payment's status from its refunds and disputes, as record_refunds and record_dispute write it. */
@@ -758,6 +777,7 @@ class Model {
       d.frozen = false;
       outcome = 'restored';
       this.cover(`stripe-dispute-restored-${d.status}`);
+      this.returnFailedRefunds(p);
     } else {
       this.cover(inquiry && !d.withdrawn ? 'stripe-inquiry-froze-nothing' : `stripe-dispute-${event}-changed-nothing`);
     }

@@ -222,6 +222,29 @@ for (const engine of ['postgres', 'pglite'] as const) describe(`Stripe payment l
 
   });
 
+  it('a refund that fails while a chargeback has the card frozen gives its time back when the chargeback is won', async () => {
+    const user = newUserId();
+    const p = purchaseOf(user);
+    await post('checkout.session.completed', p.session());
+    await use(user, 3600);
+    const refund = p.refund(1000);
+    assert.equal(await post('refund.created', refund), 'refunded');
+    const id = `dp_${p.ids.chargeId.slice(3)}f`;
+    assert.equal(await post('charge.dispute.created', p.dispute(id, 'needs_response', 'chargeback')), 'frozen');
+    // The money of the refund comes back to us while the card is frozen: nothing to give back to yet.
+    assert.equal(await post('refund.failed', { ...refund, status: 'failed' }), 'refunded');
+    const payment = (await paymentOf(p.ids.paymentIntentId))!;
+    assert.equal((await cardOf(payment.card_id!)).remaining_seconds, 0);
+    assert.equal(await post('charge.dispute.closed', p.dispute(id, 'won', 'chargeback')), 'restored');
+    // 19,800 s bought, 3,600 used: the refund's 4,400 s and the frozen 11,800 s are all back.
+    assert.deepEqual(await ledgerOf(payment.card_id!),
+      [['grant', 19_800], ['usage', -3600], ['refund', -4400], ['revoke', -11_800], ['restore', 11_800], ['restore', 4400]]);
+    assert.equal((await sidecar.store.getBalance(user)).total_seconds, 16_200);
+    const after = (await paymentOf(p.ids.paymentIntentId))!;
+    assert.deepEqual([after.status, after.refunded_cents], ['succeeded', 0]);
+    await assertBooks(p.ids.paymentIntentId);
+  });
+
   it('an inquiry withdraws no funds: it freezes nothing and closes warning_closed with the card untouched', async () => {
     const user = newUserId();
     const p = purchaseOf(user);
