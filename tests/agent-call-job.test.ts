@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { CallRegistry } from '../src/agent/call-controller.ts';
 import { CallJob, type Speaker, type SpeakerPlan } from '../src/agent/call-job.ts';
+import { ParticipantKind } from '@livekit/rtc-node';
+import { callPartiesOf, type CallParties } from '../src/agent/call-parties.ts';
 import { readCallAttributes, CALL_ATTRIBUTES } from '../src/agent/call-protocol.ts';
 import {
   CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, SHUTDOWN_TEXT, STORE_DOWN_TEXT, WARNING_TEXT,
@@ -52,6 +54,8 @@ interface CallOptions {
   identity?: string; guestAllowanceSeconds?: number; noBalanceGraceSeconds?: number;
   /** The job's store, instead of the world's (e.g. one that goes down). */
   store?: BillingStore;
+  /** Who takes part, as the worker reads it from the job and the caller. */
+  parties?: CallParties;
 }
 
 function world() {
@@ -72,6 +76,7 @@ function world() {
       caller: { identity, userId },
       externalKey: `room-sid:${identity}:${crypto.randomUUID()}`,
       roomName: `room-${identity.slice(0, 8)}`,
+      ...(options.parties && { parties: options.parties }),
       store: options.store ?? store,
       registry,
       room,
@@ -240,6 +245,23 @@ describe('CallJob (fake room and voice, real controller over PostgreSQL)', () =>
       [{ status: 'ended', billed_seconds: 180, ended_at: at(180), end_reason: 'store_unreachable' }]);
     assert.deepEqual(c.endings, ['store_unreachable']);
     assert.equal(timers.size, 0);
+  });
+
+  test('records the agent that served the call and the phone caller\'s numbers; the default agent and none otherwise', async () => {
+    const { store, call } = world();
+    const [phoneUser, appUser] = [newUserId(), newUserId()];
+    await credit(store, phoneUser, 3600);
+    await credit(store, appUser, 3600);
+    const phone = call(phoneUser, { parties: callPartiesOf({ dispatchedAgentName: 'juana', caller: { kind: ParticipantKind.SIP,
+      attributes: { 'sip.phoneNumber': '+15105550100', 'sip.trunkPhoneNumber': '+18449263376' } } }) });
+    await phone.job.start();
+    const app = call(appUser);
+    await app.job.start();
+    const calls = async (userId: string) => (await store.listSessions({ userId })).map((s) => [s.agent_name, s.call_from, s.call_to]);
+    assert.deepEqual(await calls(phoneUser), [['juana', '+15105550100', '+18449263376']]);
+    assert.deepEqual(await calls(appUser), [['mindbot', null, null]]);
+    await phone.job.jobShutdown();
+    await app.job.jobShutdown();
   });
 
   test('the caller leaves at 2:10 (learned at 2:25): 3 minutes charged, ended once, settled once despite the room closing too', async () => {

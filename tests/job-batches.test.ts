@@ -56,7 +56,7 @@ async function seedCalls(count: number, startedAt: Date, prefix: string): Promis
     await db.sql.query(`
       select count(*) from (
         select public.adjust_user_time(u, 3600, 'seed credit', $2 || ':credit:' || u, $1),
-               public.start_voice_session(u, $2 || ':' || u, 'room', $1)
+               public.start_voice_session(u, $2 || ':' || u, 'room', p_now => $1)
           from (select gen_random_uuid() as u from generate_series(1, $3::int)) g) x`,
       [startedAt, prefix, Math.min(250, count - done)]);
   }

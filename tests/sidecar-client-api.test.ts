@@ -299,11 +299,43 @@ describe('client API', () => {
 
       const calls = (await ok('GET', '/api/usage/calls?limit=50', { user })).calls as Json[];
       assert.deepEqual(calls.map((c) => c.session_id), ['mar-2', 'mar-1', 'feb-call']);
-      assert.deepEqual(Object.keys(calls[0]!).sort(), ['billed_seconds', 'cost_cents', 'cost_usd', 'duration_seconds', 'end_reason', 'ended_at',
-        'id', 'minutes_charged', 'room_name', 'session_id', 'started_at', 'status'].sort());
+      assert.deepEqual(Object.keys(calls[0]!).sort(), ['agent_name', 'billed_seconds', 'call_from', 'call_to', 'cost_cents', 'cost_usd',
+        'duration_seconds', 'end_reason', 'ended_at', 'id', 'minutes_charged', 'room_name', 'session_id', 'started_at', 'status'].sort());
       assert.deepEqual([calls[0]!.duration_seconds, calls[0]!.billed_seconds, calls[0]!.status], [290, 300, 'ended']);
       assert.equal(calls[0]!.cost_usd, Math.round(300 * perSecond * 100) / 10_000);
       assert.equal((await ok('GET', '/api/usage/calls?limit=1', { user })).calls.length, 1);
+    });
+
+    it('names the agent that served each call and, for a phone call, the caller and the called number', async () => {
+      const user = await withCard();
+      const startedAt = clock.now();
+      const phone = await sidecar.store.startSession({ userId: user, externalKey: `sip:${user}`, roomName: 'phone-room',
+        agentName: 'juana', callFrom: '+15105550100', callTo: '+18449263376' });
+      clock.advance(145);
+      await sidecar.store.endSession({ sessionId: phone.session_id, reason: 'caller_left' });
+      clock.advance(10);
+      await ok('POST', '/time/session/start', { user, body: { session_id: 'app-call', room_name: 'app-room' } });
+      const calls = (await ok('GET', '/api/usage/calls?limit=10', { user })).calls as Json[];
+      assert.deepEqual(calls.map((c) => [c.session_id, c.agent_name, c.call_from, c.call_to, c.status]), [
+        ['app-call', 'mindbot', null, null, 'active'],
+        [phone.session_id, 'juana', '+15105550100', '+18449263376', 'ended'],
+      ]);
+      const seed = calls[1]!;
+      assert.deepEqual([seed.id, seed.duration_seconds, seed.started_at, seed.ended_at],
+        [phone.session_id, 145, startedAt.toISOString(), at(startedAt, 145)]);
+      assert.equal(typeof seed.cost_usd, 'number');
+      assert.ok(seed.cost_usd > 0, 'three started minutes of a paid card cost something');
+    });
+
+    it('refuses a call with a malformed agent name or number and writes nothing', async () => {
+      const user = await withCard();
+      const before = await snapshot();
+      for (const parties of [{ agentName: 'no spaces allowed' }, { callFrom: '+1 510' }, { callTo: '' }]) {
+        await assert.rejects(sidecar.store.startSession({ userId: user, externalKey: `bad:${user}`, roomName: 'r', ...parties }),
+          (error: any) => error.code === 'invalid_argument');
+      }
+      assert.deepEqual(await snapshot(), before);
+      assert.deepEqual((await ok('GET', '/api/usage/calls', { user })).calls, []);
     });
 
     it('costs nothing for time an administrator credited', async () => {

@@ -79,6 +79,10 @@ export interface JoinInput {
   /** Unique per call (e.g. the LiveKit room sid plus participant): a retried join resumes the same session. */
   externalKey: string;
   roomName: string;
+  /** The agent serving the call ('mindbot' when absent) and, for a phone caller, the numbers (src/agent/call-parties.ts). */
+  agentName?: string | undefined;
+  callFrom?: string | null | undefined;
+  callTo?: string | null | undefined;
 }
 
 /** What the controller tells the agent. */

@@ -9,6 +9,7 @@
 
 import type { BillingStore } from '../billing/store.ts';
 import type { CallController, CallLog, CallRegistry, EndReason, Timers } from './call-controller.ts';
+import type { CallParties } from './call-parties.ts';
 import { callAttributes, type CallStateName } from './call-protocol.ts';
 import {
   CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, noBalanceText, SHUTDOWN_TEXT,
@@ -61,6 +62,8 @@ export interface CallJobDeps {
   /** Unique per call: a retried start resumes the same billing session. */
   externalKey: string;
   roomName: string;
+  /** Who takes part (the billing session records them); absent: the default agent, no numbers. */
+  parties?: CallParties;
   store: BillingStore;
   /** The process's calls (SIGTERM settles them all); the controller is created from it. */
   registry: CallRegistry;
@@ -170,7 +173,7 @@ export class CallJob {
     this.followBilling(call);
     let state;
     try {
-      state = await call.join({ userId, externalKey: this.deps.externalKey, roomName: this.deps.roomName });
+      state = await call.join({ userId, externalKey: this.deps.externalKey, roomName: this.deps.roomName, ...this.deps.parties });
     } catch (error) {
       this.deps.log.error({ err: error instanceof Error ? error.message : String(error) }, 'the call could not be started');
       if (this.closing) return void this.end(this.closing);

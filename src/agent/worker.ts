@@ -27,12 +27,13 @@ import type { BillingStore } from '../billing/store.ts';
 import { CallRegistry, realTimers } from './call-controller.ts';
 import { CallJob, type CallRoomEvents, type Speaker, type SpeakerPlan } from './call-job.ts';
 import { callOptionsFromConfig } from './call-options.ts';
+import { AGENT_NAME, callPartiesOf } from './call-parties.ts';
 import { forwardSignalToChildren } from './forward-signal.ts';
 import { chooseStt, type SttChoice } from './stt-choice.ts';
 
 export { noBalanceText, WARNING_TEXT, CUT_OFF_TEXT, STORE_DOWN_TEXT, GUEST_REFUSED_TEXT, GUEST_OVER_TEXT } from './call-speech.ts';
 
-export const AGENT_NAME = 'mindbot';
+export { AGENT_NAME } from './call-parties.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -116,8 +117,9 @@ async function entry(ctx: JobContext): Promise<void> {
   await ctx.connect();
   const caller: RemoteParticipant = await ctx.waitForParticipant();
   const userId = userIdOf(caller.identity);
-  log = log.child({ identity: caller.identity, userId, guest: userId === null });
-  log.info('caller joined');
+  const parties = callPartiesOf({ dispatchedAgentName: ctx.job.agentName, caller: { kind: caller.kind, attributes: caller.attributes } });
+  log = log.child({ identity: caller.identity, userId, guest: userId === null, agentName: parties.agentName });
+  log.info({ phone: parties.callFrom !== null || parties.callTo !== null }, 'caller joined');
 
   const callLog = log;
   const local = ctx.room.localParticipant;
@@ -125,6 +127,7 @@ async function entry(ctx: JobContext): Promise<void> {
     caller: { identity: caller.identity, userId },
     externalKey: `${ctx.job.room?.sid || ctx.room.name}:${caller.identity}:${ctx.job.id}`,
     roomName: ctx.room.name ?? ctx.job.room?.name ?? 'unknown',
+    parties,
     store: opened.store,
     registry,
     room: callRoomEvents(ctx.room, caller.identity),

@@ -108,6 +108,16 @@ export interface AttentionFacts {
   objectId?: string | null;
 }
 
+/** A call to start: who, under which key, in which room, and who takes part. */
+export interface SessionStart {
+  userId: string;
+  externalKey: string;
+  roomName: string;
+  agentName?: string | undefined;
+  callFrom?: string | null | undefined;
+  callTo?: string | null | undefined;
+}
+
 /** The billing clock. Absent, the database's own now() bills; tests and benchmarks pass a fake one. */
 export type Clock = () => Date;
 
@@ -136,7 +146,11 @@ export interface BillingStore {
   }): Promise<Revocation>;
   restoreCardTime(input: { cardId: string; revokeIdempotencyKey: string }): Promise<Restoration>;
   adjustUserTime(input: { userId: string; seconds: number; reason: string; idempotencyKey: string }): Promise<Adjustment>;
-  startSession(input: { userId: string; externalKey: string; roomName: string }): Promise<SessionState>;
+  /**
+   * Starts a metered call. agentName is the agent serving it ('mindbot' when absent); callFrom and callTo the
+   * caller's and the called number when the room gives them (E.164, a SIP URI: 1 to 128 characters, no spaces).
+   */
+  startSession(input: SessionStart): Promise<SessionState>;
   meterSession(sessionId: string): Promise<SessionState>;
   endSession(input: { sessionId: string; reason: string; endedAt?: Date }): Promise<SessionState>;
   expireCards(options?: { limit?: number }): Promise<ExpiryRun>;
@@ -240,6 +254,8 @@ const userId = z.guid({ message: 'a user id must be a uuid' });
 const uuid = z.guid({ message: 'must be a uuid' });
 const key = z.string().min(1).max(200);
 const positiveSeconds = z.number().int().positive().max(2_000_000_000);
+/** A calling or called number as the telephony side gives it: E.164, a SIP URI (shown, never dialled). */
+const callParty = z.string().regex(/^[^\s\p{Cc}]{1,128}$/u, 'a number of 1 to 128 characters without spaces');
 
 const inputs = {
   userId,
@@ -266,7 +282,15 @@ const inputs = {
     reason: z.string().trim().min(3).max(500),
     idempotencyKey: key,
   }),
-  start: z.object({ userId, externalKey: z.string().min(1).max(400), roomName: z.string().min(1).max(200) }),
+  start: z.object({
+    userId,
+    externalKey: z.string().min(1).max(400),
+    roomName: z.string().min(1).max(200),
+    // The formats of migrations/014 (the SQL function checks them too, with its own message).
+    agentName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'an agent name of 1 to 64 letters, digits, _, . or -').optional(),
+    callFrom: callParty.nullish(),
+    callTo: callParty.nullish(),
+  }),
   sessionId: uuid,
   end: z.object({ sessionId: uuid, reason: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/), endedAt: z.date().optional() }),
   limit: z.number().int().min(1).max(100_000),
@@ -435,10 +459,12 @@ export class RpcBillingStore implements BillingStore {
     }, AdjustmentSchema);
   }
 
-  async startSession(input: { userId: string; externalKey: string; roomName: string }): Promise<SessionState> {
+  async startSession(input: SessionStart): Promise<SessionState> {
     const v = validated(inputs.start, input);
-    return this.call('start_voice_session',
-      { p_user_id: v.userId, p_external_key: v.externalKey, p_room_name: v.roomName }, SessionStateSchema);
+    return this.call('start_voice_session', {
+      p_user_id: v.userId, p_external_key: v.externalKey, p_room_name: v.roomName,
+      p_agent_name: v.agentName ?? null, p_call_from: v.callFrom ?? null, p_call_to: v.callTo ?? null,
+    }, SessionStateSchema);
   }
 
   async meterSession(sessionId: string): Promise<SessionState> {

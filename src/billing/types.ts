@@ -117,6 +117,11 @@ export const SessionStateSchema = z.object({
   user_id: id,
   external_key: z.string(),
   room_name: z.string(),
+  /** The agent that served the call (the name it was dispatched under; 'mindbot' by default). */
+  agent_name: z.string(),
+  /** The caller's and the called number, when the room gave them (a phone call); else null. */
+  call_from: z.string().nullable(),
+  call_to: z.string().nullable(),
   status: z.enum(['active', 'ended', 'cut_off', 'abandoned']),
   started_at: timestamp,
   last_metered_at: timestamp,
@@ -224,6 +229,9 @@ export const SessionRecordSchema = z.object({
   /** The client's own id when the call was started through the client API, else null. */
   client_session_id: z.string().nullable(),
   room_name: z.string(),
+  agent_name: SessionStateSchema.shape.agent_name,
+  call_from: SessionStateSchema.shape.call_from,
+  call_to: SessionStateSchema.shape.call_to,
   status: SessionStateSchema.shape.status,
   started_at: timestamp,
   ended_at: timestamp.nullable(),

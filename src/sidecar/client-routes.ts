@@ -69,11 +69,15 @@ export function sessionView(record: SessionRecord) {
   };
 }
 
+/** Seed 003's call (agent_name, call_from, call_to, duration, cost, start, end, status) with the app's fields. */
 function callView(record: SessionRecord) {
   return {
     id: record.session_id,
     session_id: record.client_session_id ?? record.session_id,
     room_name: record.room_name,
+    agent_name: record.agent_name,
+    call_from: record.call_from,
+    call_to: record.call_to,
     status: record.status,
     duration_seconds: record.duration_seconds,
     billed_seconds: record.billed_seconds,

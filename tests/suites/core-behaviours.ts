@@ -342,6 +342,47 @@ export function coreBehaviours(engine: string, open: () => Promise<TestDatabase>
         assert.equal((await store.getBalance(busy)).total_seconds, 3600 - 180);
       });
 
+      it('records the agent that served a call and its numbers; mindbot and none by default; a retry keeps the first', async () => {
+        const { store } = fresh();
+        const user = newUserId();
+        await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `${user}:g` });
+        const phone = await store.startSession({ userId: user, externalKey: `${user}:phone`, roomName: 'r1',
+          agentName: 'juana', callFrom: '+15105550100', callTo: 'sip:+18449263376@sip.example.com' });
+        assert.deepEqual([phone.agent_name, phone.call_from, phone.call_to],
+          ['juana', '+15105550100', 'sip:+18449263376@sip.example.com']);
+        const app = await store.startSession({ userId: user, externalKey: `${user}:app`, roomName: 'r2' });
+        assert.deepEqual([app.agent_name, app.call_from, app.call_to], ['mindbot', null, null]);
+        const retried = await store.startSession({ userId: user, externalKey: `${user}:phone`, roomName: 'r1', agentName: 'other' });
+        assert.deepEqual([retried.replayed, retried.agent_name, retried.call_from], [true, 'juana', '+15105550100']);
+        const ended = await store.endSession({ sessionId: phone.session_id, reason: 'caller_left' });
+        assert.deepEqual([ended.agent_name, ended.call_to], ['juana', 'sip:+18449263376@sip.example.com']);
+        const listed = await store.listSessions({ userId: user });
+        assert.deepEqual(listed.map((s) => [s.room_name, s.agent_name, s.call_from, s.call_to]).sort(),
+          [['r1', 'juana', '+15105550100', 'sip:+18449263376@sip.example.com'], ['r2', 'mindbot', null, null]]);
+      });
+
+      it('refuses a malformed agent name or number, in the store and in the SQL function, and writes nothing', async () => {
+        const { store } = fresh();
+        const user = newUserId();
+        await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `${user}:g` });
+        const before = await snapshotCounts(db);
+        const bad = [{ agentName: '' }, { agentName: '-x' }, { agentName: 'a b' }, { agentName: 'a'.repeat(65) },
+          { callFrom: '' }, { callFrom: '+1 510 555' }, { callTo: 'x'.repeat(129) }, { callTo: 'line\nbreak' }];
+        for (const [n, parties] of bad.entries()) {
+          await rejectsWith(store.startSession({ userId: user, externalKey: `${user}:bad${n}`, roomName: 'r', ...parties }),
+            'invalid_argument');
+        }
+        // The SQL function is the rule: it refuses them too when called directly.
+        for (const [n, args] of [[`'-x', null, null`], [`null, '', null`], [`null, null, 'a b'`]].entries()) {
+          await assert.rejects(db.sql.query(`select public.start_voice_session('${user}', 'direct${n}', 'r', ${args})`),
+            /agent name|number/);
+        }
+        await assert.rejects(db.sql.query(`insert into public.voice_sessions (user_id, external_key, room_name, started_at,
+            last_metered_at, increment_seconds, minimum_seconds, call_to) values ('${user}', 'raw', 'r', now(), now(), 60, 60, ' ')`),
+          /voice_sessions_call_to_format/);
+        assert.deepEqual(await snapshotCounts(db), before);
+      });
+
       it('stops charging at the balance and tells the caller it is exhausted', async () => {
         const { store, clock } = fresh();
         const user = newUserId();
