@@ -17,7 +17,9 @@ COPY src ./src
 RUN npx vite build
 
 FROM node:20-bookworm-slim
+# DEV_SIGN_IN stays off: the sidecar refuses it in production anyway.
 ENV NODE_ENV=production \
+    DEV_SIGN_IN=false \
     MINDBOT_SKIP_INSTALL=1 \
     LOG_FORMAT=json \
     HOST=0.0.0.0 \

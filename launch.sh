@@ -53,6 +53,19 @@ ensure_chromium() {
   [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || { log "chromium is still missing at ${CHROMIUM_PATH:-/usr/bin/chromium}"; exit 1; }
 }
 
+# The pooler tests run Debian's PgBouncer in transaction mode (as Supabase's pooler works): install it when missing.
+ensure_pgbouncer() {
+  [ -x "${PGBOUNCER_PATH:-/usr/sbin/pgbouncer}" ] && return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "installing Debian's pgbouncer for the connection-pooler tests"
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends pgbouncer >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends pgbouncer >/dev/null
+  fi
+  [ -x "${PGBOUNCER_PATH:-/usr/sbin/pgbouncer}" ] || { log "pgbouncer is still missing at ${PGBOUNCER_PATH:-/usr/sbin/pgbouncer}"; exit 1; }
+}
+
 # The web app served by the sidecar: built into dist/web (the sidecar answers 503 on its pages without it).
 build_web() {
   log "building the web app"
@@ -91,14 +104,77 @@ pretty_logs() {
 }
 
 # The embedded database writes its URL into its lock file once it serves; the others find it there.
+# $1: the pid to watch (optional); its death ends the wait at once.
 wait_for_embedded() {
-  local lock="${EMBEDDED_DATA_DIR:-./data/pglite}.lock"
-  for _ in $(seq 1 120); do
+  local lock="${EMBEDDED_DATA_DIR:-./data/pglite}.lock" watched="${1:-}"
+  for _ in $(seq 1 240); do
     if [ -f "$lock" ] && grep -q '"url":"postgres' "$lock"; then return 0; fi
+    if [ -n "$watched" ] && ! kill -0 "$watched" 2>/dev/null; then break; fi
     sleep 0.5
   done
-  log "the embedded database did not start (see its log)"
+  log "the embedded database did not start (see its log above)"
   exit 1
+}
+
+# `dev` runs each child (with its log-pretty pipe) in a process group of its own, so stopping a group stops
+# every process of it, and records the groups; dev_stop ends them all. The groups are made with job control
+# switched on only while a child starts: foreground commands stay in this script's group, so Ctrl-C in a
+# terminal always reaches this script (and its trap), never only a `sleep` of a wait loop.
+dev_names=()
+dev_groups=()
+dev_start() {
+  local name="$1"
+  shift
+  set -m
+  "$@" 2>&1 | pretty_logs &
+  dev_groups+=("$(jobs -p %+)")
+  set +m
+  dev_names+=("$name")
+}
+
+# Sends SIGTERM to each group's first process (Node, which shuts down cleanly; its log pipe ends with it),
+# waits up to DEV_STOP_SECONDS for the whole group, then SIGKILLs what is left.
+dev_stop_groups() {
+  local pgid deadline=$((SECONDS + ${DEV_STOP_SECONDS:-10})) alive
+  for pgid in "$@"; do kill -TERM "$pgid" 2>/dev/null || true; done
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    alive=0
+    for pgid in "$@"; do kill -0 -- "-$pgid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && return 0
+    sleep 0.2
+  done
+  for pgid in "$@"; do
+    if kill -0 -- "-$pgid" 2>/dev/null; then
+      log "process group $pgid did not stop within ${DEV_STOP_SECONDS:-10}s: killing it"
+      kill -KILL -- "-$pgid" 2>/dev/null || true
+    fi
+  done
+}
+
+dev_stopping=0
+dev_stop() {
+  [ "$dev_stopping" = 1 ] && return 0
+  dev_stopping=1
+  trap '' INT TERM
+  local i first=() database=()
+  # The database last: the others close their connections to it first.
+  for i in "${!dev_groups[@]}"; do
+    if [ "${dev_names[$i]}" = embedded-db ]; then database+=("${dev_groups[$i]}"); else first+=("${dev_groups[$i]}"); fi
+  done
+  [ "${#first[@]}" -gt 0 ] && dev_stop_groups "${first[@]}"
+  [ "${#database[@]}" -gt 0 ] && dev_stop_groups "${database[@]}"
+  rm -f "${dev_ready_file:-}"
+  wait 2>/dev/null || true
+  [ "${#dev_groups[@]}" -gt 0 ] && log "stopped"
+  return 0
+}
+
+# The name of a dev child that is no longer running (empty when all run).
+dev_ended() {
+  local i
+  for i in "${!dev_groups[@]}"; do
+    kill -0 "${dev_groups[$i]}" 2>/dev/null || { echo "${dev_names[$i]}"; return 0; }
+  done
 }
 
 start_background() {
@@ -130,33 +206,46 @@ cmd="${1:-help}"
 shift || true
 case "$cmd" in
   dev)
+    # The development sign-in (admin tokens for whoever asks) only here, only on loopback, never next to Supabase.
+    [ -n "${SUPABASE_URL:-}${SUPABASE_ANON_KEY:-}${SUPABASE_JWT_SECRET:-}${SUPABASE_JWKS_URL:-}" ] || export DEV_SIGN_IN="${DEV_SIGN_IN:-true}"
+    export HOST="${HOST:-127.0.0.1}"
     ensure_node_modules
-    pids=()
-    trap 'kill "${pids[@]}" 2>/dev/null; wait; exit 0' INT TERM
+    trap 'dev_stop; exit 0' INT TERM
+    trap dev_stop EXIT
+    # The web app is rebuilt on every change of src/web into a staging directory and published whole
+    # (src/web-build/watch.ts): the sidecar never sees a half-built app, and serves the last complete one.
+    dev_ready_file="$(mktemp "${TMPDIR:-/tmp}/mindbot-web-ready.XXXXXX")"
+    rm -f "$dev_ready_file"
+    log "building the web app (rebuilt on every change)"
+    dev_start web-build node --import tsx src/web-build/watch.ts --ready-file "$dev_ready_file"
     if [ -z "${DATABASE_URL:-}" ] && [ -z "${SUPABASE_URL:-}" ]; then
       log "no DATABASE_URL or SUPABASE_URL: serving the embedded PGlite database"
-      node --import tsx src/billing/embedded-server.ts 2>&1 | pretty_logs &
-      pids+=($!)
-      wait_for_embedded
+      dev_start embedded-db node --import tsx src/billing/embedded-server.ts
+      wait_for_embedded "${dev_groups[-1]}"
     else
       node --import tsx src/billing/migrate-cli.ts 2>&1 | pretty_logs
     fi
-    build_web
-    # Rebuilds on every change of src/web; the sidecar serves the new build at the next page load.
-    npx vite build --watch --logLevel warn >/dev/null &
-    pids+=($!)
+    for _ in $(seq 1 600); do
+      [ -f "$dev_ready_file" ] && break
+      kill -0 "${dev_groups[0]}" 2>/dev/null || { log "the web build stopped (see its log above)"; exit 1; }
+      sleep 0.5
+    done
+    [ "$(cat "$dev_ready_file" 2>/dev/null)" = built ] \
+      || log "the web app is not built yet (see above): its pages answer 503 until a build succeeds"
     log "starting the sidecar and the web app on ${PUBLIC_BASE_URL:-http://localhost:${PORT:-8001}} (Ctrl-C stops everything)"
-    node --import tsx src/sidecar/main.ts 2>&1 | pretty_logs &
-    pids+=($!)
+    dev_start sidecar node --import tsx src/sidecar/main.ts
     missing="$(missing_livekit)"
     if [ -z "$missing" ]; then
       log "starting the agent worker (LiveKit at $LIVEKIT_URL, health port ${AGENT_HEALTH_PORT:-8081})"
-      node --import tsx src/agent/worker.ts dev 2>&1 | pretty_logs &
-      pids+=($!)
+      dev_start worker node --import tsx src/agent/worker.ts dev
     else
       log "not starting the agent worker: $missing not set (the sidecar runs without it)"
     fi
-    wait
+    # Runs until a signal (the trap stops everything) or until a child ends on its own: then the rest stop too.
+    wait -n || true
+    ended="$(dev_ended)"
+    log "${ended:-a process} stopped on its own: stopping the others"
+    exit 1
     ;;
   start)
     ensure_node_modules
@@ -221,8 +310,8 @@ case "$cmd" in
   worker)
     missing="$(missing_livekit)"
     if [ -n "$missing" ]; then
-      log "the agent worker needs a LiveKit server: set $missing (in .env or the environment)"
-      exit 0
+      log "the agent worker needs a LiveKit server: $missing not set (in .env or the environment)"
+      exit 1
     fi
     ensure_node_modules
     exec node --import tsx src/agent/worker.ts "${1:-dev}" "${@:2}"
@@ -235,6 +324,7 @@ case "$cmd" in
     ensure_node_modules
     ensure_postgres
     ensure_chromium
+    ensure_pgbouncer
     log "typechecking"
     npx tsc --noEmit -p .
     npx tsc --noEmit -p src/web

@@ -25,6 +25,9 @@ export const EnvSchema = z.object({
   // Every store call (connect, pool wait and query together) fails as storage_unavailable after this long, so a
   // frozen database turns into a 503 or a counted failure instead of a request or a call that hangs.
   STORE_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(5000),
+  // On a direct connection only: the server gets STORE_TIMEOUT_MS as statement_timeout, lock_timeout and
+  // idle_in_transaction_session_timeout at login. Off by default: a transaction-mode pooler refuses the login.
+  DB_SERVER_TIMEOUTS: optional(z.enum(['true', 'false'])).default('false').transform((v) => v === 'true'),
   // SIGTERM/SIGINT: what is still running (requests, jobs, the store's connections) is abandoned after this long.
   SHUTDOWN_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(10_000),
 
@@ -45,9 +48,13 @@ export const EnvSchema = z.object({
   CORS_ORIGINS: optional(z.string()).default(''),
   // The web app (src/web, built by `npm run build`), served by the sidecar at / and /admin.
   WEB_DIST_DIR: optional(z.string().min(1)).default('./dist/web'),
-  // Supabase Auth in the web app: the project's public anon key (never the service role key). Without it the
-  // web app offers the clearly marked local development sign-in (never in production).
+  // Supabase Auth in the web app: the project's public anon key (never the service role key).
   SUPABASE_ANON_KEY: optional(z.string().min(1)),
+  // The development sign-in (POST /auth/dev-sign-in): anyone who reaches it becomes any user, admin included.
+  // Only `./launch.sh dev` turns it on; refused in production and next to any Supabase or JWKS key.
+  DEV_SIGN_IN: optional(z.enum(['true', 'false'])).default('false').transform((v) => v === 'true'),
+  // GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, /metrics is not served (404).
+  METRICS_TOKEN: optional(z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -hex 32`)')),
 
   // LiveKit: the sidecar's POST /token mints room tokens with these; the agent worker connects with them.
   LIVEKIT_URL: optional(z.string().url()),
@@ -131,11 +138,35 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
+  const devSignIn = devSignInConflicts(parsed.data);
+  if (devSignIn.length > 0) {
+    throw new ConfigError(`DEV_SIGN_IN=true is refused here:\n  ${devSignIn.join('\n  ')}`);
+  }
   const contradictions = timingContradictions(parsed.data);
   if (contradictions.length > 0) {
     throw new ConfigError(`timing settings contradict each other:\n  ${contradictions.join('\n  ')}`);
   }
   return parsed.data;
+}
+
+type DevSignInSettings = Pick<Config, 'DEV_SIGN_IN' | 'NODE_ENV' | 'SUPABASE_URL' | 'SUPABASE_ANON_KEY' |
+  'SUPABASE_JWT_SECRET' | 'SUPABASE_JWKS_URL'>;
+
+/**
+ * Why the development sign-in may not be on with these settings (none: it may). It hands out admin tokens to
+ * whoever asks, so it must never share a process with real users: not in production, and not where Supabase
+ * tokens are accepted (SUPABASE_URL implies its JWKS), or a real user base would meet a free admin login.
+ */
+export function devSignInConflicts(c: DevSignInSettings): string[] {
+  if (!c.DEV_SIGN_IN) return [];
+  const problems: string[] = [];
+  if (c.NODE_ENV === 'production') problems.push('NODE_ENV is production');
+  const keys = (['SUPABASE_URL', 'SUPABASE_ANON_KEY', 'SUPABASE_JWT_SECRET', 'SUPABASE_JWKS_URL'] as const).filter((name) => c[name]);
+  if (keys.length > 0) {
+    problems.push(`${keys.join(', ')} ${keys.length === 1 ? 'is' : 'are'} set: with real sign-in configured, sign in through ` +
+      'Supabase and set DEV_SIGN_IN=false (./launch.sh dev leaves it off when a Supabase variable is set)');
+  }
+  return problems;
 }
 
 type TimingSettings = Pick<Config, 'SESSION_MAX_SILENCE_SECONDS' | 'REAP_EVERY_SECONDS' | 'BILLING_INCREMENT_SECONDS' |

@@ -4,6 +4,8 @@
 // as a child process fed through a pipe.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { initializeLogger, voice } from '@livekit/agents';
@@ -80,12 +82,12 @@ describe('MindBot on the OpenAI plugin against a fake Chat Completions API', () 
   });
 
   // The console as an operator runs it, minus launch.sh: a child process, one line piped in.
-  function runConsole(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function runConsole(args: string[], input: string, baseURL = fake.baseURL): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
       const env: NodeJS.ProcessEnv = {
         ...process.env,
         DATABASE_URL: db.url!,
-        OPENAI_BASE_URL: fake.baseURL,
+        OPENAI_BASE_URL: baseURL,
         OPENAI_API_KEY: 'test',
         OPENAI_MODEL: MODEL,
         LOG_LEVEL: 'warn',
@@ -122,6 +124,51 @@ describe('MindBot on the OpenAI plugin against a fake Chat Completions API', () 
     assert.match(lines[0] ?? '', /^MindBot: Hi! I'm MindBot\. You're talking as a guest/);
     assert.match(lines[1] ?? '', /^MindBot: Here is what I found: You're talking as a guest, so your time isn't tracked/);
     assert.equal(lines.length, 2, stdout);
+  });
+
+  it('./launch.sh console whose model cannot be reached says so in one line, naming the URL and the cause, and exits 1', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const url = `http://127.0.0.1:${closed}/v1`;
+    const { code, stdout, stderr } = await runConsole([], 'hello\n', url);
+    assert.equal(code, 1);
+    assert.equal(stdout, '', 'no greeting from a console that cannot talk');
+    assert.deepEqual(stderr.trim().split('\n'), [`console: cannot reach the language model at ${url}: connection refused (ECONNREFUSED)`]);
+  });
+
+  it('./launch.sh console whose model refuses the key mid-conversation prints one line, never the API error body', async () => {
+    // OpenAI's answer to a wrong key (its published error object), after /models answered as a proxy might.
+    const refusing = createServer((request, response) => {
+      if (request.method === 'GET' && request.url === '/v1/models') {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [] }));
+        return;
+      }
+      request.resume();
+      response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({
+        error: {
+          message: 'Incorrect API key provided: test. You can find your API key at https://platform.openai.com/account/api-keys.',
+          type: 'invalid_request_error', param: null, code: 'invalid_api_key',
+        },
+      }));
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/v1`;
+    try {
+      const { code, stdout, stderr } = await runConsole([], 'how much time do I have?\n', url);
+      assert.equal(code, 1);
+      assert.match(stdout, /^MindBot: Hi! I'm MindBot\./, 'the greeting needs no model');
+      assert.equal(stdout.trim().split('\n').length, 1, stdout);
+      assert.equal(stderr.trim().split('\n').at(-1), `console: the language model at ${url} refused the API key (HTTP 401): check OPENAI_API_KEY`);
+      for (const raw of ['invalid_api_key', 'Incorrect API key', 'invalid_request_error', '"error":{']) {
+        assert.ok(!stderr.includes(raw) && !stdout.includes(raw), `no raw API error (${raw}) in:\n${stderr}`);
+      }
+    } finally {
+      await new Promise((resolve) => refusing.close(resolve));
+    }
   });
 
   it('./launch.sh console rejects a --user that is not a uuid', async () => {

@@ -242,9 +242,17 @@ describe('verifier configuration', () => {
     assert.throws(() => localSigningSecret(parseConfig({ NODE_ENV: 'production' })), ConfigError);
   });
 
-  it('falls back to the dev-only secret outside production with no key at all', async () => {
+  it('throws without any verification key unless the development sign-in is on: `start` never accepts the public secret', () => {
+    for (const NODE_ENV of ['development', 'test', undefined]) {
+      assert.throws(() => createTokenVerifier(parseConfig({ ...(NODE_ENV && { NODE_ENV }), DEV_SIGN_IN: 'false' })),
+        (error: unknown) => error instanceof ConfigError && /no API token verification key configured/.test(error.message));
+      assert.throws(() => createTokenVerifier(parseConfig({ ...(NODE_ENV && { NODE_ENV }) })), ConfigError);
+    }
+  });
+
+  it('falls back to the dev-only secret with the development sign-in on and no key at all', async () => {
     for (const NODE_ENV of ['development', 'test']) {
-      const config = parseConfig({ NODE_ENV });
+      const config = parseConfig({ NODE_ENV, DEV_SIGN_IN: 'true' });
       const verifier = createTokenVerifier(config);
       assert.equal(verifier.usesDevSecret, true);
       assert.equal(localSigningSecret(config), DEV_ONLY_JWT_SECRET);
@@ -290,7 +298,7 @@ describe('token CLI', () => {
   it('prints an admin token signed with the dev-only secret when nothing is configured', async () => {
     const { stdout, stderr } = await cli([USER, '--admin'], { NODE_ENV: 'development' });
     assert.match(stderr, /dev-only secret/);
-    const principal = await createTokenVerifier(parseConfig({ NODE_ENV: 'development' })).verify(`Bearer ${stdout.trim()}`);
+    const principal = await createTokenVerifier(parseConfig({ NODE_ENV: 'development', DEV_SIGN_IN: 'true' })).verify(`Bearer ${stdout.trim()}`);
     assert.equal(principal.isAdmin, true);
   });
 

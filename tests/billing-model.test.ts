@@ -3,7 +3,11 @@
 // Thousands of seeded random operations over a handful of users and a moving clock run against the SQL
 // functions (through the store) and against a small in-memory reference model written here from the
 // documented rules. After every step the test compares the operation's answer, every user's balance, every
-// card and every voice session with the model, and checks that the ledger still adds up.
+// card, every payment and every voice session with the model, checks that the ledger still adds up, and that
+// the books (get_books: seconds sold + adjusted = used + expired + taken back + outstanding, cents received =
+// refunded + kept, per currency) hold and say what the model says. Besides the store's own operations the walk
+// pays through Stripe's events (in two currencies, gifts too), refunds and disputes them, and runs calls the
+// client runs itself (/time/session: start, heartbeat, end).
 //
 // Replay a failure with the seed printed in the test name and the assertion message:
 //   MODEL_SEED=123 node --import tsx --test tests/billing-model.test.ts
@@ -104,6 +108,13 @@ const TIER_SECONDS: Record<string, number> = {
   premium_10h: 10 * 3600 + 2 * 3600,
   pro_25h: 25 * 3600 + 5 * 3600,
   enterprise_50h: 50 * 3600 + 10 * 3600,
+  starter_eur: 3600,       // made by the test: a second currency
+};
+
+/** Each tier's price and currency: what a Stripe payment for it brings in. */
+const TIER_PRICE: Record<string, [number, string]> = {
+  starter_1h: [999, 'usd'], basic_5h: [4499, 'usd'], premium_10h: [7999, 'usd'], pro_25h: [17999, 'usd'],
+  enterprise_50h: [29999, 'usd'], starter_eur: [900, 'eur'],
 };
 
 const CODE_ALPHABET = '23456789ABCDEFGHJKMNPQRSTUVWXYZ';
@@ -136,6 +147,11 @@ function compareIds(a: string, b: string): number {
 type CardStatus = 'pending' | 'active' | 'exhausted' | 'expired' | 'revoked';
 type SessionStatus = 'active' | 'ended' | 'cut_off' | 'abandoned';
 type RevokeKind = 'refund' | 'revoke' | 'adjustment';
+type LedgerKind = 'grant' | 'usage' | 'expiry' | 'refund' | 'revoke' | 'restore' | 'adjustment';
+type PaymentStatus = 'succeeded' | 'partially_refunded' | 'refunded' | 'disputed';
+
+const noFlows = (): Record<LedgerKind, number> =>
+  ({ grant: 0, usage: 0, expiry: 0, refund: 0, revoke: 0, restore: 0, adjustment: 0 });
 
 interface MCard {
   id: string;
@@ -153,6 +169,52 @@ interface MCard {
   createdAt: number;
   note: string | null;
   grantKey: string;
+  paymentId: string | null;
+  /** Its payment's currency; null for time no money bought. */
+  currency: string | null;
+  /** The signed sum of the card's ledger rows of each kind. */
+  flows: Record<LedgerKind, number>;
+}
+
+interface MPayment {
+  id: string;
+  userId: string;
+  tierId: string;
+  gift: boolean;
+  amount: number;
+  currency: string;
+  status: PaymentStatus;
+  refunded: number;
+  cardId: string;
+  paymentIntentId: string;
+  checkoutSessionId: string;
+}
+
+/** A refund as Stripe lists it in an event. */
+interface MRefundObject {
+  id: string;
+  amount: number;
+  status: string;
+}
+
+interface MRefund {
+  paymentId: string;
+  amount: number;
+  status: string;
+  taken: number;
+  returned: number;
+  applied: boolean;
+}
+
+type MDisputeEvent = 'created' | 'funds_withdrawn' | 'funds_reinstated' | 'closed';
+
+interface MDispute {
+  paymentId: string;
+  status: string;
+  withdrawn: boolean;
+  reinstated: boolean;
+  frozen: boolean;
+  freezes: number;
 }
 
 interface MSession {
@@ -188,6 +250,12 @@ interface NewIds {
 class Model {
   readonly cards = new Map<string, MCard>();
   readonly sessions = new Map<string, MSession>();
+  readonly payments = new Map<string, MPayment>();
+  /** Stripe refunds and disputes by their ids. */
+  readonly refunds = new Map<string, MRefund>();
+  readonly disputes = new Map<string, MDispute>();
+  /** Stripe events applied, by id: a repeated one changes nothing. */
+  readonly stripeEvents = new Set<string>();
   readonly ops = new Map<string, RecordedOp>();
   readonly failures: Array<{ userId: string; at: number }> = [];
   settings = { increment: 60, minimum: 60, maxConcurrent: 3, maxFailures: 10, failureWindow: 15 * 60 };
@@ -242,7 +310,7 @@ class Model {
     return {
       id: c.id, user_id: c.userId, purchaser_id: c.purchaserId, tier_id: c.tierId, source: c.source,
       activation_code: c.code, total_seconds: c.total, remaining_seconds: c.remaining, status: c.status,
-      activated_at: c.activatedAt, expires_at: c.expiresAt, payment_id: null, note: c.note, created_at: c.createdAt,
+      activated_at: c.activatedAt, expires_at: c.expiresAt, payment_id: c.paymentId, note: c.note, created_at: c.createdAt,
       replayed,
     };
   }
@@ -259,15 +327,16 @@ class Model {
   // ----- the rules
 
   /** Changes a card's remaining seconds: an active card that reaches zero is exhausted, and back. */
-  private move(card: MCard, delta: number): void {
+  private move(card: MCard, delta: number, kind: LedgerKind): void {
     card.remaining += delta;
+    card.flows[kind] += delta;
     if (card.remaining < 0) throw new Error(`model bug: card ${card.id} below zero`);
     if (card.status === 'active' && card.remaining === 0) card.status = 'exhausted';
     else if (card.status === 'exhausted' && card.remaining > 0) card.status = 'active';
   }
 
   /** FIFO by expiry, then creation, then id; never below zero, the rest is the shortfall. */
-  private spend(userId: string, seconds: number): { deducted: number; shortfall: number; entries: unknown[] } {
+  private spend(userId: string, seconds: number, kind: LedgerKind): { deducted: number; shortfall: number; entries: unknown[] } {
     let left = seconds;
     const entries: unknown[] = [];
     const cards = this.spendableCards(userId).filter((c) => c.remaining > 0);
@@ -280,7 +349,7 @@ class Model {
         this.cover('spend-fifo-tie-broken-by-created_at');
       }
       const take = Math.min(left, card.remaining);
-      this.move(card, -take);
+      this.move(card, -take, kind);
       left -= take;
       entries.push({ card_id: card.id, seconds: take });
     }
@@ -305,7 +374,8 @@ class Model {
     return ok({ ...result, replayed: false });
   }
 
-  grant(input: { userId: string | null; tierId: string; purchaserId: string | null; key: string }, fresh?: NewIds): Outcome {
+  grant(input: { userId: string | null; tierId: string; purchaserId: string | null; key: string },
+    fresh?: NewIds, payment?: { id: string; currency: string }): Outcome {
     const seconds = TIER_SECONDS[input.tierId];
     if (seconds === undefined) return fail('unknown_tier');
     const existing = [...this.cards.values()].find((c) => c.grantKey === input.key);
@@ -321,6 +391,7 @@ class Model {
       tierId: input.tierId, source: gift ? 'gift' : 'purchase', code: fresh?.code ?? null, total: seconds,
       remaining: seconds, status: gift ? 'pending' : 'active', activatedAt: gift ? null : this.now,
       expiresAt: plusOneYear(this.now), createdAt: this.now, note: null, grantKey: input.key,
+      paymentId: payment?.id ?? null, currency: payment?.currency ?? null, flows: { ...noFlows(), grant: seconds },
     };
     this.cards.set(card.id, card);
     return ok(this.cardJson(card, false));
@@ -360,7 +431,7 @@ class Model {
     const replayed = this.replay(key, 'deduct', request);
     if (replayed) return replayed;
     if (!this.hasAnyCard(userId)) return fail('unknown_user');
-    const spent = this.spend(userId, seconds);
+    const spent = this.spend(userId, seconds, 'usage');
     return this.remember(key, 'deduct', request, {
       user_id: userId, deducted_seconds: spent.deducted, shortfall_seconds: spent.shortfall,
       remaining_seconds: this.spendable(userId), entries: spent.entries,
@@ -377,7 +448,7 @@ class Model {
     const take = Math.min(seconds === 'all' ? before : seconds, before);
     if (take > 0) {
       this.cover(`revoke-${take === before ? 'all' : 'part'}-of-${card.status}`);
-      this.move(card, -take);
+      this.move(card, -take, kind);
       if (take === before && (kind !== 'adjustment' || card.status === 'pending')) card.status = 'revoked';
     } else {
       this.cover('revoke-nothing-left');
@@ -400,13 +471,14 @@ class Model {
     const give = Math.min(revocation.result.revoked_seconds as number, card.total - card.remaining);
     let forfeited = 0;
     if (give > 0) {
-      this.move(card, give);
+      this.move(card, give, 'restore');
       if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
       this.cover('restore-gave-back');
       if (card.expiresAt <= this.now) {
         this.cover('restore-forfeited-at-once');
         // A card past its expiry forfeits at once what the restoration gave back (and all it still held).
         forfeited = card.remaining;
+        card.flows.expiry -= card.remaining;
         card.remaining = 0;
         card.status = 'expired';
       }
@@ -426,6 +498,7 @@ class Model {
         id: fresh?.id ?? '<no id>', userId, purchaserId: null, tierId: null, source: 'adjustment', code: null,
         total: seconds, remaining: seconds, status: 'active', activatedAt: this.now, expiresAt: plusOneYear(this.now),
         createdAt: this.now, note: reason, grantKey: `adjust:${key}`,
+        paymentId: null, currency: null, flows: { ...noFlows(), adjustment: seconds },
       };
       this.cards.set(card.id, card);
       return this.remember(key, 'adjust', request, {
@@ -434,7 +507,7 @@ class Model {
       });
     }
     if (!this.hasAnyCard(userId)) return fail('unknown_user');
-    const spent = this.spend(userId, -seconds);
+    const spent = this.spend(userId, -seconds, 'adjustment');
     return this.remember(key, 'adjust', request, {
       user_id: userId, adjusted_seconds: -spent.deducted, shortfall_seconds: spent.shortfall, card_id: null,
       remaining_seconds: this.spendable(userId),
@@ -451,7 +524,7 @@ class Model {
     let charged = 0;
     let shortfall = 0;
     if (owed > 0) {
-      const spent = this.spend(s.userId, owed);
+      const spent = this.spend(s.userId, owed, 'usage');
       charged = spent.deducted;
       shortfall = spent.shortfall;
       this.cover(shortfall > 0 ? 'session-charge-short' : 'session-charge-full');
@@ -510,6 +583,7 @@ class Model {
       if ((card.status === 'active' || card.status === 'pending') && card.expiresAt <= this.now) {
         this.cover(`expire-${card.status}-card${card.remaining > 0 ? '-with-seconds' : ''}`);
         forfeited += card.remaining;
+        card.flows.expiry -= card.remaining;
         card.remaining = 0;
         card.status = 'expired';
         expired++;
@@ -529,6 +603,223 @@ class Model {
       s.endReason = 'worker_silent';
     }
     return ok({ reaped_sessions: stale.length, session_ids: stale.map((s) => s.id), skipped_sessions: 0, more: false });
+  }
+
+  // ----- calls a client runs itself (/time/session/*, migrations 004 and 008)
+
+  private clientSession(userId: string, clientSessionId: string): MSession | undefined {
+    const key = `client:${userId}:${clientSessionId}`;
+    return [...this.sessions.values()].find((s) => s.externalKey === key && s.userId === userId);
+  }
+
+  /** A heartbeat meters like the worker; past the paid time with nothing left to charge, it cuts the call off. */
+  clientMeter(userId: string, clientSessionId: string): Outcome {
+    const s = this.clientSession(userId, clientSessionId);
+    if (!s) return fail('unknown_session');
+    if (s.status !== 'active') return ok(this.sessionJson(s, 0, 0, true));
+    const { charged, shortfall } = this.charge(s, this.now);
+    if (s.startedAt + s.billed < this.now) {
+      this.cover('client-heartbeat-cut-off');
+      return this.end(s.id, 'balance_exhausted', s.startedAt + s.billed);
+    }
+    return ok(this.sessionJson(s, charged, shortfall, false));
+  }
+
+  /** Ends at least(now, greatest(start + claimed, last heartbeat)); a reaped call is still settled by it. */
+  clientEnd(userId: string, clientSessionId: string, claimed: number): Outcome {
+    const s = this.clientSession(userId, clientSessionId);
+    if (!s) return fail('unknown_session');
+    const at = Math.min(this.now, Math.max(s.startedAt + claimed, s.lastMeteredAt));
+    if (s.status === 'abandoned' && s.endReason === 'worker_silent') {
+      this.cover('client-end-after-reaped');
+      const { charged, shortfall } = this.charge(s, at);
+      s.status = 'ended';
+      s.endedAt = at;
+      s.endReason = 'client_ended';
+      return ok(this.sessionJson(s, charged, shortfall, false));
+    }
+    if (s.status === 'active' && at < s.startedAt + claimed) this.cover('client-end-clamped-to-now');
+    if (s.status === 'active' && s.lastMeteredAt > s.startedAt + claimed) this.cover('client-end-at-last-heartbeat');
+    return this.end(s.id, 'client_ended', at);
+  }
+
+  // ----- Stripe (migrations/003_payments.sql, 009_payment_lifecycles.sql): payments, refunds, disputes
+
+  /** A paid purchase: the payment and its card (a gift stays pending with its code), once per payment. */
+  pay(eventId: string, input: { userId: string; tierId: string; gift: boolean; checkoutSessionId: string; paymentIntentId: string },
+    fresh?: { paymentId: string; cardId: string; code?: string }): Outcome {
+    if (this.stripeEvents.has(eventId)) return ok({ outcome: 'duplicate_event' });
+    this.stripeEvents.add(eventId);
+    const existing = [...this.payments.values()].find((p) => p.paymentIntentId === input.paymentIntentId);
+    if (existing) {
+      this.cover('stripe-payment-already-granted');
+      return ok({ outcome: 'already_granted' });
+    }
+    const [amount, currency] = TIER_PRICE[input.tierId]!;
+    const payment: MPayment = {
+      id: fresh?.paymentId ?? '<no id>', userId: input.userId, tierId: input.tierId, gift: input.gift, amount, currency,
+      status: 'succeeded', refunded: 0, cardId: fresh?.cardId ?? '<no id>', paymentIntentId: input.paymentIntentId,
+      checkoutSessionId: input.checkoutSessionId,
+    };
+    this.payments.set(payment.id, payment);
+    this.grant({ userId: input.gift ? null : input.userId, tierId: input.tierId, purchaserId: input.userId, key: `payment:${payment.id}` },
+      fresh && { id: fresh.cardId, ...(fresh.code !== undefined ? { code: fresh.code } : {}) }, { id: payment.id, currency });
+    this.cover(input.gift ? `stripe-paid-gift-${currency}` : `stripe-paid-${currency}`);
+    return ok({ outcome: 'granted' });
+  }
+
+  /**
+   * Refund objects as an event lists them (migrations/009_payment_lifecycles.sql, record_refunds), each applied
+   * once by its id: one that counts takes its share of the card (from the amount paid) as far as unused, one
+   * that fails afterwards gives back what it took while the card can be used; refunded = what counts.
+   */
+  refundPayment(eventId: string, paymentId: string, list: MRefundObject[]): Outcome {
+    if (this.stripeEvents.has(eventId)) return ok({ outcome: 'duplicate_event' });
+    this.stripeEvents.add(eventId);
+    const p = this.payments.get(paymentId)!;
+    const card = this.cards.get(p.cardId)!;
+    const counts = (r: { status: string }) => r.status !== 'failed' && r.status !== 'canceled';
+    const ofPayment = () => [...this.refunds.values()].filter((r) => r.paymentId === p.id);
+    for (const item of list) {
+      let r = this.refunds.get(item.id);
+      if (!r) {
+        r = { paymentId: p.id, amount: item.amount, status: item.status, taken: 0, returned: 0, applied: false };
+        this.refunds.set(item.id, r);
+      } else if (counts(r)) {
+        r.status = item.status;   // failed and canceled are final
+      }
+      const counted = ofPayment().filter(counts).reduce((n, x) => n + x.amount, 0);
+      const netTaken = ofPayment().reduce((n, x) => n + x.taken - x.returned, 0);
+      if (counts(r) && !r.applied) {
+        const target = counted <= 0 ? 0 : p.amount <= 0 || counted >= p.amount ? card.total : Math.floor((card.total * counted) / p.amount);
+        const owed = target - netTaken;
+        if (owed > 0) {
+          const before = card.remaining;
+          const revoked = this.revoke(card.id, owed, 'refund', `refund:${item.id}`);
+          r.taken = (revoked as { value: { revoked_seconds: number } }).value.revoked_seconds;
+          this.cover(owed > before ? 'stripe-refund-capped-by-unused' : 'stripe-refund-took-its-share');
+        }
+        r.applied = true;
+      } else if (!counts(r) && r.taken > r.returned) {
+        const frozen = [...this.disputes.values()].some((d) => d.paymentId === p.id && d.frozen);
+        if (card.expiresAt > this.now && card.status !== 'expired' && !frozen) {
+          const give = Math.min(r.taken - r.returned, card.total - card.remaining);
+          if (give > 0) {
+            this.move(card, give, 'restore');
+            if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
+            r.returned += give;
+            this.cover('stripe-refund-failed-gave-back');
+          }
+        } else {
+          this.cover('stripe-refund-failed-card-unusable');
+        }
+      }
+    }
+    const counted = ofPayment().filter(counts).reduce((n, x) => n + x.amount, 0);
+    p.refunded = Math.min(counted, p.amount);
+    this.settlePaymentStatus(p);
+    return ok({ outcome: 'refunded' });
+  }
+
+  /** A payment's status from its refunds and disputes, as record_refunds and record_dispute write it. */
+  private settlePaymentStatus(p: MPayment): void {
+    const disputed = [...this.disputes.values()].some((d) => d.paymentId === p.id && (d.frozen || d.status === 'lost'));
+    p.status = disputed ? 'disputed' : p.refunded >= p.amount && p.amount > 0 ? 'refunded'
+      : p.refunded > 0 ? 'partially_refunded' : 'succeeded';
+  }
+
+  /**
+   * A dispute follows Stripe's money (record_dispute, 009): frozen while the funds are withdrawn (funds_withdrawn,
+   * or a chargeback's created), given back when reinstated, won or warning_closed; lost keeps it frozen.
+   */
+  dispute(eventId: string, paymentId: string, disputeId: string, event: MDisputeEvent, status: string, inquiry: boolean): Outcome {
+    if (this.stripeEvents.has(eventId)) return ok({ outcome: 'duplicate_event' });
+    this.stripeEvents.add(eventId);
+    const p = this.payments.get(paymentId)!;
+    let d = this.disputes.get(disputeId);
+    if (!d) {
+      d = { paymentId, status, withdrawn: false, reinstated: false, frozen: false, freezes: 0 };
+      this.disputes.set(disputeId, d);
+    }
+    if (!['won', 'lost', 'warning_closed'].includes(d.status)) d.status = status;
+    d.withdrawn ||= event === 'funds_withdrawn' || (event === 'created' && !inquiry);
+    d.reinstated ||= event === 'funds_reinstated';
+    const shouldFreeze = d.status === 'lost' || (d.withdrawn && !d.reinstated && d.status !== 'won' && d.status !== 'warning_closed');
+    let outcome = 'dispute_recorded';
+    if (shouldFreeze && !d.frozen) {
+      this.revoke(p.cardId, 'all', 'revoke', `dispute:${disputeId}${d.freezes > 0 ? `:${d.freezes + 1}` : ''}`);
+      d.frozen = true;
+      d.freezes += 1;
+      outcome = 'frozen';
+      this.cover(d.freezes > 1 ? 'stripe-dispute-froze-again' : 'stripe-dispute-froze');
+    } else if (!shouldFreeze && d.frozen) {
+      const key = `dispute:${disputeId}${d.freezes > 1 ? `:${d.freezes}` : ''}`;
+      if (this.ops.has(key)) this.restore(p.cardId, key);
+      d.frozen = false;
+      outcome = 'restored';
+      this.cover(`stripe-dispute-restored-${d.status}`);
+    } else {
+      this.cover(inquiry && !d.withdrawn ? 'stripe-inquiry-froze-nothing' : `stripe-dispute-${event}-changed-nothing`);
+    }
+    this.settlePaymentStatus(p);
+    return ok({ outcome });
+  }
+
+  /** What get_books must answer, from the model's own cards and payments. */
+  books(): unknown {
+    const groups = new Map<string | null, MCard[]>();
+    for (const c of this.cards.values()) groups.set(c.currency, [...(groups.get(c.currency) ?? []), c]);
+    const figures = (cards: MCard[]) => {
+      const sum = (f: (c: MCard) => number) => cards.reduce((n, c) => n + f(c), 0);
+      const live = (c: MCard) => c.expiresAt > this.now;
+      return {
+        cards: cards.length,
+        granted_seconds: sum((c) => c.flows.grant),
+        adjusted_seconds: sum((c) => c.flows.adjustment),
+        used_seconds: -sum((c) => c.flows.usage),
+        expired_seconds: -sum((c) => c.flows.expiry),
+        refunded_seconds: -sum((c) => c.flows.refund),
+        revoked_seconds: -sum((c) => c.flows.revoke),
+        restored_seconds: sum((c) => c.flows.restore),
+        outstanding_seconds: sum((c) => c.remaining),
+        spendable_seconds: sum((c) => (c.status === 'active' && live(c) ? c.remaining : 0)),
+        pending_gift_seconds: sum((c) => (c.status === 'pending' && live(c) ? c.remaining : 0)),
+        awaiting_expiry_seconds: sum((c) => ((c.status === 'active' || c.status === 'pending') && !live(c) ? c.remaining : 0)),
+        unusable_seconds: sum((c) => (c.status === 'active' || c.status === 'pending' ? 0 : c.remaining)),
+        difference_seconds: 0,
+        ok: true,
+      };
+    };
+    const currencies = [...groups.keys()].sort((a, b) => (a === null ? 1 : b === null ? -1 : compareIds(a, b)));
+    const money = new Map<string, MPayment[]>();
+    for (const p of this.payments.values()) money.set(p.currency, [...(money.get(p.currency) ?? []), p]);
+    return {
+      ok: true,
+      seconds: {
+        ok: true,
+        cards_out_of_step: 0,
+        total: figures([...this.cards.values()]),
+        by_currency: currencies.map((currency) => ({ currency, ...figures(groups.get(currency)!) })),
+      },
+      cents: {
+        ok: true,
+        by_currency: [...money.keys()].sort(compareIds).map((currency) => {
+          const list = money.get(currency)!;
+          const sum = (f: (p: MPayment) => number) => list.reduce((n, p) => n + f(p), 0);
+          return {
+            currency,
+            payments: list.length,
+            received_cents: sum((p) => p.amount),
+            refunded_cents: sum((p) => p.refunded),
+            kept_cents: sum((p) => p.amount - p.refunded),
+            disputed_cents: sum((p) => (p.status === 'disputed' ? p.amount - p.refunded : 0)),
+            refunded_unpaid_cents: 0,
+            difference_cents: 0,
+            ok: true,
+          };
+        }),
+      },
+    };
   }
 
   updateSettings(increment: number, minimum: number): Outcome {
@@ -591,12 +882,22 @@ select
       'last_metered_at', extract(epoch from s.last_metered_at)::float8,
       'ended_at', extract(epoch from s.ended_at)::float8, 'end_reason', s.end_reason, 'billed', s.billed_seconds,
       'increment', s.increment_seconds, 'minimum', s.minimum_seconds)
-    order by s.id), '[]'::json) from public.voice_sessions s) as sessions`;
+    order by s.id), '[]'::json) from public.voice_sessions s) as sessions,
+  (select coalesce(json_agg(json_build_object(
+      'id', p.id, 'user_id', p.user_id, 'tier_id', p.tier_id, 'gift', p.gift, 'amount', p.amount_cents,
+      'currency', p.currency, 'status', p.status, 'refunded', p.refunded_cents, 'card_id', p.card_id,
+      'payment_intent_id', p.stripe_payment_intent_id, 'checkout_session_id', p.stripe_checkout_session_id)
+    order by p.id), '[]'::json) from public.payments p) as payments`;
 
 interface CardRow {
   id: string; user_id: string | null; purchaser_id: string | null; tier_id: string | null; source: string; code: string;
   total: number; remaining: number; status: string; activated_at: number | null; expires_at: number;
   created_at: number; note: string | null; payment_id: string | null;
+}
+
+interface PaymentRow {
+  id: string; user_id: string; tier_id: string; gift: boolean; amount: number; currency: string; status: string;
+  refunded: number; card_id: string | null; payment_intent_id: string; checkout_session_id: string;
 }
 
 interface SessionRow {
@@ -605,18 +906,26 @@ interface SessionRow {
   minimum: number;
 }
 
-async function readTables(sql: SqlClient): Promise<{ cards: CardRow[]; sessions: SessionRow[] }> {
-  const { rows } = await sql.query<{ cards: unknown; sessions: unknown }>(SNAPSHOT_SQL);
+async function readTables(sql: SqlClient): Promise<{ cards: CardRow[]; sessions: SessionRow[]; payments: PaymentRow[] }> {
+  const { rows } = await sql.query<{ cards: unknown; sessions: unknown; payments: unknown }>(SNAPSHOT_SQL);
   const row = rows[0]!;
   const parse = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
-  return { cards: parse(row.cards) as CardRow[], sessions: parse(row.sessions) as SessionRow[] };
+  return { cards: parse(row.cards) as CardRow[], sessions: parse(row.sessions) as SessionRow[],
+    payments: parse(row.payments) as PaymentRow[] };
+}
+
+function modelPaymentRow(p: MPayment): PaymentRow {
+  return {
+    id: p.id, user_id: p.userId, tier_id: p.tierId, gift: p.gift, amount: p.amount, currency: p.currency, status: p.status,
+    refunded: p.refunded, card_id: p.cardId, payment_intent_id: p.paymentIntentId, checkout_session_id: p.checkoutSessionId,
+  };
 }
 
 function modelCardRow(c: MCard, code: string): CardRow {
   return {
     id: c.id, user_id: c.userId, purchaser_id: c.purchaserId, tier_id: c.tierId, source: c.source, code,
     total: c.total, remaining: c.remaining, status: c.status, activated_at: c.activatedAt, expires_at: c.expiresAt,
-    created_at: c.createdAt, note: c.note, payment_id: null,
+    created_at: c.createdAt, note: c.note, payment_id: c.paymentId,
   };
 }
 
@@ -659,6 +968,8 @@ async function runModel(
   const clock = new TestClock(new Date(start * 1000));
   const store: BillingStore = db.store(clock.now);
   const model = new Model(start);
+  // A second currency on the price list, so the books are checked per currency.
+  await store.upsertPricingTier({ id: 'starter_eur', name: 'Starter (EUR)', baseSeconds: 3600, priceCents: 900, currency: 'eur' });
   const users = Array.from({ length: 5 }, () => rng.uuid());
   const stranger = rng.uuid();
   const who = (id: string | null): string => {
@@ -676,6 +987,10 @@ async function runModel(
   const adjusts: Array<{ key: string; userId: string; seconds: number; reason: string }> = [];
   const sessionKeys: Array<{ key: string; userId: string }> = [];
   const cardOrder: string[] = [];     // card ids in creation order, so picks do not depend on the random ids
+  const paymentOrder: string[] = [];  // payment ids in creation order
+  const stripeEventsSent: Array<() => Promise<Got<unknown>>> = [];  // to deliver again (a duplicate changes nothing)
+  const disputes: Array<{ id: string; paymentId: string; closed: boolean; inquiry: boolean }> = [];
+  const clientCalls: Array<{ userId: string; clientSessionId: string }> = [];
   const sessionOrder: string[] = [];
 
   let step = 0;
@@ -704,10 +1019,18 @@ async function runModel(
   }
 
   async function verify(): Promise<void> {
-    const [tables, mismatches, ...balances] = await Promise.all([
-      readTables(db.sql), ledgerMismatches(db.sql), ...users.map((u) => store.getBalance(u)),
+    const [tables, mismatches, books, ...balances] = await Promise.all([
+      readTables(db.sql), ledgerMismatches(db.sql), store.getBooks(), ...users.map((u) => store.getBalance(u)),
     ]);
     assert.deepStrictEqual(mismatches, [], where('the ledger does not add up to the cards'));
+    // The books: every identity holds, with the figures the model counts on its own.
+    assert.equal(books.ok, true, where(`the books do not balance: ${JSON.stringify(books)}`));
+    const { generated_at: generatedAt, ...figures } = books;
+    assert.equal(generatedAt.getTime() / 1000, model.now, where('the books are not read at the billing clock'));
+    assert.deepStrictEqual(plain(figures), plain(model.books()), where('the books differ from the model'));
+
+    const modelPayments = [...model.payments.values()].sort((a, b) => compareIds(a.id, b.id));
+    assert.deepStrictEqual(tables.payments, modelPayments.map(modelPaymentRow), where('payments differ'));
 
     const modelCards = [...model.cards.values()].sort((a, b) => compareIds(a.id, b.id));
     const dbCards = [...tables.cards].sort((a, b) => compareIds(a.id, b.id));
@@ -980,6 +1303,131 @@ async function runModel(
       const got = await capture(store.adjustUserTime({ userId, seconds, reason, idempotencyKey: key }));
       const fresh = got.ok && got.value.card_id !== null && !got.value.replayed ? freshCard({ ok: true, value: { id: got.value.card_id } }) : undefined;
       check(got, model.adjust(userId, seconds, reason, key, fresh), (v) => v);
+    }],
+    ['client-start', 3, async () => {
+      const userId = rng.pick(users);
+      const clientSessionId = rng.chance(0.1) && clientCalls.length > 0 ? rng.pick(clientCalls).clientSessionId : `c${step}`;
+      const roomName = `client-room-${step}`;
+      desc = `client-start ${clientSessionId} for ${who(userId)}`;
+      const got = await capture(store.startClientSession({ userId, clientSessionId, roomName }));
+      const isNew = got.ok && !model.sessions.has(got.value.session_id);
+      if (isNew && got.ok) {
+        sessionOrder.push(got.value.session_id);
+        clientCalls.push({ userId, clientSessionId });
+      }
+      check(got, model.startSession(userId, `client:${userId}:${clientSessionId}`, roomName,
+        isNew && got.ok ? { id: got.value.session_id } : undefined), projectSession);
+    }],
+    ['client-heartbeat', 5, async () => {
+      if (clientCalls.length === 0) return false;
+      let { userId, clientSessionId } = rng.pick(clientCalls);
+      if (rng.chance(0.05)) userId = rng.pick(users.filter((u) => u !== userId));   // not theirs: unknown to them
+      desc = `client-heartbeat ${clientSessionId} by ${who(userId)}`;
+      const got = await capture(store.meterClientSession({ userId, clientSessionId }));
+      check(got, model.clientMeter(userId, clientSessionId), projectSession);
+    }],
+    ['client-end', 3, async () => {
+      if (clientCalls.length === 0) return false;
+      const { userId, clientSessionId } = rng.pick(clientCalls);
+      const s = [...model.sessions.values()].find((x) => x.externalKey === `client:${userId}:${clientSessionId}`);
+      const elapsed = s ? model.now - s.startedAt : 0;
+      const claimed = rng.weighted([
+        [() => elapsed, 40], [() => rng.int(0, Math.max(0, elapsed)), 35], [() => elapsed + rng.int(1, 3600), 15], [() => 0, 10],
+      ] as const)();
+      desc = `client-end ${clientSessionId} of ${who(userId)} claiming ${claimed}s (${s ? `${s.status}, ${elapsed}s in` : 'unknown'})`;
+      const got = await capture(store.endClientSession({ userId, clientSessionId, claimedSeconds: claimed }));
+      check(got, model.clientEnd(userId, clientSessionId, claimed), projectSession);
+    }],
+    ['stripe-pay', 5, async () => {
+      const userId = rng.pick(users);
+      const tierId = rng.weighted([['starter_1h', 40], ['starter_eur', 30], ['basic_5h', 20], ['premium_10h', 10]] as const);
+      const gift = rng.chance(0.25);
+      const [amount, currency] = TIER_PRICE[tierId]!;
+      const ids = { checkoutSessionId: `cs_model_${step}`, paymentIntentId: `pi_model_${step}`, chargeId: `ch_model_${step}` };
+      const eventId = `evt_model_pay_${step}`;
+      desc = `stripe-pay ${tierId}${gift ? ' (gift)' : ''} for ${who(userId)} event=${eventId}`;
+      const deliver = (id: string, type: string) => () => capture(store.recordPaymentSuccess(
+        { id, type, payload: { model_step: step } }, { userId, tierId, gift, amountCents: amount, currency, ...ids }));
+      const got = await deliver(eventId, 'checkout.session.completed')();
+      const answer = got.ok ? (got.value as { payment_id?: string; card?: { id: string; activation_code?: string } }) : null;
+      const fresh = answer?.payment_id && answer.card && !model.payments.has(answer.payment_id)
+        ? { paymentId: answer.payment_id, cardId: answer.card.id, code: answer.card.activation_code } : undefined;
+      if (fresh) {
+        paymentOrder.push(fresh.paymentId);
+        cardOrder.push(fresh.cardId);
+        if (fresh.code !== undefined) assert.ok(isValidCode(fresh.code), where(`bad activation code ${fresh.code}`));
+      }
+      check(got, model.pay(eventId, { userId, tierId, gift, ...ids },
+        fresh && { paymentId: fresh.paymentId, cardId: fresh.cardId, ...(fresh.code !== undefined ? { code: fresh.code } : {}) }),
+        (v) => ({ outcome: v.outcome }));
+      // The same purchase told again by another event (payment_intent.succeeded): granted once.
+      if (rng.chance(0.3)) {
+        const second = `evt_model_pi_${step}`;
+        check(await deliver(second, 'payment_intent.succeeded')(), model.pay(second, { userId, tierId, gift, ...ids }),
+          (v) => ({ outcome: v.outcome }));
+      }
+      stripeEventsSent.push(deliver(eventId, 'checkout.session.completed'));
+    }],
+    ['stripe-refund', 3, async () => {
+      // A refund that succeeded failing afterwards (refund.failed), or a new one: told alone (refund.created)
+      // or in the charge's list of all its refunds so far (charge.refunded), which repeats the earlier ones.
+      const succeeded = [...model.refunds.entries()].filter(([, r]) => r.status === 'succeeded');
+      let p: MPayment;
+      let list: MRefundObject[];
+      let type: string;
+      if (succeeded.length > 0 && rng.chance(0.25)) {
+        const [id, r] = rng.pick(succeeded);
+        p = model.payments.get(r.paymentId)!;
+        list = [{ id, amount: r.amount, status: 'failed' }];
+        type = rng.pick(['refund.failed', 'charge.refund.updated']);
+      } else {
+        const open = paymentOrder.map((id) => model.payments.get(id)!).filter((x) => x.refunded < x.amount);
+        if (open.length === 0) return false;
+        p = rng.pick(open);
+        const amount = rng.chance(0.3) ? p.amount - p.refunded : rng.int(1, p.amount - p.refunded);
+        const fresh = { id: `re_model_${step}`, amount, status: 'succeeded' };
+        const earlier = [...model.refunds.entries()].filter(([, r]) => r.paymentId === p.id)
+          .map(([id, r]) => ({ id, amount: r.amount, status: r.status }));
+        list = rng.chance(0.5) ? [...earlier, fresh] : [fresh];
+        type = list.length > 1 ? 'charge.refunded' : 'refund.created';
+      }
+      const eventId = `evt_model_refund_${step}`;
+      const card = model.cards.get(p.cardId)!;
+      desc = `stripe-refund ${type} ${JSON.stringify(list)} of ${p.amount} ${p.currency} (was ${p.refunded}; card ${card.status} ${card.remaining}s) event=${eventId}`;
+      const deliver = () => capture(store.recordRefunds({ id: eventId, type, payload: { model_step: step } },
+        { paymentIntentId: p.paymentIntentId, chargeId: p.paymentIntentId.replace(/^pi_/, 'ch_'), refunds: list }));
+      check(await deliver(), model.refundPayment(eventId, p.id, list), (v) => ({ outcome: v.outcome }));
+      stripeEventsSent.push(deliver);
+    }],
+    ['stripe-dispute', 2, async () => {
+      // Chargebacks and inquiries, their events in any order (Stripe's may come late or twice).
+      const undisputed = paymentOrder.filter((id) => !disputes.some((d) => d.paymentId === id));
+      const open = disputes.filter((d) => !d.closed);
+      const opening = open.length === 0 || (undisputed.length > 0 && rng.chance(0.4));
+      if (opening && undisputed.length === 0) return false;
+      const dispute = opening
+        ? { id: `dp_model_${step}`, paymentId: rng.pick(undisputed), closed: false, inquiry: rng.chance(0.4) }
+        : rng.pick(open);
+      const event: MDisputeEvent = opening ? 'created' : rng.pick(['funds_withdrawn', 'funds_reinstated', 'closed', 'closed'] as const);
+      const status = event === 'closed'
+        ? rng.pick(dispute.inquiry ? ['warning_closed', 'won', 'lost'] : ['won', 'lost'])
+        : dispute.inquiry && event === 'created' ? 'warning_needs_response' : 'needs_response';
+      const p = model.payments.get(dispute.paymentId)!;
+      const eventId = `evt_model_dispute_${step}`;
+      desc = `stripe-dispute ${dispute.id}${dispute.inquiry ? ' (inquiry)' : ''} ${event} ${status} on a ${p.status} payment (card ${model.cards.get(p.cardId)!.remaining}s) event=${eventId}`;
+      if (opening) disputes.push(dispute);
+      else if (event === 'closed') dispute.closed = true;
+      const deliver = () => capture(store.recordDispute(
+        { id: eventId, type: `charge.dispute.${event}`, payload: { model_step: step } },
+        { paymentIntentId: p.paymentIntentId, chargeId: p.paymentIntentId.replace(/^pi_/, 'ch_'), disputeId: dispute.id,
+          status, inquiry: dispute.inquiry }));
+      check(await deliver(), model.dispute(eventId, p.id, dispute.id, event, status, dispute.inquiry), (v) => ({ outcome: v.outcome }));
+      stripeEventsSent.push(deliver);
+    }],
+    ['stripe-redeliver', 1, async () => {
+      if (stripeEventsSent.length === 0) return false;
+      desc = 'stripe-redeliver an earlier event';
+      check(await rng.pick(stripeEventsSent)(), ok({ outcome: 'duplicate_event' }), (v) => ({ outcome: (v as { outcome: string }).outcome }));
     }],
     ['settings', 0.7, async () => {
       const increment = rng.pick([1, 15, 30, 60, 60, 60, 120, 600]);

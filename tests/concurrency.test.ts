@@ -1,9 +1,11 @@
 // Parallel callers on real PostgreSQL, over many connections: nothing is overdrawn, nothing is credited
-// twice, and no deadlock or serialization error ever reaches a caller.
+// twice, and no deadlock or serialization error ever reaches a caller. After every parallel run the books
+// (get_books, migrations/010_books.sql) balance: every second sold is used, expired, taken back or still on a
+// card, and every cent received is refunded or kept.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isBillingError } from '../src/billing/errors.ts';
-import type { SessionState } from '../src/billing/store.ts';
+import type { BillingStore, SessionState } from '../src/billing/store.ts';
 import { createPostgresDatabase, ledgerMismatches, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
 
 describe('billing under concurrency (PostgreSQL)', () => {
@@ -14,6 +16,16 @@ describe('billing under concurrency (PostgreSQL)', () => {
   after(async () => {
     await db?.close();
   });
+
+  /** The books of the whole database (every test's users): each identity holds, in every currency. */
+  const assertBooksBalance = async (store: BillingStore) => {
+    const books = await store.getBooks();
+    assert.equal(books.ok, true, `the books do not balance: ${JSON.stringify(books)}`);
+    assert.equal(books.seconds.cards_out_of_step, 0);
+    assert.ok(books.seconds.by_currency.every((g) => g.difference_seconds === 0));
+    assert.ok(books.cents.by_currency.every((m) => m.received_cents === m.refunded_cents + m.kept_cents));
+    return books;
+  };
 
   it('200 parallel deductions over 10 connections take exactly the balance, never more', async () => {
     const store = db.store(undefined, { poolSize: 10 });
@@ -43,6 +55,7 @@ describe('billing under concurrency (PostgreSQL)', () => {
     assert.equal(-rows[0]!.total, balance, 'the ledger agrees to the second');
     assert.ok(rows[0]!.min >= 0);
     assert.deepEqual(await ledgerMismatches(db.sql), []);
+    await assertBooksBalance(store);
     await store.close();
   });
 
@@ -58,6 +71,7 @@ describe('billing under concurrency (PostgreSQL)', () => {
     assert.equal((await store.getBalance(user)).total_seconds, 3300);
     const { rows } = await db.sql.query<{ n: number }>(`select count(*)::int as n from public.ledger_entries where user_id = $1 and kind = 'usage'`, [user]);
     assert.equal(rows[0]!.n, 1);
+    await assertBooksBalance(store);
     await store.close();
   });
 
@@ -69,6 +83,7 @@ describe('billing under concurrency (PostgreSQL)', () => {
     );
     assert.equal(new Set(cards.map((c) => c.id)).size, 1);
     assert.equal((await store.getBalance(user)).total_seconds, 30 * 3600);
+    await assertBooksBalance(store);
     await store.close();
   });
 
@@ -97,6 +112,7 @@ describe('billing under concurrency (PostgreSQL)', () => {
     const { rows } = await db.sql.query<{ total: number }>(
       `select coalesce(-sum(seconds), 0)::int as total from public.ledger_entries where user_id = $1 and kind = 'usage'`, [user]);
     assert.equal(rows[0]!.total, 180);
+    await assertBooksBalance(store);
     await store.close();
   });
 
@@ -111,6 +127,7 @@ describe('billing under concurrency (PostgreSQL)', () => {
     const refused = starts.filter((s) => s.status === 'rejected' && isBillingError(s.reason, 'too_many_sessions'));
     assert.equal(started.length, 3);
     assert.equal(refused.length, 9);
+    await assertBooksBalance(store);
     await store.close();
   });
 
@@ -123,6 +140,7 @@ describe('billing under concurrency (PostgreSQL)', () => {
     const winners = attempts.filter((a) => a.status === 'fulfilled');
     assert.equal(winners.length, 1);
     assert.ok(attempts.every((a) => a.status === 'fulfilled' || isBillingError(a.reason, 'code_already_used')));
+    await assertBooksBalance(store);
     await store.close();
   });
 
@@ -147,6 +165,59 @@ describe('billing under concurrency (PostgreSQL)', () => {
     const { rows } = await db.sql.query<{ n: number }>(
       `select count(*)::int as n from public.time_cards where user_id = $1 and remaining_seconds < 0`, [user]);
     assert.equal(rows[0]!.n, 0);
+    await assertBooksBalance(store);
+    await store.close();
+  });
+
+  it('payments delivered many times, refund lists of a charge out of order, a dispute and calls racing keep the books', async () => {
+    const clock = new TestClock('2026-05-01T09:00:00Z');
+    const store = db.store(clock.now, { poolSize: 10 });
+    const before = await assertBooksBalance(store);
+    const usd = (b: typeof before) => b.cents.by_currency.find((m) => m.currency === 'usd')
+      ?? { received_cents: 0, refunded_cents: 0, kept_cents: 0, disputed_cents: 0 };
+    const users = Array.from({ length: 6 }, newUserId);
+    const ids = users.map((_, i) => ({ checkoutSessionId: `cs_race_${i}_${users[i]!.slice(0, 8)}`,
+      paymentIntentId: `pi_race_${i}_${users[i]!.slice(0, 8)}`, chargeId: `ch_race_${i}_${users[i]!.slice(0, 8)}` }));
+    // Each purchase told three times at once, by two kinds of event.
+    const paid = await Promise.allSettled(users.flatMap((userId, i) => [0, 1, 2].map((n) => store.recordPaymentSuccess(
+      { id: `evt_race_pay_${i}_${n}_${userId.slice(0, 8)}`, type: n === 0 ? 'checkout.session.completed' : 'payment_intent.succeeded', payload: {} },
+      { userId, tierId: 'starter_1h', gift: false, amountCents: 999, currency: 'usd', ...ids[i]! }))));
+    assert.deepEqual(paid.filter((r) => r.status === 'rejected'), []);
+    await assertBooksBalance(store);
+
+    // Then at once: calls and deductions of every user, the refund lists of the first three arriving in any
+    // order (300, 600 and 999 cents), and a dispute of the fourth.
+    const work: Promise<unknown>[] = [];
+    for (const [i, userId] of users.entries()) {
+      for (let d = 0; d < 8; d++) work.push(store.deductTime({ userId, seconds: 250, idempotencyKey: `${userId}:race${d}` }));
+      // A call that a full refund or the chargeback's freeze beat to the card is refused, and nothing else may fail.
+      work.push(store.startSession({ userId, externalKey: `${userId}:race-call`, roomName: 'race' })
+        .catch((error: unknown) => {
+          if (i <= 3 && (error as { code?: string }).code === 'insufficient_balance') return 'refused: the card was taken back first';
+          throw error;
+        }));
+      if (i < 3) {
+        // charge.refunded lists the charge's refunds so far: 300, then 300 more, then the last 399.
+        const refunds = [300, 300, 399].map((amount, n) => ({ id: `re_race_${i}_${n}_${userId.slice(0, 8)}`, amount, status: 'succeeded' }));
+        for (const n of [1, 2, 3]) {
+          work.push(store.recordRefunds({ id: `evt_race_refund_${i}_${n}_${userId.slice(0, 8)}`, type: 'charge.refunded', payload: {} },
+            { paymentIntentId: ids[i]!.paymentIntentId, chargeId: ids[i]!.chargeId, refunds: refunds.slice(0, n) }));
+        }
+      }
+      if (i === 3) {
+        work.push(store.recordDispute({ id: `evt_race_dispute_${userId.slice(0, 8)}`, type: 'charge.dispute.created', payload: {} },
+          { paymentIntentId: ids[i]!.paymentIntentId, chargeId: ids[i]!.chargeId, disputeId: `dp_race_${userId.slice(0, 8)}`, status: 'needs_response', inquiry: false }));
+      }
+    }
+    const results = await Promise.allSettled(work);
+    assert.deepEqual(results.filter((r) => r.status === 'rejected'), []);
+    assert.deepEqual(await ledgerMismatches(db.sql), []);
+    const after = await assertBooksBalance(store);
+    // Six purchases of 999 cents came in once each; three were refunded in full, one is disputed.
+    assert.deepEqual(
+      [usd(after).received_cents - usd(before).received_cents, usd(after).refunded_cents - usd(before).refunded_cents,
+        usd(after).kept_cents - usd(before).kept_cents, usd(after).disputed_cents - usd(before).disputed_cents],
+      [6 * 999, 3 * 999, 3 * 999, 999]);
     await store.close();
   });
 });

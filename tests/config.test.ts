@@ -36,6 +36,54 @@ describe('configuration', () => {
   });
 });
 
+describe('the development sign-in', () => {
+  const refused = (env: Record<string, string>, ...names: RegExp[]) =>
+    assert.throws(() => parseConfig({ DEV_SIGN_IN: 'true', ...env }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.match(error.message, /DEV_SIGN_IN=true is refused/);
+      for (const name of names) assert.match(error.message, name);
+      return true;
+    });
+
+  it('is off unless DEV_SIGN_IN is exactly true, whatever NODE_ENV says', () => {
+    for (const env of [{}, { NODE_ENV: 'development' }, { NODE_ENV: 'test' }, { DEV_SIGN_IN: '' }, { DEV_SIGN_IN: 'false' }]) {
+      assert.equal(parseConfig(env).DEV_SIGN_IN, false, JSON.stringify(env));
+    }
+    assert.equal(parseConfig({ DEV_SIGN_IN: 'true' }).DEV_SIGN_IN, true);
+    assert.equal(parseConfig({ DEV_SIGN_IN: 'true', JWT_SECRET: 'j'.repeat(32), DATABASE_URL: 'postgres://x@h/db' }).DEV_SIGN_IN, true);
+    assert.throws(() => parseConfig({ DEV_SIGN_IN: 'yes' }), /DEV_SIGN_IN/);
+    assert.throws(() => parseConfig({ DEV_SIGN_IN: '1' }), /DEV_SIGN_IN/);
+  });
+
+  it('is refused in production and next to any Supabase or JWKS key, naming them', () => {
+    refused({ NODE_ENV: 'production' }, /NODE_ENV is production/);
+    refused({ SUPABASE_URL: 'https://abc.supabase.co', SUPABASE_SERVICE_ROLE_KEY: 'k' }, /SUPABASE_URL is set/);
+    refused({ SUPABASE_ANON_KEY: 'anon' }, /SUPABASE_ANON_KEY is set/);
+    refused({ SUPABASE_JWT_SECRET: 's'.repeat(32) }, /SUPABASE_JWT_SECRET is set/);
+    refused({ SUPABASE_JWKS_URL: 'https://abc.supabase.co/auth/v1/.well-known/jwks.json' }, /SUPABASE_JWKS_URL is set/, /DEV_SIGN_IN=false/);
+    refused({ NODE_ENV: 'production', SUPABASE_URL: 'https://abc.supabase.co', SUPABASE_ANON_KEY: 'anon' },
+      /NODE_ENV is production/, /SUPABASE_URL, SUPABASE_ANON_KEY are set/);
+    // Off, the same settings are fine.
+    assert.doesNotThrow(() => parseConfig({ NODE_ENV: 'production', SUPABASE_URL: 'https://abc.supabase.co', DEV_SIGN_IN: 'false' }));
+  });
+
+  it('is on only in ./launch.sh dev: the container, .env.example and start leave it off', () => {
+    const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
+    assert.match(example, /^DEV_SIGN_IN=\s*(#|$)/m);
+    assert.match(example, /^NODE_ENV=\s*(#|$)/m, '.env.example does not pin NODE_ENV (development opened things before)');
+    assert.match(example, /^HOST=\s*(#|$)/m);
+    const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
+    assert.match(dockerfile, /NODE_ENV=production/);
+    assert.match(dockerfile, /DEV_SIGN_IN=false/);
+    const launcher = readFileSync(new URL('../launch.sh', import.meta.url), 'utf8');
+    const turnedOn = launcher.split('\n').filter((line) => /DEV_SIGN_IN=/.test(line) && !/^\s*#/.test(line));
+    assert.equal(turnedOn.length, 1, turnedOn.join('\n'));
+    const devCase = launcher.slice(launcher.indexOf('\n  dev)'), launcher.indexOf('\n  start)'));
+    assert.ok(devCase.includes(turnedOn[0]!), 'only the dev command turns it on');
+    assert.match(devCase, /export HOST="\$\{HOST:-127\.0\.0\.1\}"/);
+  });
+});
+
 describe('timing settings', () => {
   const refused = (env: Record<string, string>, ...names: string[]) =>
     assert.throws(() => parseConfig(env), (error: unknown) => {

@@ -83,7 +83,7 @@ describe('admin API', () => {
   describe('who may use it', () => {
     const routes: [string, string, unknown?][] = [
       ['GET', '/admin/analytics/revenue'], ['GET', '/admin/analytics/usage'], ['GET', '/admin/users'],
-      ['GET', `/admin/reports/user/${alice}`], ['GET', '/admin/tiers'],
+      ['GET', `/admin/reports/user/${alice}`], ['GET', '/admin/tiers'], ['GET', '/admin/books'],
       ['POST', '/admin/tiers', { id: 'gate_1h', name: 'Gate', hours: 1, price_cents: 500 }],
       ['PATCH', '/admin/tiers/starter_1h', { price_cents: 1 }],
       ['DELETE', '/admin/tiers/starter_1h'],
@@ -115,6 +115,7 @@ describe('admin API', () => {
       assert.deepEqual(
         [week.days, week.since, week.total_revenue_cents, week.refunds_cents, week.net_revenue_cents, week.total_transactions, week.avg_transaction_cents],
         [7, '2026-06-09T00:00:00.000Z', 4499 + 999 + 7999, 500, 4499 + 999 + 7999 - 500, 3, Math.round((4499 + 999 + 7999) / 3)]);
+      assert.deepEqual([week.currency, week.currencies], ['usd', [{ currency: 'usd', transactions: 3 }]]);
       assert.equal(week.daily_revenue.length, 7);
       assert.deepEqual(week.daily_revenue[0], { date: '2026-06-09', revenue_cents: 0, refunds_cents: 0, transactions: 0 });
       assert.deepEqual(week.daily_revenue.find((d: Json) => d.date === '2026-06-12'),
@@ -149,10 +150,11 @@ describe('admin API', () => {
       assert.deepEqual(new Set(all.users.map((u: Json) => u.user_id)), new Set([alice, bob, carol, dave]));
       const byId = new Map<string, Json>(all.users.map((u: Json) => [u.user_id, u]));
       const a = byId.get(alice)!;
-      assert.deepEqual([a.balance_seconds, a.active_cards, a.total_cards, a.sessions, a.seconds_used, a.purchases, a.spent_cents],
-        [3600 + 3600 + 19_800 - 60 - 180, 3, 3, 2, 240, 2, 999 + 4499]);
+      assert.deepEqual([a.balance_seconds, a.active_cards, a.total_cards, a.sessions, a.seconds_used, a.purchases, a.spent],
+        [3600 + 3600 + 19_800 - 60 - 180, 3, 3, 2, 240, 2, [{ currency: 'usd', cents: 999 + 4499 }]]);
       assert.deepEqual([byId.get(dave)!.balance_seconds, byId.get(dave)!.purchases, byId.get(dave)!.total_cards], [0, 0, 0]);
-      assert.deepEqual([byId.get(bob)!.spent_cents, byId.get(carol)!.active_sessions], [499, 1]);
+      assert.deepEqual([byId.get(bob)!.spent, byId.get(carol)!.active_sessions], [[{ currency: 'usd', cents: 499 }], 1]);
+      assert.deepEqual(byId.get(dave)!.spent, [], 'a failed payment spent nothing');
       const times = all.users.map((u: Json) => Date.parse(u.last_activity));
       assert.deepEqual(times, [...times].sort((x, y) => y - x), 'most recent first');
       const page = await asAdmin('GET', '/admin/users?limit=2&offset=1');
@@ -185,19 +187,21 @@ describe('admin API', () => {
         currency: 'USD', sort_order: 25, stripe_price_id: 'price_gold123' }, 201);
       assert.deepEqual(created, { created: true, tier: {
         id: 'gold_2h', name: 'Gold Pack', description: 'Two golden hours', base_seconds: 7200, bonus_seconds: 600, total_seconds: 7800,
-        price_cents: 1999, currency: 'usd', active: true, sort_order: 25, stripe_price_id: 'price_gold123' } });
+        price_cents: 1999, currency: 'usd', active: true, sort_order: 25, stripe_price_id: 'price_gold123', version: 1 } });
       const pricing = await (await sidecar.request('GET', '/time/pricing')).json() as Json;
       assert.deepEqual(pricing.pricing_tiers.map((t: Json) => t.id),
         ['starter_1h', 'basic_5h', 'gold_2h', 'premium_10h', 'pro_25h', 'enterprise_50h']);
 
       const replaced = await asAdmin('POST', '/admin/tiers', { id: 'gold_2h', name: 'Gold Pack', base_seconds: 7200, price_cents: 2499 }, 200);
       assert.deepEqual([replaced.created, replaced.tier.price_cents, replaced.tier.bonus_seconds, replaced.tier.stripe_price_id], [false, 2499, 0, null]);
+      assert.equal(replaced.tier.version, 2, 'a new price is a new version of the tier');
 
       const changed = await asAdmin('PATCH', '/admin/tiers/gold_2h', { price_cents: 2199, hours: 2.5, stripe_price_id: 'price_gold456' });
       assert.deepEqual([changed.tier.price_cents, changed.tier.base_seconds, changed.tier.stripe_price_id, changed.tier.name],
         [2199, 9000, 'price_gold456', 'Gold Pack']);
       const cleared = await asAdmin('PATCH', '/admin/tiers/gold_2h', { stripe_price_id: null, description: '' });
       assert.deepEqual([cleared.tier.stripe_price_id, cleared.tier.description, cleared.tier.price_cents], [null, '', 2199]);
+      assert.deepEqual([changed.tier.version, cleared.tier.version], [3, 3], 'what a buyer gets or pays changed once more; a description is no new version');
 
       // A card sold before a change keeps what it was sold with.
       const buyer = newUserId();

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { startBackgroundJobs } from '../src/sidecar/jobs.ts';
 import { deliverDueNotifications } from '../src/sidecar/notification-delivery.ts';
 import { createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
-import { checkoutSession, purchaseIds, startSidecar, stripeEvent } from './helpers/sidecar.ts';
+import { checkoutSession, METRICS_TOKEN, purchaseIds, startSidecar, stripeEvent } from './helpers/sidecar.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -168,7 +168,7 @@ describe('health and metrics', () => {
         checkoutSession(purchaseIds(), { userId: user, packageId: 'starter_1h', amount: 999 })));
       await sidecar.deliver(stripeEvent('customer.created', { id: 'cus_1' }), { secret: 'whsec_forged' });
       await sidecar.store.startSession({ userId: user, externalKey: `${user}:k`, roomName: 'r' });
-      const text = await (await sidecar.request('GET', '/metrics')).text();
+      const text = await (await sidecar.request('GET', '/metrics', { token: METRICS_TOKEN })).text();
       assert.match(text, /mindbot_webhook_events_total\{outcome="granted"\} 1/);
       assert.match(text, /mindbot_webhook_events_total\{outcome="invalid_signature"\} 1/);
       assert.match(text, /mindbot_seconds_granted 3600/);
@@ -177,6 +177,29 @@ describe('health and metrics', () => {
       assert.match(text, /mindbot_http_request_duration_seconds_count\{method="GET",route="\/health",status="200"\} 1/);
     } finally {
       await sidecar.close();
+    }
+  });
+
+  it('serves /metrics only to the holder of METRICS_TOKEN, and not at all without one', async () => {
+    const sidecar = await startSidecar(db);
+    const open = await startSidecar(db, { metricsToken: null });
+    try {
+      for (const headers of [{} as Record<string, string>, { authorization: `Bearer ${METRICS_TOKEN.slice(0, -1)}x` }, { authorization: METRICS_TOKEN },
+        { authorization: `Bearer ${await sidecar.tokenFor(newUserId(), { admin: true })}` }]) {
+        const refused = await sidecar.request('GET', '/metrics', { headers });
+        assert.equal(refused.status, 401);
+        assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'unauthorized');
+        assert.match(refused.headers.get('www-authenticate') ?? '', /^Bearer/);
+      }
+      const scraped = await sidecar.request('GET', '/metrics', { token: METRICS_TOKEN });
+      assert.equal(scraped.status, 200);
+      assert.match(await scraped.text(), /mindbot_seconds_granted/);
+      const none = await open.request('GET', '/metrics', { token: METRICS_TOKEN });
+      assert.equal(none.status, 404);
+      assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'not_found');
+    } finally {
+      await sidecar.close();
+      await open.close();
     }
   });
 });

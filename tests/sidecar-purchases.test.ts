@@ -36,8 +36,10 @@ describe('purchases through Stripe', () => {
     const sent = fake.lastRequest('POST /v1/checkout/sessions')!;
     assert.equal(sent.params.mode, 'payment');
     assert.equal(sent.params.client_reference_id, user);
-    assert.deepEqual(sent.params.metadata, { user_id: user, package_id: 'basic_5h', gift: 'false' });
-    assert.deepEqual(sent.params.payment_intent_data, { metadata: { user_id: user, package_id: 'basic_5h', gift: 'false' } });
+    // What the buyer is shown travels with the purchase: the webhook grants exactly that.
+    const metadata = { user_id: user, package_id: 'basic_5h', gift: 'false', seconds: '19800', price_cents: '4499', currency: 'usd', tier_version: '1' };
+    assert.deepEqual(sent.params.metadata, metadata);
+    assert.deepEqual(sent.params.payment_intent_data, { metadata });
     const lineItems = sent.params.line_items as Array<Record<string, any>>;
     assert.equal(lineItems[0]!.price_data.unit_amount, '4499');
     assert.equal(lineItems[0]!.price_data.currency, 'usd');
@@ -155,12 +157,14 @@ describe('purchases through Stripe', () => {
     const started = await purchase(user, { package_id: 'starter_1h', payment_method_id: 'pm_card_visa' });
     const intent = fake.paymentIntents.get(started.body.payment_intent_id)!;
     const chargeId = String(intent.latest_charge);
-    // The payment_intent.succeeded event was lost; the refund of half arrives first.
-    const response = await sidecar.deliver(fake.event('charge.refunded',
-      charge({ sessionId: 'cs_none', paymentIntentId: intent.id, chargeId }, 999, 500)));
+    // The payment_intent.succeeded event was lost; the refund of half arrives first, and the charge as
+    // current API versions send it does not list its refunds: they are looked up too.
+    await fake.client().refunds.create({ payment_intent: intent.id, amount: 500 });
+    const response = await sidecar.deliver(fake.event('charge.refunded', fake.charges.get(chargeId)!));
     assert.equal(response.status, 200, await response.clone().text());
     const balance = await sidecar.store.getBalance(user);
     assert.equal(balance.total_seconds, 3600 - Math.floor((3600 * 500) / 999));
     assert.ok(fake.requests(`GET /v1/payment_intents/${intent.id}`).length >= 1, 'looked up at Stripe');
+    assert.ok(fake.requests('GET /v1/refunds').length >= 1, 'the refunds looked up at Stripe');
   });
 });

@@ -1,13 +1,14 @@
 // What the sidecar adds for the web app, over HTTP: the pages and their security headers, /app/config, the
 // development sign-in (and where it is refused), and the buyer's views of gifts and of a Checkout Session.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
-import { installErrorHandling } from '../src/sidecar/http-errors.ts';
+import { HttpError, installErrorHandling } from '../src/sidecar/http-errors.ts';
 import { contentSecurityPolicy, registerWebApp, WEB_PAGES } from '../src/sidecar/web-app.ts';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { checkoutSession, purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
@@ -105,6 +106,40 @@ describe('sidecar: web app routes', () => {
     assert.equal(extra.status, 400);
   });
 
+  it('answers the development sign-in only on loopback: not from another address, a relay or a foreign host name', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'mindbot-web-'));
+    const app = Fastify({ loggerInstance: pino({ level: 'silent' }) as FastifyBaseLogger });
+    try {
+      installErrorHandling(app);
+      await registerWebApp(app, { distDir: dist, auth: { mode: 'local', signingSecret: 'x'.repeat(32) }, purchasesEnabled: false, version: 't' });
+      const signIn = (remoteAddress: string, headers: Record<string, string> = {}) =>
+        app.inject({ method: 'POST', url: '/auth/dev-sign-in', payload: { admin: true }, remoteAddress, headers: { host: 'localhost:8001', ...headers } });
+      for (const [address, host] of [['127.0.0.1', 'localhost:8001'], ['127.0.0.1', '127.0.0.1:8001'], ['::1', '[::1]:8001'],
+        ['::ffff:127.0.0.1', 'mindbot.localhost:8001']]) {
+        const ok = await signIn(address!, { host: host! });
+        assert.equal(ok.statusCode, 200, `${address} ${host}: ${ok.body}`);
+        assert.equal(ok.json().admin, true);
+      }
+      const refusals: [string, Record<string, string>][] = [
+        ['192.168.1.20', {}], ['10.0.0.7', { host: '10.0.0.7:8001' }], ['::ffff:192.168.1.20', {}], ['2001:db8::1', {}],
+        // A local tunnel (ngrok, cloudflared) or reverse proxy connects from loopback for someone else.
+        ['127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }], ['127.0.0.1', { forwarded: 'for=203.0.113.9' }],
+        ['127.0.0.1', { 'x-real-ip': '203.0.113.9' }],
+        // DNS rebinding: a foreign page whose name now points at 127.0.0.1.
+        ['127.0.0.1', { host: 'evil.example:8001' }], ['127.0.0.1', { host: 'localhost.evil.example' }],
+      ];
+      for (const [address, headers] of refusals) {
+        const refused = await signIn(address, headers);
+        assert.equal(refused.statusCode, 403, `${address} ${JSON.stringify(headers)}`);
+        assert.equal(refused.json().error.code, 'forbidden');
+        assert.doesNotMatch(refused.body, /access_token/);
+      }
+    } finally {
+      await app.close();
+      rmSync(dist, { recursive: true, force: true });
+    }
+  });
+
   it('offers no development sign-in with Supabase Auth or in production, and says why', async () => {
     const dist = mkdtempSync(join(tmpdir(), 'mindbot-web-'));
     try {
@@ -129,6 +164,71 @@ describe('sidecar: web app routes', () => {
       }
     } finally {
       rmSync(dist, { recursive: true, force: true });
+    }
+  });
+
+  it('serves the app once it is built, without a restart, and the last complete page while a rebuild replaces it', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'mindbot-web-'));
+    const lines: Json[] = [];
+    const sink = new Writable({ write(chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done(); } });
+    const app = Fastify({ loggerInstance: pino({ level: 'info' }, sink) as FastifyBaseLogger });
+    installErrorHandling(app);
+    try {
+      await registerWebApp(app, { distDir: dist, auth: { mode: 'local', signingSecret: 'x'.repeat(32) }, purchasesEnabled: false, version: 't' });
+      const before = await app.inject({ method: 'GET', url: '/' });
+      assert.equal(before.statusCode, 503);
+      assert.equal(before.json().error.code, 'web_app_not_built');
+      // The expected 503 is one warning line: no error level, no stack.
+      const logged = lines.filter((l) => l.code === 'web_app_not_built');
+      assert.equal(logged.length, 1);
+      assert.equal(logged[0]!.level, 40);
+      assert.equal(logged[0]!.err, undefined);
+      assert.ok(!lines.some((l) => l.level >= 50), 'nothing at error level');
+
+      // The build lands after the sidecar started (./launch.sh dev starts both at once).
+      mkdirSync(join(dist, 'assets'));
+      writeFileSync(join(dist, 'assets', 'app-1.js'), 'console.log(1)');
+      const first = '<!doctype html><html><body><div id="root"></div><script type="module" src="/assets/app-1.js"></script></body></html>\n';
+      writeFileSync(join(dist, 'index.html'), first);
+      const built = await app.inject({ method: 'GET', url: '/admin' });
+      assert.equal(built.statusCode, 200);
+      assert.equal(built.body, first);
+      assert.equal((await app.inject({ method: 'GET', url: '/assets/app-1.js' })).statusCode, 200);
+
+      // A rebuild: the page is gone for a moment, then half-written; the last complete page is served meanwhile.
+      rmSync(join(dist, 'index.html'));
+      assert.equal((await app.inject({ method: 'GET', url: '/' })).body, first);
+      writeFileSync(join(dist, 'index.html'), '<!doctype html><html><body><div id="ro');
+      assert.equal((await app.inject({ method: 'GET', url: '/' })).body, first);
+      const second = first.replace(/app-1/g, 'app-2');
+      writeFileSync(join(dist, 'index.html'), second);
+      assert.equal((await app.inject({ method: 'GET', url: '/' })).body, second);
+    } finally {
+      await app.close();
+      rmSync(dist, { recursive: true, force: true });
+    }
+  });
+
+  it('logs a fault nobody expected with its stack, at error level', async () => {
+    const lines: Json[] = [];
+    const sink = new Writable({ write(chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done(); } });
+    const app = Fastify({ loggerInstance: pino({ level: 'info' }, sink) as FastifyBaseLogger });
+    installErrorHandling(app);
+    app.get('/broken', async () => { throw new TypeError('cannot read properties of undefined'); });
+    app.get('/missing', async () => { throw new HttpError(404, 'not_found', 'no such thing'); });
+    try {
+      const broken = await app.inject({ method: 'GET', url: '/broken' });
+      assert.deepEqual(broken.json(), { error: { code: 'internal', message: 'internal error' } });
+      const fault = lines.find((l) => l.level === 50);
+      assert.match(fault?.err?.stack ?? '', /TypeError: cannot read properties of undefined/);
+      lines.length = 0;
+      assert.equal((await app.inject({ method: 'GET', url: '/missing' })).statusCode, 404);
+      const answer = lines.filter((l) => l.code === 'not_found');
+      assert.equal(answer.length, 1);
+      assert.equal(answer[0]!.level, 30);
+      assert.ok(!lines.some((l) => l.err !== undefined || l.level >= 40), 'a 4xx is no warning and has no stack');
+    } finally {
+      await app.close();
     }
   });
 

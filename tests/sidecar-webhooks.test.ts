@@ -5,6 +5,7 @@ import { createPostgresDatabase, ledgerMismatches, newUserId, type TestDatabase 
 import {
   charge, checkoutSession, dispute, paymentIntent, purchaseIds, startSidecar, stripeEvent, WEBHOOK_SECRET, type TestSidecar,
 } from './helpers/sidecar.ts';
+import { refundObject } from './helpers/stripe-payment-objects.ts';
 
 describe('Stripe webhooks', () => {
   let db: TestDatabase;
@@ -122,35 +123,44 @@ describe('Stripe webhooks', () => {
     assert.equal(payment!.status, 'failed');
     assert.equal((await cardsOf(unlucky)).length, 0);
     const intentFailed = purchaseIds();
-    await deliverOk(stripeEvent('payment_intent.payment_failed', paymentIntent(intentFailed,
-      { userId: unlucky, packageId: 'basic_5h', amount: 4499 }, { status: 'requires_payment_method', last_payment_error: { message: 'Your card was declined.' } })));
-    assert.equal((await paymentOf('stripe_payment_intent_id', intentFailed.paymentIntentId))!.failure_reason, 'Your card was declined.');
-    const { rows } = await db.sql.query(`select kind from public.notifications where user_id = $1 order by created_at`, [unlucky]);
-    assert.deepEqual(rows, [{ kind: 'payment_failed' }, { kind: 'payment_failed' }]);
+    const declined = { userId: unlucky, packageId: 'basic_5h', amount: 4499 };
+    await deliverOk(stripeEvent('payment_intent.payment_failed', paymentIntent(intentFailed, declined,
+      { status: 'requires_payment_method', amount_received: 0, last_payment_error: { type: 'card_error', message: 'Your card was declined.' } })));
+    const attempt = (await paymentOf('stripe_payment_intent_id', intentFailed.paymentIntentId))!;
+    assert.deepEqual([attempt.status, attempt.failure_reason, attempt.amount_cents], ['failed', 'Your card was declined.', 4499],
+      'a declined try records the price asked, not the 0 received');
+    const notices = async () => (await db.sql.query(`select kind from public.notifications where user_id = $1 order by created_at`, [unlucky])).rows;
+    assert.deepEqual(await notices(), [{ kind: 'payment_failed' }], 'a declined try is not final: the buyer may try again');
+    await deliverOk(stripeEvent('payment_intent.canceled', paymentIntent(intentFailed, declined, { status: 'canceled', amount_received: 0 })));
+    assert.deepEqual(await notices(), [{ kind: 'payment_failed' }, { kind: 'payment_failed' }], 'told once the intent is canceled');
+    assert.equal((await paymentOf('stripe_payment_intent_id', intentFailed.paymentIntentId))!.status, 'canceled');
   });
 
   it('takes back unused seconds in proportion to a refund, never below zero and never twice', async () => {
     const user = newUserId();
     const ids = purchaseIds();
-    await deliverOk(stripeEvent('checkout.session.completed', checkoutSession(ids, { userId: user, packageId: 'starter_1h', amount: 1000 })));
+    await deliverOk(stripeEvent('checkout.session.completed', checkoutSession(ids, { userId: user, packageId: 'starter_1h', amount: 999 })));
     await sidecar.store.deductTime({ userId: user, seconds: 1000, idempotencyKey: `${user}:use` });
 
-    const quarter = stripeEvent('charge.refunded', charge(ids, 1000, 250));
+    const first = refundObject({ id: `re_${ids.chargeId.slice(3)}a`, chargeId: ids.chargeId, paymentIntentId: ids.paymentIntentId, amount: 250 });
+    const rest = refundObject({ id: `re_${ids.chargeId.slice(3)}b`, chargeId: ids.chargeId, paymentIntentId: ids.paymentIntentId, amount: 749 });
+    const quarter = stripeEvent('charge.refunded', charge(ids, 999, 250, [first]));
     assert.equal(await deliverOk(quarter), 'refunded');
     assert.equal(await deliverOk(quarter), 'duplicate_event');
     let [card] = await cardsOf(user);
-    assert.equal(card!.remaining_seconds, 3600 - 1000 - 900, 'a quarter of the card: 900 s');
+    assert.equal(card!.remaining_seconds, 3600 - 1000 - 900, 'a quarter of what was paid: 900 s of the card');
 
-    await deliverOk(stripeEvent('charge.refunded', charge(ids, 1000, 250)));   // a second event, same total
+    await deliverOk(stripeEvent('charge.refunded', charge(ids, 999, 250, [first])));   // a second event, same refund
+    await deliverOk(stripeEvent('refund.updated', first));
     [card] = await cardsOf(user);
-    assert.equal(card!.remaining_seconds, 1700, 'the cumulative amount did not grow: nothing more taken');
+    assert.equal(card!.remaining_seconds, 1700, 'the same refund again: nothing more taken');
 
-    await deliverOk(stripeEvent('charge.refunded', charge(ids, 1000, 1000)));
+    await deliverOk(stripeEvent('charge.refunded', charge(ids, 999, 999, [rest, first])));
     [card] = await cardsOf(user);
     assert.equal(card!.remaining_seconds, 0, 'a full refund takes what is left, not more');
     assert.equal(card!.status, 'revoked');
     const payment = await paymentOf('stripe_payment_intent_id', ids.paymentIntentId);
-    assert.deepEqual([payment!.status, payment!.refunded_cents], ['refunded', 1000]);
+    assert.deepEqual([payment!.status, payment!.refunded_cents], ['refunded', 999]);
     assert.deepEqual(await ledgerMismatches(db.sql), []);
   });
 
@@ -194,23 +204,37 @@ describe('Stripe webhooks', () => {
     assert.equal((await cardsOf(user)).length, 0);
   });
 
-  it('answers 500 when an event cannot be applied, leaving nothing half-written, and applies it on the retry', async () => {
+  it('answers 500 when an event cannot be applied yet, leaving nothing half-written, and applies it on the retry', async () => {
+    const user = newUserId();
+    const ids = purchaseIds();
+    // A refund of a purchase not seen yet: the sidecar must look it up at Stripe, which cannot be reached.
+    const refund = stripeEvent('charge.refunded', charge(ids, 999, 999));
+    const response = await sidecar.deliver(refund);
+    assert.equal(response.status, 500);
+    assert.equal((await db.sql.query('select 1 from public.stripe_events where id = $1', [refund.id])).rows.length, 0);
+    assert.equal(await paymentOf('stripe_payment_intent_id', ids.paymentIntentId), undefined);
+    // The purchase arrives; Stripe's retry of the refund then applies.
+    await deliverOk(stripeEvent('checkout.session.completed', checkoutSession(ids, { userId: user, packageId: 'starter_1h', amount: 999 })));
+    assert.equal(await deliverOk(refund), 'refunded');
+    assert.equal((await sidecar.store.getBalance(user)).total_seconds, 0);
+  });
+
+  it('acknowledges a purchase naming a package this database lacks once, and lists it for the admin', async () => {
     const user = newUserId();
     const ids = purchaseIds();
     const event = stripeEvent('checkout.session.completed', checkoutSession(ids, { userId: user, packageId: 'gold_99h', amount: 999 }));
-    const response = await sidecar.deliver(event);
-    assert.equal(response.status, 500);
-    assert.equal((await db.sql.query('select 1 from public.stripe_events where id = $1', [event.id])).rows.length, 0);
-    assert.equal(await paymentOf('stripe_checkout_session_id', ids.sessionId), undefined);
-    // The operator adds the missing package; Stripe's retry then succeeds.
-    await db.sql.query(`insert into public.pricing_tiers (id, name, base_seconds, price_cents, active) values ('gold_99h', 'Gold', 3600, 999, false)`);
-    assert.equal(await deliverOk(event), 'granted');
+    assert.equal(await deliverOk(event), 'needs_attention');
+    assert.equal(await deliverOk(event), 'duplicate_event');
+    const { rows } = await db.sql.query<{ code: string }>('select code from public.stripe_attention where event_id = $1', [event.id]);
+    assert.deepEqual(rows, [{ code: 'unknown_tier' }]);
+    assert.equal((await cardsOf(user)).length, 0);
   });
 
   it('acknowledges an event whose purchase metadata is unusable instead of retrying it forever', async () => {
     const ids = purchaseIds();
     const event = stripeEvent('checkout.session.completed',
       checkoutSession(ids, { userId: newUserId(), packageId: 'starter_1h', amount: 999 }, { metadata: {}, client_reference_id: null }));
-    assert.equal(await deliverOk(event), 'unfulfillable');
+    assert.equal(await deliverOk(event), 'needs_attention');
+    assert.equal(await deliverOk(event), 'duplicate_event');
   });
 });

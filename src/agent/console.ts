@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import { ConfigError, parseConfig, type Config } from '../config.ts';
 import { openBillingStore } from '../billing/open-store.ts';
 import { greetingFor, MindBotAgent } from './mindbot-agent.ts';
+import { checkLlmEndpoint, describeLlmFailure, LlmUnavailableError } from './llm-endpoint.ts';
 import { openaiLlm } from './model.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -21,10 +22,14 @@ function usage(message: string): never {
   process.exit(2);
 }
 
-/** The framework logs to standard output by default; here standard output is the conversation. */
+/**
+ * The framework logs to standard output by default; here standard output is the conversation. Its warnings
+ * (each retry of a failed model call, with the API's raw error body) are only for debugging: the console says
+ * what failed in one line of its own.
+ */
 function routeFrameworkLogs(config: Config, log: Logger): void {
   const level = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' || config.LOG_LEVEL === 'silent'
-    ? config.LOG_LEVEL : 'warn';
+    ? config.LOG_LEVEL : 'error';
   initializeLogger({ pretty: false, level });
   // @livekit/agents keeps its logger in a process-wide slot keyed by this symbol (src/log_core.ts); put a
   // standard-error logger there so its warnings do not land in the conversation.
@@ -40,12 +45,19 @@ async function main(): Promise<void> {
   const log = pino({ level: config.LOG_LEVEL, base: { service: 'mindbot-console' } }, pino.destination(2));
   routeFrameworkLogs(config, log);
   const llm = openaiLlm(config);
+  await checkLlmEndpoint(config);
   const opened = await openBillingStore(config, { log });
   log.debug({ store: opened.description, model: config.OPENAI_MODEL }, 'console ready');
 
   const session = new voice.AgentSession({ llm, vad: null, turnHandling: { turnDetection: null } });
+  // A failed attempt is retried by the framework; one it gives up on ends the console with one line.
+  let fatal: string | null = null;
   session.on(voice.AgentSessionEventTypes.Error, (event) => {
-    log.error({ err: event.error, source: String(event.source?.constructor?.name ?? event.source) }, 'agent error');
+    const source = String(event.source?.constructor?.name ?? event.source);
+    const recoverable = (event.error as { recoverable?: unknown }).recoverable !== false;
+    const line = describeLlmFailure(event.error, config);
+    if (recoverable) log.debug({ source, cause: line }, 'agent error, retrying');
+    else fatal ??= line;
   });
   const say = (text: string) => process.stdout.write(`${NAME}: ${text}\n`);
   const interactive = process.stdin.isTTY === true;
@@ -63,6 +75,7 @@ async function main(): Promise<void> {
       if (line === 'exit' || line === 'quit') break;
       if (line !== '') {
         const result = await session.run({ userInput: line }).wait();
+        if (fatal) throw new LlmUnavailableError(fatal);
         const replies = result.events
           .filter(voice.testing.isChatMessageEvent)
           .filter((event) => event.item.role === 'assistant')
@@ -83,7 +96,8 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (error: unknown) => {
-    process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? error.stack : String(error)}\n`);
+    const expected = error instanceof ConfigError || error instanceof LlmUnavailableError;
+    process.stderr.write(`${expected ? `console: ${(error as Error).message}` : error instanceof Error ? error.stack : String(error)}\n`);
     process.exit(1);
   },
 );

@@ -3,7 +3,7 @@
 //
 // Keys, chosen by the token's `alg` header:
 //   HS256          SUPABASE_JWT_SECRET (a Supabase project's legacy secret) and/or JWT_SECRET (local tokens);
-//                  outside production with no key configured at all, DEV_ONLY_JWT_SECRET.
+//                  with DEV_SIGN_IN on and no key configured at all, DEV_ONLY_JWT_SECRET.
 //   ES256, RS256   the Supabase project's JWKS: SUPABASE_JWKS_URL, else $SUPABASE_URL/auth/v1/.well-known/jwks.json.
 // Every token must carry `exp` and a uuid `sub`, and match JWT_AUDIENCE (and JWT_ISSUER when set).
 import {
@@ -13,9 +13,10 @@ import {
 import { ConfigError, type Config } from '../config.ts';
 
 /**
- * The secret used outside production when no key is configured, so the API can be tried locally with
- * `token-cli.ts`. It is public (it is in this file): never accepted when NODE_ENV is production, nor when any
- * real key (SUPABASE_JWT_SECRET, JWT_SECRET, SUPABASE_JWKS_URL, SUPABASE_URL) is configured.
+ * The secret used by the development sign-in when no key is configured, so the API can be tried locally with
+ * `token-cli.ts`. It is public (it is in this file): accepted only with DEV_SIGN_IN on (which `./launch.sh dev`
+ * alone turns on, never in production) and no real key (SUPABASE_JWT_SECRET, JWT_SECRET, SUPABASE_JWKS_URL,
+ * SUPABASE_URL) configured.
  */
 export const DEV_ONLY_JWT_SECRET = 'mindbot-dev-only-insecure-jwt-secret-never-use-in-production';
 
@@ -32,7 +33,7 @@ export function isUuid(value: unknown): boolean {
 /** What the verifier reads from the configuration; `config()` satisfies it. */
 export type AuthConfig = Pick<Config, 'NODE_ENV'> &
   Partial<Pick<Config,
-    'SUPABASE_URL' | 'SUPABASE_JWT_SECRET' | 'SUPABASE_JWKS_URL' | 'JWT_SECRET' | 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'ADMIN_USER_IDS'
+    'DEV_SIGN_IN' | 'SUPABASE_URL' | 'SUPABASE_JWT_SECRET' | 'SUPABASE_JWKS_URL' | 'JWT_SECRET' | 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'ADMIN_USER_IDS'
   >>;
 
 export interface Principal {
@@ -107,8 +108,8 @@ export function localSigningSecret(config: AuthConfig): string {
 }
 
 /**
- * A verifier for the configuration. Create it once (it caches the JWKS). Throws ConfigError in production
- * when no verification key is configured.
+ * A verifier for the configuration. Create it once (it caches the JWKS). Throws ConfigError when no
+ * verification key is configured, unless the development sign-in is on (never in production).
  */
 export function createTokenVerifier(config: AuthConfig, options: TokenVerifierOptions = {}): TokenVerifier {
   const encoder = new TextEncoder();
@@ -119,10 +120,12 @@ export function createTokenVerifier(config: AuthConfig, options: TokenVerifierOp
 
   let usesDevSecret = false;
   if (secrets.length === 0 && url === undefined) {
-    if (config.NODE_ENV === 'production') {
+    // The public secret would let anyone sign an admin token offline: only the development sign-in may use it.
+    if (config.NODE_ENV === 'production' || !config.DEV_SIGN_IN) {
       throw new ConfigError(
         'no API token verification key configured: set SUPABASE_URL (or SUPABASE_JWKS_URL) for Supabase asymmetric keys, '
-        + 'SUPABASE_JWT_SECRET for a Supabase HS256 secret, or JWT_SECRET for local tokens',
+        + 'SUPABASE_JWT_SECRET for a Supabase HS256 secret, or JWT_SECRET for local tokens '
+        + '(./launch.sh dev runs with the development sign-in and needs none)',
       );
     }
     secrets.push({ name: 'DEV_ONLY_JWT_SECRET', key: encoder.encode(DEV_ONLY_JWT_SECRET) });

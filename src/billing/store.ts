@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BILLING_ERROR_CODES, BillingError, type BillingErrorCode } from './errors.ts';
+import { unstorableTextAt } from './storable-text.ts';
 import {
   ActivationAnswerSchema, AdjustmentSchema, BalanceSchema, BillingSettingsSchema, CardSchema, DeductionSchema,
   ExpiryRunSchema, PricingTierSchema, ReapRunSchema, RestorationSchema, RevocationSchema, SessionStateSchema,
@@ -9,7 +10,7 @@ import {
   type ReapRun, type Restoration, type Revocation, type SessionState,
   BillingUserListSchema, MonthlyUsageSchema, PaymentRecordSchema, RevenueReportSchema, SessionRecordSchema,
   TierWriteSchema, UsageReportSchema, UserAnalyticsSchema, UserReportSchema, GiftRecordSchema, CheckoutPurchaseSchema,
-  type GiftRecord, type CheckoutPurchase,
+  type GiftRecord, type CheckoutPurchase, StripeAttentionListSchema, type StripeAttentionList, BooksSchema, type Books,
   type BillingUserList, type MonthlyUsage, type PaymentRecord, type RevenueReport, type SessionRecord, type TierWrite,
   type UsageReport, type UserAnalytics, type UserReport,
 } from './types.ts';
@@ -17,7 +18,7 @@ import {
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
   Revocation, SessionState, StripeEventOutcome, ClaimedNotification, NotificationScan };
 export type { BillingUserList, MonthlyUsage, PaymentRecord, RevenueReport, SessionRecord, TierWrite, UsageReport,
-  UserAnalytics, UserReport, PaymentDetail, GiftRecord, CheckoutPurchase };
+  UserAnalytics, UserReport, PaymentDetail, GiftRecord, CheckoutPurchase, StripeAttentionList, Books };
 
 /** The external key of a call a client runs itself and started through the client API. */
 export function clientSessionKey(userId: string, clientSessionId: string): string {
@@ -68,13 +69,27 @@ export interface PaymentFacts {
   paymentIntentId?: string | null;
   chargeId?: string | null;
   customerId?: string | null;
+  /** What the buyer was shown at purchase (the Checkout metadata); absent: the tier's current values. */
+  seconds?: number | null;
+  priceCents?: number | null;
+  priceCurrency?: string | null;
+}
+
+/** How final a failed payment is: only a final one tells the buyer (see record_payment_failure). */
+export type PaymentFailureStage = 'attempt' | 'failed' | 'expired' | 'canceled';
+
+/** One refund as Stripe reports it. */
+export interface RefundObject {
+  id: string;
+  amount: number;
+  status: string;
 }
 
 export interface RefundFacts {
   paymentIntentId: string | null;
   chargeId: string | null;
-  /** The charge's cumulative refunded amount, as Stripe reports it. */
-  amountRefundedCents: number;
+  /** The refunds of the charge this event tells about (one for refund.* events, the charge's list for charge.refunded). */
+  refunds: RefundObject[];
 }
 
 export interface DisputeFacts {
@@ -82,6 +97,15 @@ export interface DisputeFacts {
   chargeId: string | null;
   disputeId: string;
   status: string;
+  /** An inquiry (no funds withdrawn when it opens), not a chargeback. */
+  inquiry: boolean;
+}
+
+/** Why an event can never apply: kept for an administrator. */
+export interface AttentionFacts {
+  code: string;
+  message: string;
+  objectId?: string | null;
 }
 
 /** The billing clock. Absent, the database's own now() bills; tests and benchmarks pass a fake one. */
@@ -122,10 +146,15 @@ export interface BillingStore {
 
   // Stripe: each call applies one event exactly once (a repeated event id answers 'duplicate_event').
   recordPaymentSuccess(event: StripeEventRef, payment: PaymentFacts): Promise<StripeEventOutcome>;
-  recordPaymentFailure(event: StripeEventRef, payment: Partial<PaymentFacts> & { reason: string }): Promise<StripeEventOutcome>;
-  recordRefund(event: StripeEventRef, refund: RefundFacts): Promise<StripeEventOutcome>;
+  recordPaymentFailure(event: StripeEventRef,
+    payment: Partial<PaymentFacts> & { reason: string; stage: PaymentFailureStage }): Promise<StripeEventOutcome>;
+  recordRefunds(event: StripeEventRef, refund: RefundFacts): Promise<StripeEventOutcome>;
   recordDispute(event: StripeEventRef, dispute: DisputeFacts): Promise<StripeEventOutcome>;
   recordIgnoredStripeEvent(event: StripeEventRef): Promise<StripeEventOutcome>;
+  /** An event that can never apply: acknowledged once, listed for an administrator. */
+  recordStripeAttention(event: StripeEventRef, attention: AttentionFacts): Promise<StripeEventOutcome>;
+  /** Events that needed attention, newest first, and how many in all. */
+  listStripeAttention(options?: { limit?: number }): Promise<StripeAttentionList>;
   getStripeCustomer(userId: string): Promise<string | null>;
   getPayment(paymentId: string): Promise<PaymentDetail>;
   /** Stores the user's Stripe customer unless one is stored already; answers the stored one. */
@@ -165,7 +194,10 @@ export interface BillingStore {
   getUserAnalytics(input: { userId: string; months?: number }): Promise<UserAnalytics>;
 
   // Administration.
-  getRevenueReport(options?: { days?: number }): Promise<RevenueReport>;
+  /** One currency's revenue (by default the one most paid in over the period). */
+  getRevenueReport(options?: { days?: number; currency?: string | undefined }): Promise<RevenueReport>;
+  /** The books: whether seconds and cents balance, per currency and in total (migrations/010_books.sql). */
+  getBooks(): Promise<Books>;
   getUsageReport(options?: { days?: number }): Promise<UsageReport>;
   listBillingUsers(options?: { limit?: number; offset?: number }): Promise<BillingUserList>;
   getUserReport(userId: string): Promise<UserReport>;
@@ -244,6 +276,12 @@ const inputs = {
   event: z.object({ id: z.string().regex(/^evt_\w{1,250}$/), type: z.string().min(1).max(100), payload: z.unknown() }),
   stripeId: z.string().min(3).max(255).nullish(),
   cents: z.number().int().min(0).max(100_000_000),
+  currency: z.string().regex(/^[A-Za-z]{3}$/),
+  refunds: z.array(z.object({
+    id: z.string().regex(/^(re|pyr)_\w{1,250}$/),
+    amount: z.number().int().min(0).max(100_000_000),
+    status: z.string().min(1).max(40),
+  })).max(1000),
   clientSession: z.object({
     userId,
     clientSessionId: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'a session id of 1 to 100 letters, digits, _ or -'),
@@ -329,6 +367,12 @@ export class RpcBillingStore implements BillingStore {
   ) {}
 
   private async call<T>(fn: string, args: Record<string, unknown>, schema: z.ZodType<T>, clocked = true): Promise<T> {
+    // Whoever calls (the API, a tool the model drives, a Stripe event): such text is their mistake, not a fault.
+    const unstorable = unstorableTextAt(args);
+    if (unstorable !== null) {
+      throw new BillingError('invalid_argument',
+        `invalid billing request: ${unstorable.replace(/^p_/, '').replace(/[^\x20-\x7e]/g, '?')}: text with a NUL character or an unpaired UTF-16 surrogate cannot be stored`);
+    }
     const withClock = clocked && this.clock ? { ...args, p_now: this.clock() } : args;
     return answer(schema, fn, await this.transport.call(fn, withClock));
   }
@@ -434,10 +478,14 @@ export class RpcBillingStore implements BillingStore {
       ...this.stripeIds(payment),
       p_charge_id: validated(inputs.stripeId, payment.chargeId) ?? null,
       p_customer_id: validated(inputs.stripeId, payment.customerId) ?? null,
+      p_seconds: validated(positiveSeconds.nullish(), payment.seconds) ?? null,
+      p_price_cents: validated(inputs.cents.nullish(), payment.priceCents) ?? null,
+      p_price_currency: validated(inputs.currency.nullish(), payment.priceCurrency) ?? null,
     }, StripeEventOutcomeSchema);
   }
 
-  async recordPaymentFailure(event: StripeEventRef, payment: Partial<PaymentFacts> & { reason: string }): Promise<StripeEventOutcome> {
+  async recordPaymentFailure(event: StripeEventRef,
+    payment: Partial<PaymentFacts> & { reason: string; stage: PaymentFailureStage }): Promise<StripeEventOutcome> {
     return this.call('record_payment_failure', {
       ...this.eventArgs(event),
       p_user_id: payment.userId === undefined ? null : validated(inputs.userId, payment.userId),
@@ -447,15 +495,16 @@ export class RpcBillingStore implements BillingStore {
       p_currency: payment.currency ?? 'usd',
       ...this.stripeIds(payment),
       p_reason: payment.reason.slice(0, 500),
+      p_stage: validated(z.enum(['attempt', 'failed', 'expired', 'canceled']), payment.stage),
     }, StripeEventOutcomeSchema);
   }
 
-  async recordRefund(event: StripeEventRef, refund: RefundFacts): Promise<StripeEventOutcome> {
-    return this.call('record_refund', {
+  async recordRefunds(event: StripeEventRef, refund: RefundFacts): Promise<StripeEventOutcome> {
+    return this.call('record_refunds', {
       ...this.eventArgs(event),
       p_payment_intent_id: validated(inputs.stripeId, refund.paymentIntentId) ?? null,
       p_charge_id: validated(inputs.stripeId, refund.chargeId) ?? null,
-      p_amount_refunded_cents: validated(inputs.cents, refund.amountRefundedCents),
+      p_refunds: validated(inputs.refunds, refund.refunds),
     }, StripeEventOutcomeSchema);
   }
 
@@ -465,8 +514,23 @@ export class RpcBillingStore implements BillingStore {
       p_payment_intent_id: validated(inputs.stripeId, dispute.paymentIntentId) ?? null,
       p_charge_id: validated(inputs.stripeId, dispute.chargeId) ?? null,
       p_dispute_id: dispute.disputeId,
-      p_status: dispute.status,
+      p_status: validated(z.string().min(1).max(40), dispute.status),
+      p_inquiry: dispute.inquiry,
     }, StripeEventOutcomeSchema);
+  }
+
+  async recordStripeAttention(event: StripeEventRef, attention: AttentionFacts): Promise<StripeEventOutcome> {
+    return this.call('record_stripe_attention', {
+      ...this.eventArgs(event),
+      p_code: validated(z.string().regex(/^[a-z][a-z_]{2,59}$/), attention.code),
+      p_message: attention.message.slice(0, 1000),
+      p_object_id: validated(inputs.stripeId, attention.objectId) ?? null,
+    }, StripeEventOutcomeSchema);
+  }
+
+  async listStripeAttention(options: { limit?: number } = {}): Promise<StripeAttentionList> {
+    return this.call('list_stripe_attention', { p_limit: validated(z.number().int().min(1).max(1000), options.limit ?? 100) },
+      StripeAttentionListSchema, false);
   }
 
   async recordIgnoredStripeEvent(event: StripeEventRef): Promise<StripeEventOutcome> {
@@ -474,7 +538,7 @@ export class RpcBillingStore implements BillingStore {
   }
 
   async getPayment(paymentId: string): Promise<PaymentDetail> {
-    return this.call('get_payment', { p_payment_id: validated(inputs.sessionId, paymentId) }, PaymentDetailSchema, false);
+    return this.call('get_payment', { p_payment_id: validated(inputs.sessionId, paymentId) }, PaymentDetailSchema);
   }
 
   async getStripeCustomer(userId: string): Promise<string | null> {
@@ -576,8 +640,15 @@ export class RpcBillingStore implements BillingStore {
     }, UserAnalyticsSchema);
   }
 
-  async getRevenueReport(options: { days?: number } = {}): Promise<RevenueReport> {
-    return this.call('get_revenue_report', { p_days: validated(inputs.days, options.days) }, RevenueReportSchema);
+  async getRevenueReport(options: { days?: number; currency?: string | undefined } = {}): Promise<RevenueReport> {
+    return this.call('get_revenue_report', {
+      p_days: validated(inputs.days, options.days),
+      p_currency: validated(z.string().regex(/^[a-z]{3}$/, 'a currency like usd').optional(), options.currency),
+    }, RevenueReportSchema);
+  }
+
+  async getBooks(): Promise<Books> {
+    return this.call('get_books', {}, BooksSchema);
   }
 
   async getUsageReport(options: { days?: number } = {}): Promise<UsageReport> {

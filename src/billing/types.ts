@@ -64,6 +64,8 @@ export const PricingTierSchema = z.object({
   active: z.boolean(),
   sort_order: z.number().int(),
   stripe_price_id: z.string().nullable(),
+  /** Counts changes of the seconds, price or currency; a purchase carries the version it was sold at. */
+  version: z.number().int().positive().optional(),
 });
 export type PricingTier = z.infer<typeof PricingTierSchema>;
 
@@ -182,7 +184,7 @@ export const ActivationAnswerSchema = z.discriminatedUnion('ok', [
 export const StripeEventOutcomeSchema = z.looseObject({
   event_id: z.string(),
   outcome: z.string(),
-  payment_id: id.optional(),
+  payment_id: id.nullish(),
 });
 export type StripeEventOutcome = z.infer<typeof StripeEventOutcomeSchema>;
 
@@ -298,9 +300,18 @@ export const UserAnalyticsSchema = z.object({
     first_call_at: timestamp.nullable(),
     last_call_at: timestamp.nullable(),
     purchases: count,
-    paid_cents: count,
-    refunded_cents: count,
-    spent_cents: count,
+    /** The user's one currency and their figures in it; all null when they paid in several (see money). */
+    currency: z.string().nullable(),
+    paid_cents: count.nullable(),
+    refunded_cents: count.nullable(),
+    spent_cents: count.nullable(),
+    money: z.array(z.object({
+      currency: z.string(),
+      purchases: count,
+      paid_cents: count,
+      refunded_cents: count,
+      spent_cents: count,
+    })),
   }),
   /** Oldest first, the current month last. */
   months: z.array(MonthUsageSchema),
@@ -311,6 +322,9 @@ export const RevenueReportSchema = z.object({
   days: count,
   since: timestamp,
   until: timestamp,
+  /** Every figure below is in this one currency; currencies lists those paid in over the period. */
+  currency: z.string(),
+  currencies: z.array(z.object({ currency: z.string(), transactions: count })),
   total_revenue_cents: count,
   refunds_cents: count,
   net_revenue_cents: count,
@@ -326,6 +340,58 @@ export const RevenueReportSchema = z.object({
   })),
 });
 export type RevenueReport = z.infer<typeof RevenueReportSchema>;
+
+// ---------- the books (migrations/010_books.sql) ----------
+
+const SecondsFiguresSchema = z.object({
+  cards: count,
+  granted_seconds: seconds,
+  adjusted_seconds: seconds,
+  used_seconds: seconds,
+  expired_seconds: seconds,
+  refunded_seconds: seconds,
+  revoked_seconds: seconds,
+  restored_seconds: seconds,
+  outstanding_seconds: seconds,
+  spendable_seconds: seconds,
+  pending_gift_seconds: seconds,
+  awaiting_expiry_seconds: seconds,
+  unusable_seconds: seconds,
+  /** (granted + adjusted) - (used + expired + refunded + revoked - restored + outstanding): zero when it holds. */
+  difference_seconds: seconds,
+  ok: z.boolean(),
+});
+export type SecondsFigures = z.infer<typeof SecondsFiguresSchema>;
+
+export const BooksSchema = z.object({
+  generated_at: timestamp,
+  /** Every identity holds, in every currency, and every card agrees with its ledger. */
+  ok: z.boolean(),
+  seconds: z.object({
+    ok: z.boolean(),
+    /** Cards whose remaining seconds are not the sum of their ledger rows (or whose grants are not their total). */
+    cards_out_of_step: count,
+    total: SecondsFiguresSchema,
+    /** By the currency of the money that bought the card; null: time no money bought (manual credits). */
+    by_currency: z.array(SecondsFiguresSchema.extend({ currency: z.string().nullable() })),
+  }),
+  cents: z.object({
+    ok: z.boolean(),
+    /** received = refunded + kept, per currency (cents of different currencies are never added). */
+    by_currency: z.array(z.object({
+      currency: z.string(),
+      payments: count,
+      received_cents: count,
+      refunded_cents: count,
+      kept_cents: count,
+      disputed_cents: count,
+      refunded_unpaid_cents: count,
+      difference_cents: count,
+      ok: z.boolean(),
+    })),
+  }),
+});
+export type Books = z.infer<typeof BooksSchema>;
 
 export const UsageReportSchema = z.object({
   days: count,
@@ -354,7 +420,8 @@ export const BillingUserListSchema = z.object({
     active_sessions: count,
     seconds_used: seconds,
     purchases: count,
-    spent_cents: count,
+    /** What the user kept paid, per currency (never one sum across currencies). */
+    spent: z.array(z.object({ currency: z.string(), cents: count })),
     last_activity: timestamp.nullable(),
   })),
 });
@@ -407,9 +474,30 @@ export const PaymentDetailSchema = z.looseObject({
   amount_cents: z.number().int(),
   refunded_cents: z.number().int(),
   refundable_cents: z.number().int(),
+  /** Of refundable_cents, the money that matches the card's unused time (more needs an explicit override). */
+  unused_refundable_cents: z.number().int(),
+  card_total_seconds: z.number().int().nullable(),
+  card_unused_seconds: z.number().int().nullable(),
   currency: z.string(),
   status: z.string(),
   stripe_payment_intent_id: z.string().nullable(),
   stripe_charge_id: z.string().nullable(),
 });
 export type PaymentDetail = z.infer<typeof PaymentDetailSchema>;
+
+/** Stripe events that can never apply, kept for an administrator (newest first) and how many in all. */
+export const StripeAttentionListSchema = z.object({
+  total: z.number().int(),
+  items: z.array(z.object({
+    id: z.number().int(),
+    event_id: z.string(),
+    event_type: z.string(),
+    code: z.string(),
+    message: z.string(),
+    payment_id: id.nullable(),
+    user_id: id.nullable(),
+    object_id: z.string().nullable(),
+    created_at: z.string(),
+  })),
+});
+export type StripeAttentionList = z.infer<typeof StripeAttentionListSchema>;

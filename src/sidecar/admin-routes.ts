@@ -11,16 +11,23 @@ import type { Principal } from '../auth/verify-token.ts';
 import type { TierChanges } from '../billing/store.ts';
 import { queryInt, UserIdParam, type RouteDeps } from './client-routes.ts';
 import { HttpError } from './http-errors.ts';
-import { refundPayment } from './refunds.ts';
+import { refundPayment, refundQuote } from './refunds.ts';
 
 const PaymentIdParam = z.strictObject({ id: z.guid({ message: 'a payment id is a uuid' }) });
 const RefundBody = z.strictObject({
   amount_cents: z.number().int().positive().max(100_000_000).optional(),
   reason: z.enum(['duplicate', 'fraudulent', 'requested_by_customer']).optional(),
+  /** The override: refund more than the money of the card's unused time (time already talked). */
+  allow_more_than_unused: z.boolean().optional(),
 });
 const DaysQuery = z.strictObject({ days: queryInt(1, 366, 30) });
+const RevenueQuery = z.strictObject({
+  days: queryInt(1, 366, 30),
+  currency: z.string().regex(/^[A-Za-z]{3}$/, 'a three-letter ISO currency code, like usd').transform((c) => c.toLowerCase()).optional(),
+});
 const UsersQuery = z.strictObject({ limit: queryInt(1, 500, 50), offset: queryInt(0, 1_000_000_000, 0) });
 const NoQuery = z.strictObject({});
+const AttentionQuery = z.strictObject({ limit: queryInt(1, 1000, 100) });
 const TierIdParam = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_]{1,39}$/, 'a tier id of 2 to 40 lower-case letters, digits or _, like starter_1h'),
 });
@@ -93,8 +100,15 @@ export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps & { st
 
   app.get('/admin/analytics/revenue', async (request) => {
     await admin(request);
-    const { days } = input(DaysQuery, request.query);
-    return store.getRevenueReport({ days });
+    const { days, currency } = input(RevenueQuery, request.query);
+    return store.getRevenueReport({ days, currency });
+  });
+
+  // The books: whether every second sold is accounted for and every cent received is refunded or kept.
+  app.get('/admin/books', async (request) => {
+    await admin(request);
+    input(NoQuery, request.query);
+    return store.getBooks();
   });
 
   app.get('/admin/analytics/usage', async (request) => {
@@ -171,7 +185,23 @@ export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps & { st
     return result;
   });
 
-  // A refund through Stripe; the card follows when Stripe's charge.refunded webhook arrives.
+  // Stripe events that can never apply (a purchase naming an unknown package, a paid amount that is not the
+  // price, a refund of a charge that is no purchase…): acknowledged to Stripe and listed here, newest first.
+  app.get('/admin/attention', async (request) => {
+    await admin(request);
+    const { limit } = input(AttentionQuery, request.query);
+    return store.listStripeAttention({ limit });
+  });
+
+  // One payment with what a refund of it may give back (the refund form reads it).
+  app.get('/admin/payments/:id', async (request) => {
+    await admin(request);
+    const { id } = input(PaymentIdParam, request.params);
+    input(NoQuery, request.query);
+    return refundQuote(await store.getPayment(id));
+  });
+
+  // A refund through Stripe; the card follows when Stripe's refund webhook arrives.
   app.post('/admin/payments/:id/refund', async (request, reply) => {
     const who = await admin(request);
     const { id } = input(PaymentIdParam, request.params);
@@ -179,6 +209,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps & { st
     const header = request.headers['idempotency-key'];
     const result = await refundPayment(store, deps.stripe, request.log as Logger, {
       paymentId: id, amountCents: body.amount_cents, reason: body.reason, adminId: who.userId,
+      allowMoreThanUnused: body.allow_more_than_unused ?? false,
       idempotencyKey: header === undefined ? undefined : input(IdempotencyHeader, header),
     });
     return reply.status(202).send(result);

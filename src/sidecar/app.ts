@@ -6,6 +6,7 @@ import type Stripe from 'stripe';
 import { z } from 'zod';
 import type { Principal, TokenVerifier } from '../auth/verify-token.ts';
 import { BillingError, toBillingError } from '../billing/errors.ts';
+import { unstorableTextAt } from '../billing/storable-text.ts';
 import type { BillingStore, Balance } from '../billing/store.ts';
 import type { SqlClient } from '../billing/sql-client.ts';
 import { migrationStatus } from '../billing/migrate.ts';
@@ -33,6 +34,8 @@ export interface SidecarDeps {
   version: string;
   /** Absent: POST /token answers 503 and says which variables are missing. */
   livekit?: LiveKitSettings | undefined;
+  /** GET /metrics answers only this bearer token; absent: /metrics is not served. */
+  metricsToken?: string | undefined;
   /** The web app and its configuration; absent: the API alone. */
   web?: WebAppSettings | undefined;
 }
@@ -78,7 +81,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   });
   installErrorHandling(app);
   const metrics = createMetrics(deps.store);
-  installMetrics(app, metrics);
+  installMetrics(app, metrics, deps.metricsToken);
   await app.register(cors, { origin: deps.corsOrigins.length > 0 ? deps.corsOrigins : false });
 
   const principal = (request: FastifyRequest): Promise<Principal> => deps.verifier.verify(request.headers.authorization);
@@ -191,12 +194,20 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
         throw new HttpError(400, 'invalid_signature', 'the Stripe signature does not match this body, or is too old');
       }
       const log = request.log.child({ eventId: event.id, eventType: event.type });
+      const unstorable = unstorableTextAt(event);
+      if (unstorable !== null) {
+        // Signed, so Stripe's own: worth an error line, though retrying it cannot help until the code changes.
+        log.error({ at: unstorable.replace(/[^\x20-\x7e]/g, '?') }, 'Stripe event holds text PostgreSQL cannot store; not applied');
+        metrics.webhookEvents.inc({ outcome: 'unstorable' });
+        throw new HttpError(400, 'invalid_request', 'the event holds text with a NUL character or an unpaired UTF-16 surrogate, which cannot be stored');
+      }
       const stripe = deps.stripe;
       let outcome;
       try {
         outcome = await applyStripeEvent(event, {
           store: deps.store,
           retrievePaymentIntent: (id) => stripe.paymentIntents.retrieve(id),
+          listChargeRefunds: (charge) => stripe.refunds.list({ charge, limit: 100 }).autoPagingToArray({ limit: 1000 }),
           log: log as Logger,
         });
       } catch (error) {
@@ -206,7 +217,13 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
         metrics.webhookEvents.inc({ outcome: 'failed' });
         throw new HttpError(unavailable ? 503 : 500, 'webhook_failed', 'the event could not be applied; it will be retried');
       }
-      log.info({ outcome: outcome.outcome, paymentId: outcome.payment_id }, 'Stripe event applied');
+      if (outcome.outcome === 'needs_attention') {
+        // Acknowledged (a retry could never apply it) and kept for an administrator: GET /admin/attention.
+        log.error({ outcome: outcome.outcome, paymentId: outcome.payment_id, attention: outcome.attention },
+          'Stripe event cannot be applied: recorded for attention');
+      } else {
+        log.info({ outcome: outcome.outcome, paymentId: outcome.payment_id }, 'Stripe event applied');
+      }
       metrics.webhookEvents.inc({ outcome: outcome.outcome });
       return reply.send({ received: true, outcome: outcome.outcome });
     });

@@ -255,9 +255,12 @@ export function registerClientRoutes(app: FastifyInstance, deps: RouteDeps): voi
         average_call_seconds: totals.average_call_seconds,
         cost_cents: totals.cost_cents,
         purchases: totals.purchases,
+        // The user's one currency and its figures (null when they paid in several: then read money).
+        currency: totals.currency,
         paid_cents: totals.paid_cents,
         refunded_cents: totals.refunded_cents,
         spent_cents: totals.spent_cents,
+        money: totals.money,
         first_call_at: iso(totals.first_call_at),
         last_call_at: iso(totals.last_call_at),
       },

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { AuthError } from '../auth/verify-token.ts';
 import { BillingError, type BillingErrorCode } from '../billing/errors.ts';
+import { unstorableTextAt } from '../billing/storable-text.ts';
 
 /** An answer other than 2xx, always sent as `{error: {code, message}}`. */
 export class HttpError extends Error {
@@ -39,8 +40,21 @@ const BILLING_STATUS: Record<BillingErrorCode, number> = {
   internal: 500,
 };
 
-/** Parses with zod; bad input is a 400 invalid_request naming each problem, never a 500. */
+/** A 400 for input that holds text PostgreSQL cannot store, before any of it reaches SQL. */
+export function rejectUnstorableText(value: unknown): void {
+  const at = unstorableTextAt(value);
+  if (at !== null) {
+    throw new HttpError(400, 'invalid_request',
+      `${at.replace(/[^\x20-\x7e]/g, '?') || 'body'}: text with a NUL character or an unpaired UTF-16 surrogate cannot be stored`);
+  }
+}
+
+/**
+ * Parses with zod; bad input is a 400 invalid_request naming each problem, never a 500. Text that PostgreSQL
+ * cannot store is bad input whatever the schema says.
+ */
 export function parseInput<T>(schema: z.ZodType<T>, value: unknown): T {
+  rejectUnstorableText(value);
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
@@ -66,10 +80,19 @@ export function toHttpError(error: unknown): HttpError {
   return new HttpError(500, 'internal', 'internal error');
 }
 
+/** Thrown on purpose with its answer in hand: an HttpError of ours, or the store saying it cannot be reached. */
+function isExpectedAnswer(error: unknown): boolean {
+  if (error instanceof HttpError) return error.status !== 500;
+  return error instanceof BillingError && error.code === 'storage_unavailable';
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const http = toHttpError(error);
-    if (http.status >= 500) request.log.error({ err: error }, 'request failed');
+    // An answer we chose (a 4xx, or a 503 saying what is not configured or not reachable) is one line; a stack
+    // only for a fault nobody expected.
+    if (http.status >= 500 && !isExpectedAnswer(error)) request.log.error({ err: error }, 'request failed');
+    else if (http.status >= 500) request.log.warn({ code: http.code, status: http.status }, http.message);
     else request.log.info({ code: http.code, status: http.status }, http.message);
     void reply.status(http.status).send({ error: { code: http.code, message: http.message } });
   });

@@ -11,20 +11,22 @@ import { startBackgroundJobs, type RunningJobs } from './jobs.ts';
 
 const log = logger().child({ component: 'sidecar' });
 
-/** Supabase Auth when configured; else, outside production only, the development sign-in. */
+/** Supabase Auth when configured; else the development sign-in when DEV_SIGN_IN is on (config refuses both). */
 function webAuth(cfg: Config): WebAuth {
   if (cfg.SUPABASE_URL && cfg.SUPABASE_ANON_KEY) {
     return { mode: 'supabase', supabaseUrl: cfg.SUPABASE_URL, anonKey: cfg.SUPABASE_ANON_KEY };
   }
-  if (cfg.NODE_ENV === 'production') {
-    return { mode: 'none', reason: 'sign-in is not configured: set SUPABASE_URL and SUPABASE_ANON_KEY' };
-  }
-  return { mode: 'local', signingSecret: localSigningSecret(cfg) };
+  if (cfg.DEV_SIGN_IN) return { mode: 'local', signingSecret: localSigningSecret(cfg) };
+  return { mode: 'none', reason: 'sign-in is not configured: set SUPABASE_URL and SUPABASE_ANON_KEY' };
 }
 
 async function main(): Promise<void> {
   const cfg = config();
   const verifier = createTokenVerifier(cfg);
+  if (cfg.DEV_SIGN_IN) {
+    log.warn({ devSignIn: true }, `DEVELOPMENT SIGN-IN IS ON (DEV_SIGN_IN=true): anyone on this machine can sign in as any user, `
+      + `admin included, at POST /auth/dev-sign-in; never run it with real users or data (./launch.sh start leaves it off)`);
+  }
   if (verifier.usesDevSecret) log.warn('JWT_SECRET is not set: accepting tokens signed with the public development secret');
   const opened = await openBillingStore(cfg, { log });
   const stripe = createStripeClient(cfg);
@@ -42,6 +44,7 @@ async function main(): Promise<void> {
     cancelUrl: cfg.CHECKOUT_CANCEL_URL ?? `${cfg.PUBLIC_BASE_URL}/purchase/cancel`,
     corsOrigins: cfg.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     version,
+    metricsToken: cfg.METRICS_TOKEN,
     livekit: cfg.LIVEKIT_URL && cfg.LIVEKIT_API_KEY && cfg.LIVEKIT_API_SECRET
       ? { url: cfg.LIVEKIT_URL, apiKey: cfg.LIVEKIT_API_KEY, apiSecret: cfg.LIVEKIT_API_SECRET, ttlSeconds: cfg.LIVEKIT_TOKEN_TTL_SECONDS }
       : undefined,

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BillingStore } from '../billing/store.ts';
@@ -40,17 +41,40 @@ export function createMetrics(store: BillingStore): SidecarMetrics {
   fromDatabase('mindbot_active_sessions', 'Calls being metered now', 'active_sessions');
   fromDatabase('mindbot_notifications_pending', 'Notifications waiting for delivery', 'notifications_pending');
   fromDatabase('mindbot_notifications_dead', 'Notifications given up after their last retry', 'notifications_dead');
+  new Gauge({
+    name: 'mindbot_stripe_events_needing_attention', help: 'Stripe events that can never apply, kept for an administrator (GET /admin/attention)',
+    registers: [registry],
+    async collect() {
+      this.set((await store.listStripeAttention({ limit: 1 })).total);
+    },
+  });
   return { registry, webhookEvents, purchases };
 }
 
-export function installMetrics(app: FastifyInstance, metrics: SidecarMetrics): void {
+/** The bearer header that /metrics asks for, compared in constant time. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const expected = Buffer.from(`Bearer ${token}`);
+  const given = Buffer.from(header ?? '');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/**
+ * The request latency histogram for every route, and GET /metrics. Balances and payments are business data, so
+ * /metrics answers only a scraper holding METRICS_TOKEN; without a token configured it does not exist (404).
+ */
+export function installMetrics(app: FastifyInstance, metrics: SidecarMetrics, token: string | undefined): void {
   const latency = metrics.registry.getSingleMetric('mindbot_http_request_duration_seconds') as Histogram<'method' | 'route' | 'status'>;
   app.addHook('onResponse', async (request, reply) => {
     // The route's pattern, not the URL: /user/:id/balance is one series, not one per user.
     const route = request.routeOptions.url ?? 'unmatched';
     latency.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', async (_request, reply) => {
+  if (token === undefined) return;
+  app.get('/metrics', async (request, reply) => {
+    if (!bearerMatches(request.headers.authorization, token)) {
+      return reply.status(401).header('www-authenticate', 'Bearer realm="metrics"')
+        .send({ error: { code: 'unauthorized', message: 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>' } });
+    }
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });

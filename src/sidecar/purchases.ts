@@ -74,7 +74,13 @@ export async function startPurchase(deps: PurchaseDeps, request: PurchaseRequest
   if (!stripe) throw new HttpError(503, 'payments_unavailable', 'purchases are not configured (STRIPE_SECRET_KEY is missing)');
   const tier = await activeTier(deps.store, request.packageId);
   const gift = request.gift ?? false;
-  const metadata = { user_id: request.userId, package_id: tier.id, gift: String(gift) };
+  // What the buyer is shown now is what the webhook grants, even if the tier is edited before the money
+  // arrives (a delayed payment can take days).
+  const metadata = {
+    user_id: request.userId, package_id: tier.id, gift: String(gift),
+    seconds: String(tier.total_seconds), price_cents: String(tier.price_cents), currency: tier.currency,
+    ...(tier.version !== undefined && { tier_version: String(tier.version) }),
+  };
   try {
     if (!request.paymentMethodId) {
       const customer = await deps.store.getStripeCustomer(request.userId);

@@ -1,22 +1,43 @@
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
-import type { BillingStore } from '../billing/store.ts';
+import type { BillingStore, PaymentDetail } from '../billing/store.ts';
 import { HttpError } from './http-errors.ts';
 
 export interface RefundRequest {
   paymentId: string;
-  /** Omitted: everything not refunded yet. */
+  /** Omitted: the money of the unused time (with the override: everything not refunded yet). */
   amountCents?: number | undefined;
   reason?: 'duplicate' | 'fraudulent' | 'requested_by_customer' | undefined;
   adminId: string;
+  /** The explicit override: refund more than the unused time is worth (time already talked, given back). */
+  allowMoreThanUnused?: boolean | undefined;
   /** A retry (a double click) with the same key is the same refund at Stripe. */
   idempotencyKey?: string | undefined;
 }
 
+/** What the admin page shows before a refund: the SQL function's figures (get_payment, migrations/010). */
+export function refundQuote(payment: PaymentDetail) {
+  return {
+    payment_id: payment.payment_id,
+    user_id: payment.user_id,
+    status: payment.status,
+    currency: payment.currency,
+    amount_cents: payment.amount_cents,
+    refunded_cents: payment.refunded_cents,
+    refundable_cents: payment.refundable_cents,
+    unused_refundable_cents: payment.unused_refundable_cents,
+    card_total_seconds: payment.card_total_seconds,
+    card_unused_seconds: payment.card_unused_seconds,
+    refundable_through_stripe: payment.stripe_payment_intent_id !== null,
+  };
+}
+
 /**
- * Asks Stripe to refund a payment. The time card is not touched here: Stripe's charge.refunded webhook
- * reports the refunded amount and takes back the matching unused seconds, once, whoever started the refund
- * (this API or Stripe's dashboard).
+ * Asks Stripe to refund a payment. What a refund takes back: Stripe's refund webhook takes the card's seconds
+ * in proportion to the money (seconds x refunded / paid), as far as they are unused, once, whoever started the
+ * refund (this API or Stripe's dashboard). So by default a refund is at most the money of the unused time
+ * (unused_refundable_cents); refunding more gives back money for time already talked and needs the explicit
+ * override. Never more than what is left of the payment.
  */
 export async function refundPayment(store: BillingStore, stripe: Stripe | null, log: Logger, request: RefundRequest) {
   if (!stripe) throw new HttpError(503, 'payments_unavailable', 'refunds are not configured (STRIPE_SECRET_KEY is missing)');
@@ -24,10 +45,17 @@ export async function refundPayment(store: BillingStore, stripe: Stripe | null, 
   if (!payment.stripe_payment_intent_id) {
     throw new HttpError(409, 'not_refundable', 'this payment has no Stripe payment intent to refund');
   }
-  const amount = request.amountCents ?? payment.refundable_cents;
   if (payment.refundable_cents === 0) throw new HttpError(409, 'already_refunded', 'this payment is refunded in full');
+  const override = request.allowMoreThanUnused === true;
+  const amount = request.amountCents ?? (override ? payment.refundable_cents : payment.unused_refundable_cents);
   if (amount > payment.refundable_cents) {
     throw new HttpError(409, 'refund_too_large', `at most ${payment.refundable_cents} cents are left to refund`);
+  }
+  if ((amount > payment.unused_refundable_cents || amount === 0) && !override) {
+    throw new HttpError(409, 'exceeds_unused_time',
+      payment.unused_refundable_cents === 0
+        ? 'no unused time is left on this payment\'s card: to refund anyway, set allow_more_than_unused'
+        : `the unused time is worth ${payment.unused_refundable_cents} cents: to refund more (time already used), set allow_more_than_unused`);
   }
   // Without a caller's key, the payment's refund state and the amount make one: repeating the same request
   // before Stripe's webhook arrives refunds once.
@@ -48,7 +76,8 @@ export async function refundPayment(store: BillingStore, stripe: Stripe | null, 
       ? new HttpError(409, 'refund_rejected', message)
       : new HttpError(502, 'payment_provider_error', 'the payment provider could not be reached; please try again');
   }
-  log.info({ adminId: request.adminId, paymentId: payment.payment_id, refundId: refund.id, amount }, 'refund requested at Stripe');
+  log.info({ adminId: request.adminId, paymentId: payment.payment_id, refundId: refund.id, amount,
+    beyondUnused: amount > payment.unused_refundable_cents }, 'refund requested at Stripe');
   return {
     refund_id: refund.id,
     status: refund.status,

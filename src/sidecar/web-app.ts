@@ -5,14 +5,17 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { signLocalToken } from '../auth/verify-token.ts';
 import { HttpError, parseInput } from './http-errors.ts';
 
 export type WebAuth =
   | { mode: 'supabase'; supabaseUrl: string; anonKey: string }
-  /** The development sign-in: anyone may take any user id (and admin), so never in production. */
+  /**
+   * The development sign-in (DEV_SIGN_IN): anyone may take any user id (and admin), so it answers only requests
+   * made on this machine (see isLocalRequest) and is never on in production or next to Supabase keys.
+   */
   | { mode: 'local'; signingSecret: string }
   /** Production without Supabase Auth configured: the app says sign-in is unavailable, and why. */
   | { mode: 'none'; reason: string };
@@ -34,6 +37,21 @@ const DevSignInBody = z.strictObject({
   user_id: z.guid({ message: 'a user id must be a uuid' }).transform((id) => id.toLowerCase()).optional(),
   admin: z.boolean().optional(),
 });
+
+const LOOPBACK_HOSTNAME = /^(localhost|[\w-]+(\.[\w-]+)*\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/**
+ * A request made on this machine: from a loopback address, not relayed (a local tunnel or reverse proxy,
+ * e.g. ngrok, connects from loopback on behalf of anyone and says so in its forwarding headers), and for a
+ * loopback host name (a web page elsewhere cannot rebind its own domain onto 127.0.0.1 and ask).
+ */
+export function isLocalRequest(request: FastifyRequest): boolean {
+  const address = request.socket.remoteAddress ?? '';
+  const loopback = /^(127\.|::1$|::ffff:127\.)/.test(address);
+  const relayed = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-real-ip'].some((name) => request.headers[name] !== undefined);
+  const hostname = (request.headers.host ?? '').replace(/:\d+$/, '');
+  return loopback && !relayed && LOOPBACK_HOSTNAME.test(hostname);
+}
 
 /** An origin and, for ws(s)/http(s), its twin: livekit-client talks HTTPS and WSS to the same host. */
 function originsOf(url: string | undefined): string[] {
@@ -94,6 +112,9 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
     if (settings.auth.mode !== 'local') {
       throw new HttpError(404, 'not_found', 'the development sign-in is off: sign in with Supabase');
     }
+    if (!isLocalRequest(request)) {
+      throw new HttpError(403, 'forbidden', 'the development sign-in answers only requests from this machine (loopback)');
+    }
     const body = parseInput(DevSignInBody, request.body ?? {});
     const userId = body.user_id ?? randomUUID();
     const admin = body.admin ?? false;
@@ -102,34 +123,32 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
     return { access_token: accessToken, token_type: 'bearer', expires_in: DEV_TOKEN_TTL_SECONDS, user_id: userId, admin };
   });
 
-  if (!existsSync(indexPath)) {
-    app.log.warn({ distDir }, 'the web app is not built (npm run build): its pages answer 503');
-    for (const page of WEB_PAGES) {
-      app.get(page, async () => {
-        throw new HttpError(503, 'web_app_not_built', `the web app is not built: run \`npm run build\` (looked in ${distDir})`);
-      });
-    }
-    return;
-  }
-
-  // Every page is the same file, kept in memory; `vite build --watch` (dev) rewrites it with new asset names,
-  // so a changed file is read again.
-  let index = readFileSync(indexPath);
-  let indexMtime = 0;
-  const currentIndex = () => {
+  // The page is looked for at request time, not once at start: `./launch.sh dev` starts the sidecar while the
+  // first build may still be running, and a rebuild may be writing the file. Every page is the same file, kept in
+  // memory and read again when it changes; while it is missing or half-written the last complete copy is served.
+  if (!existsSync(indexPath)) app.log.warn({ distDir }, 'the web app is not built yet (npm run build): its pages answer 503 until it is');
+  let index: Buffer | null = null;
+  let indexMtime = -1;
+  const currentIndex = (): Buffer | null => {
     try {
       const { mtimeMs } = statSync(indexPath);
       if (mtimeMs !== indexMtime) {
-        index = readFileSync(indexPath);
-        indexMtime = mtimeMs;
+        const read = readFileSync(indexPath);
+        // Vite ends every page with </html>: anything shorter is a file still being written.
+        if (read.includes('</html>')) {
+          index = read;
+          indexMtime = mtimeMs;
+        }
       }
-    } catch { /* keep the last good copy while a build is being written */ }
+    } catch { /* not built, or being replaced: keep the last good copy */ }
     return index;
   };
   for (const page of WEB_PAGES) {
     app.get(page, async (_request, reply) => {
+      const html = currentIndex();
+      if (!html) throw new HttpError(503, 'web_app_not_built', `the web app is not built: run \`npm run build\` (looked in ${distDir})`);
       securityHeaders(reply, csp).header('cache-control', 'no-cache').type('text/html; charset=utf-8');
-      return reply.send(currentIndex());
+      return reply.send(html);
     });
   }
   await app.register(fastifyStatic, {
@@ -137,6 +156,8 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
     prefix: '/assets/',
     wildcard: true,
     index: false,
+    // Not built yet is said once above; the assets are looked up at request time like the page.
+    suppressWarning: true,
     // Vite names every asset by its content hash: a name never changes its bytes.
     immutable: true,
     maxAge: '365d',

@@ -51,8 +51,8 @@ function LocalSignIn({ wantAdmin }: { wantAdmin: boolean }) {
       <form className="card" onSubmit={(e) => void submit(e)} aria-labelledby="dev-sign-in-title">
         <h2 id="dev-sign-in-title">Development sign-in</h2>
         <p className="dev-banner" role="note">
-          Local development mode: no password is checked and anyone can be any user. This sign-in is never offered
-          when the server runs in production.
+          Local development mode: no password is checked and anyone can be any user. Only <code>./launch.sh dev</code>
+          offers this sign-in, and only to this machine.
         </p>
         <label htmlFor="dev-user-id">User id (leave empty for a new user)</label>
         <input id="dev-user-id" name="user_id" value={userId} onChange={(e) => setUserId(e.target.value)}

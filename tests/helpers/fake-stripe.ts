@@ -984,6 +984,14 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
 
   const onlyExpand = (p: Params) => checkKeys(p, EXPANDABLE, '');
 
+  // GET /v1/refunds?charge=…|payment_intent=…: newest first, one page (the fake never has more than a page).
+  const listRefunds = (p: Params) => {
+    const matching = [...refunds.values()]
+      .filter((r) => (p.charge === undefined || r.charge === p.charge) && (p.payment_intent === undefined || r.payment_intent === p.payment_intent))
+      .reverse();
+    return { object: 'list', data: copy(matching), has_more: false, url: '/v1/refunds' };
+  };
+
   const coreRoutes: Route[] = [
     { method: 'POST', pattern: /^\/v1\/customers$/, handler: createCustomerEndpoint },
     { method: 'GET', pattern: /^\/v1\/customers\/([^/]+)$/, handler: (p, c) => (onlyExpand(p), getOrThrow(customers, 'customer')(c.id)) },
@@ -994,6 +1002,7 @@ export async function startFakeStripe(options: FakeStripeOptions = {}): Promise<
     { method: 'POST', pattern: /^\/v1\/payment_intents$/, handler: createPaymentIntent },
     { method: 'GET', pattern: /^\/v1\/payment_intents\/([^/]+)$/, handler: (p, c) => (checkKeys(p, ['expand', 'client_secret'], ''), getPaymentIntent(c.id)) },
     { method: 'POST', pattern: /^\/v1\/refunds$/, handler: createRefund },
+    { method: 'GET', pattern: /^\/v1\/refunds$/, handler: (p) => (checkKeys(p, ['charge', 'payment_intent', 'created', 'expand', 'limit', 'starting_after', 'ending_before'], ''), listRefunds(p)) },
     { method: 'GET', pattern: /^\/v1\/refunds\/([^/]+)$/, handler: (p, c) => (onlyExpand(p), getOrThrow(refunds, 'refund')(c.id)) },
     { method: 'GET', pattern: /^\/v1\/charges\/([^/]+)$/, handler: (p, c) => (onlyExpand(p), getOrThrow(charges, 'charge')(c.id)) },
   ];

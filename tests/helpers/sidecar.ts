@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import Stripe from 'stripe';
 import type { FastifyInstance } from 'fastify';
 import { createTokenVerifier, signLocalToken } from '../../src/auth/verify-token.ts';
@@ -7,11 +7,16 @@ import type { BillingStore, Clock } from '../../src/billing/store.ts';
 import type { SqlClient } from '../../src/billing/sql-client.ts';
 import { buildSidecar } from '../../src/sidecar/app.ts';
 import type { TestDatabase } from './test-db.ts';
+import {
+  chargeObject, checkoutSessionObject, disputeObject, eventObject, paymentIntentObject, purchaseMetadata, refundObject,
+} from './stripe-payment-objects.ts';
 
 export const WEBHOOK_SECRET = 'whsec_test_mindbot_sidecar';
 /** Where `npm run build` puts the web app (./launch.sh test builds it before the tests). */
 export const WEB_DIST_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));
 const JWT_SECRET = 'test-jwt-secret-for-the-sidecar-tests-0123456789';
+/** The scrape token of the test sidecars' GET /metrics. */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123';
 
 export interface TestSidecar {
   url: string;
@@ -49,6 +54,10 @@ export async function startSidecar(db: TestDatabase, options: {
   supabaseAuth?: { url: string; anonKey: string; jwtSecret: string };
   /** The sidecar's store and health-check SQL, instead of the test database's own (e.g. through a fault proxy). */
   storage?: { store: BillingStore; sql: SqlClient | undefined };
+  /** The sidecar's logger (default: silent, or TEST_LOG_LEVEL). */
+  log?: Logger;
+  /** GET /metrics's bearer token (default METRICS_TOKEN); null: none configured, /metrics is not served. */
+  metricsToken?: string | null;
 } = {}): Promise<TestSidecar> {
   const store = options.storage?.store ?? db.store(options.clock);
   let url = '';
@@ -64,12 +73,13 @@ export async function startSidecar(db: TestDatabase, options: {
       NODE_ENV: 'test', JWT_SECRET, ADMIN_USER_IDS: options.adminIds ?? [],
       ...(options.supabaseAuth && { SUPABASE_URL: options.supabaseAuth.url, SUPABASE_JWT_SECRET: options.supabaseAuth.jwtSecret }),
     }),
-    log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    log: options.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     // Read when a purchase starts, by then the sidecar listens and its URL is known.
     get successUrl() { return typeof successUrl === 'function' ? successUrl(url) : successUrl; },
     cancelUrl: 'https://app.mindbot.test/purchase/cancel',
     corsOrigins: ['https://app.mindbot.test'],
     version: 'test',
+    metricsToken: options.metricsToken === null ? undefined : options.metricsToken ?? METRICS_TOKEN,
     livekit: options.livekit === null ? undefined : options.livekit ?? LIVEKIT,
     web: options.web ? {
       distDir: WEB_DIST_DIR,
@@ -123,9 +133,9 @@ export async function startSidecar(db: TestDatabase, options: {
 let counter = 0;
 const unique = (prefix: string) => `${prefix}_test${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 
+/** A webhook event: Stripe's published event object wrapping `object`. */
 export function stripeEvent(type: string, object: Record<string, unknown>, id = unique('evt')): Record<string, unknown> {
-  return { id, object: 'event', api_version: '2026-10-28.endive', created: Math.floor(Date.now() / 1000),
-    livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type, data: { object } };
+  return eventObject(type, object, id);
 }
 
 export interface PurchaseIds {
@@ -138,32 +148,33 @@ export function purchaseIds(): PurchaseIds {
   return { sessionId: unique('cs'), paymentIntentId: unique('pi'), chargeId: unique('ch') };
 }
 
-export function checkoutSession(ids: PurchaseIds, purchase: { userId: string; packageId: string; amount: number; gift?: boolean },
-  overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    id: ids.sessionId, object: 'checkout.session', mode: 'payment', status: 'complete', payment_status: 'paid',
-    amount_total: purchase.amount, currency: 'usd', client_reference_id: purchase.userId, customer: null,
-    payment_intent: ids.paymentIntentId,
-    metadata: { user_id: purchase.userId, package_id: purchase.packageId, gift: String(purchase.gift ?? false) },
-    ...overrides,
-  };
+type Purchase = { userId: string; packageId: string; amount: number; gift?: boolean };
+
+/** A paid Checkout Session of the purchase (Stripe's published object; values and extra fields overridden). */
+export function checkoutSession(ids: PurchaseIds, purchase: Purchase, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return checkoutSessionObject({ id: ids.sessionId, paymentIntentId: ids.paymentIntentId, amount: purchase.amount,
+    metadata: purchaseMetadata(purchase) }, overrides);
 }
 
-export function paymentIntent(ids: PurchaseIds, purchase: { userId: string; packageId: string; amount: number; gift?: boolean },
-  overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    id: ids.paymentIntentId, object: 'payment_intent', amount: purchase.amount, amount_received: purchase.amount,
-    currency: 'usd', customer: null, latest_charge: ids.chargeId, status: 'succeeded',
-    metadata: { user_id: purchase.userId, package_id: purchase.packageId, gift: String(purchase.gift ?? false) },
-    ...overrides,
-  };
+/** The purchase's succeeded PaymentIntent (Stripe's published object). */
+export function paymentIntent(ids: PurchaseIds, purchase: Purchase, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return paymentIntentObject({ id: ids.paymentIntentId, amount: purchase.amount, status: 'succeeded',
+    latestChargeId: ids.chargeId, metadata: purchaseMetadata(purchase) }, overrides);
 }
 
-export function charge(ids: PurchaseIds, amount: number, amountRefunded: number): Record<string, unknown> {
-  return { id: ids.chargeId, object: 'charge', amount, amount_refunded: amountRefunded, payment_intent: ids.paymentIntentId,
-    refunded: amountRefunded >= amount };
+/**
+ * The purchase's Charge with `amountRefunded` refunded, as one refund (re_<charge id>) listed on it unless
+ * `refunds` lists them (Stripe's published charge and refund objects).
+ */
+export function charge(ids: PurchaseIds, amount: number, amountRefunded: number, refunds?: Record<string, unknown>[]): Record<string, unknown> {
+  const list = refunds ?? (amountRefunded > 0
+    ? [refundObject({ id: `re_${ids.chargeId.slice(3)}`, chargeId: ids.chargeId, paymentIntentId: ids.paymentIntentId, amount: amountRefunded })]
+    : []);
+  return chargeObject({ id: ids.chargeId, paymentIntentId: ids.paymentIntentId, amount, refunds: list });
 }
 
-export function dispute(ids: PurchaseIds, disputeId: string, status: string): Record<string, unknown> {
-  return { id: disputeId, object: 'dispute', charge: ids.chargeId, payment_intent: ids.paymentIntentId, status, amount: 0 };
+/** A dispute of the purchase's charge: a chargeback unless its status is an inquiry's (warning_*). */
+export function dispute(ids: PurchaseIds, disputeId: string, status: string, amount = 0): Record<string, unknown> {
+  return disputeObject({ id: disputeId, chargeId: ids.chargeId, paymentIntentId: ids.paymentIntentId, amount, status,
+    kind: status.startsWith('warning_') ? 'inquiry' : 'chargeback' });
 }

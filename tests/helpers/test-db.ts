@@ -25,7 +25,10 @@ function databaseUrl(name: string): string {
   return url.toString();
 }
 
-export async function createPostgresDatabase(): Promise<TestDatabase> {
+export async function createPostgresDatabase(options: {
+  /** Runs on the empty database before the migrations (e.g. to set it up as a Supabase project is). */
+  beforeMigrate?: (sql: SqlClient) => Promise<void>;
+} = {}): Promise<TestDatabase> {
   const name = `mindbot_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
@@ -43,6 +46,7 @@ export async function createPostgresDatabase(): Promise<TestDatabase> {
     return pool;
   };
   const sql = pgPoolClient(newPool(4));
+  await options.beforeMigrate?.(sql);
   await migrate(sql);
   return {
     engine: 'postgres',

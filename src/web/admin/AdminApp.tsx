@@ -1,4 +1,5 @@
-// The administrators' page (/admin): revenue, usage, users, tiers, adjustments and refunds, from the admin API.
+// The administrators' page (/admin): revenue, the books, usage, users, tiers, adjustments, refunds and the Stripe
+// events that need attention, from the admin API.
 // The first request (the revenue report) decides who may see the page: a 403 from it shows the refusal, and
 // no other panel asks the API anything before it answered.
 import { useState } from 'react';
@@ -8,6 +9,8 @@ import { useRequest } from '../use-request.ts';
 import { ErrorMessage, Loading } from '../ui.tsx';
 import type { RevenueReport } from './admin-api.ts';
 import { AdminOnly } from './AdminOnly.tsx';
+import { AttentionPanel } from './AttentionPanel.tsx';
+import { BooksPanel } from './BooksPanel.tsx';
 import { RevenuePanel } from './RevenuePanel.tsx';
 import { TiersPanel } from './TiersPanel.tsx';
 import { UsagePanel } from './UsagePanel.tsx';
@@ -19,7 +22,10 @@ const PERIODS = [7, 30, 90, 365] as const;
 export function AdminApp() {
   const api = useApi();
   const [days, setDays] = useState<number>(30);
-  const revenue = useRequest(() => api.get<RevenueReport>(`/admin/analytics/revenue?days=${days}`), [days]);
+  // null: the report's own choice (the currency most paid in over the period).
+  const [currency, setCurrency] = useState<string | null>(null);
+  const revenue = useRequest(() => api.get<RevenueReport>(
+    `/admin/analytics/revenue?days=${days}${currency ? `&currency=${encodeURIComponent(currency)}` : ''}`), [days, currency]);
 
   if (revenue.error instanceof ApiError && revenue.error.status === 403) return <AdminOnly />;
   if (revenue.data === null) {
@@ -38,9 +44,11 @@ export function AdminApp() {
       <h1>MindBot administration</h1>
       <nav aria-label="Admin sections" className="admin-nav">
         <a href="#revenue">Revenue</a>
+        <a href="#books">Books</a>
         <a href="#usage">Usage</a>
         <a href="#users">Users</a>
         <a href="#tiers">Pricing tiers</a>
+        <a href="#attention">Needs attention</a>
       </nav>
       <div className="admin-toolbar">
         <div className="field">
@@ -50,10 +58,12 @@ export function AdminApp() {
           </select>
         </div>
       </div>
-      <RevenuePanel request={revenue} />
+      <RevenuePanel request={revenue} onCurrency={setCurrency} />
+      <BooksPanel />
       <UsagePanel days={days} />
       <UsersPanel />
       <TiersPanel />
+      <AttentionPanel />
     </main>
   );
 }

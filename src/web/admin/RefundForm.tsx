@@ -1,11 +1,15 @@
-// A refund of one payment through Stripe (POST /admin/payments/:id/refund), after a confirmation. The time
-// card is not touched by this request: Stripe's charge.refunded webhook takes the unused time back when
-// Stripe confirms, whoever started the refund. The form says so, with the API's own answer.
+// A refund of one payment through Stripe (POST /admin/payments/:id/refund), after a confirmation. What a refund
+// takes back: Stripe's refund webhook takes the card's seconds in proportion to the money refunded, as far as
+// they are unused. So the form offers the money of the unused time (GET /admin/payments/:id answers it, from
+// the SQL rule) and refunds more (money for time already talked) only when the administrator ticks the
+// override; the API refuses the same without it. The card itself changes when Stripe confirms the refund.
 import { useId, useRef, useState, type FormEvent } from 'react';
 import { idempotencyKey } from '../api.ts';
 import { useApi } from '../auth.tsx';
-import { formatDateTime, formatMoney } from '../format.ts';
-import type { PaymentRecord, RefundAnswer } from './admin-api.ts';
+import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
+import { useRequest } from '../use-request.ts';
+import { Loaded } from '../ui.tsx';
+import type { PaymentRecord, RefundAnswer, RefundQuote } from './admin-api.ts';
 import { FieldError, FormError, fieldErrors, invalidProps } from './form-errors.tsx';
 
 type Reason = '' | 'requested_by_customer' | 'duplicate' | 'fraudulent';
@@ -17,7 +21,10 @@ export function RefundForm({ payment, onRefunded, onClose }: {
 }) {
   const api = useApi();
   const id = useId();
+  const quote = useRequest(() => api.get<RefundQuote>(`/admin/payments/${encodeURIComponent(payment.payment_id)}`),
+    [payment.payment_id]);
   const [amount, setAmount] = useState('');
+  const [override, setOverride] = useState(false);
   const [reason, setReason] = useState<Reason>('requested_by_customer');
   const [confirming, setConfirming] = useState(false);
   const [busy, setBusy] = useState(false);
@@ -34,9 +41,17 @@ export function RefundForm({ payment, onRefunded, onClose }: {
   const apiErrors = fieldErrors(error);
   const errors: Record<string, string> = { ...apiErrors, amount: amountError ?? apiErrors.amount_cents ?? '' };
 
+  const unused = quote.data?.unused_refundable_cents ?? 0;
+  // What an empty amount refunds: the unused time's money, or with the override everything not refunded yet.
+  const defaultCents = override ? (quote.data?.refundable_cents ?? 0) : unused;
   const review = (event: FormEvent) => {
     event.preventDefault();
-    const problem = cents !== undefined && !(cents > 0) ? 'Enter an amount greater than zero, or leave it empty.' : null;
+    const problem = cents !== undefined && !(cents > 0) ? 'Enter an amount greater than zero, or leave it empty.'
+      : !override && (cents ?? defaultCents) > unused
+        ? unused === 0
+          ? 'No unused time is left on this card. To refund anyway, tick "Refund more than the unused time".'
+          : `The unused time is worth ${money(unused)}. To refund more, tick "Refund more than the unused time".`
+        : null;
     setAmountError(problem);
     setError(null);
     if (problem) return;
@@ -53,6 +68,7 @@ export function RefundForm({ payment, onRefunded, onClose }: {
       const result = await api.post<RefundAnswer>(`/admin/payments/${encodeURIComponent(payment.payment_id)}/refund`, {
         ...(cents !== undefined && { amount_cents: cents }),
         ...(reason && { reason }),
+        ...(override && { allow_more_than_unused: true }),
       }, { 'Idempotency-Key': key.current });
       setAnswer(result);
       setConfirming(false);
@@ -69,9 +85,21 @@ export function RefundForm({ payment, onRefunded, onClose }: {
       <h4 id={`${id}-title`}>Refund the {money(payment.amount_cents)} payment of {formatDateTime(payment.created_at)}</h4>
       <p className="muted">
         {money(payment.refunded_cents)} refunded so far. Stripe refunds the money; the time card follows when
-        Stripe confirms the refund (its charge.refunded webhook takes back the unused time).
+        Stripe confirms the refund (its webhook takes back the card's seconds in proportion, as far as they are
+        unused).
       </p>
-      {!answer && (
+      <Loaded request={quote} label="Reading what is refundable…">
+        {(q) => (
+          <p id={`${id}-quote`}>
+            {q.card_unused_seconds === null
+              ? <>This payment granted no card: all of the {money(q.refundable_cents)} left is refundable.</>
+              : <>Unused time: {formatDuration(q.card_unused_seconds)} of {formatDuration(q.card_total_seconds ?? 0)},
+                  {' '}refundable: <strong>{money(q.unused_refundable_cents)}</strong> (of {money(q.refundable_cents)} not
+                  refunded yet).</>}
+          </p>
+        )}
+      </Loaded>
+      {!answer && quote.data && (
         <>
           <div className="form-grid">
             <div className="field">
@@ -80,7 +108,9 @@ export function RefundForm({ payment, onRefunded, onClose }: {
                 disabled={confirming} onChange={(e) => setAmount(e.target.value)}
                 aria-describedby={errors.amount ? `${id}-amount-error` : `${id}-amount-hint`}
                 {...(errors.amount ? { 'aria-invalid': true } : {})} />
-              <p id={`${id}-amount-hint`} className="hint">Leave empty to refund everything not refunded yet.</p>
+              <p id={`${id}-amount-hint`} className="hint">
+                Leave empty to refund {override ? 'everything not refunded yet' : 'the unused time'} ({money(defaultCents)}).
+              </p>
               <FieldError errors={errors} field="amount" inputId={`${id}-amount`} />
             </div>
             <div className="field">
@@ -94,13 +124,23 @@ export function RefundForm({ payment, onRefunded, onClose }: {
               </select>
               <FieldError errors={errors} field="reason" inputId={`${id}-reason`} />
             </div>
+            <div className="field wide">
+              <label>
+                <input type="checkbox" checked={override} disabled={confirming}
+                  onChange={(e) => { setOverride(e.target.checked); setAmountError(null); }} />
+                {' '}Refund more than the unused time
+              </label>
+              <p className="hint">Gives back money for time already used too. The card can only give back what is unused.</p>
+            </div>
           </div>
           <FormError error={error ?? (amountError ? new Error(amountError) : null)} />
           {confirming ? (
             <div className="banner-warn" role="group" aria-labelledby={`${id}-confirm`}>
               <p id={`${id}-confirm`}>
-                Refund {cents === undefined ? 'everything not refunded yet' : money(cents)} of this payment through
-                Stripe? This cannot be undone.
+                Refund {money(cents ?? defaultCents)}
+                {cents === undefined ? (override ? ' (everything not refunded yet)' : ' (the unused time)') : ''} of this
+                payment through Stripe?{(cents ?? defaultCents) > unused ? ' This is more than the unused time is worth.' : ''}
+                {' '}This cannot be undone.
               </p>
               <div className="actions">
                 <button type="button" className="danger" ref={confirmButton} disabled={busy} onClick={() => void refund()}>
@@ -125,8 +165,8 @@ export function RefundForm({ payment, onRefunded, onClose }: {
               {answer.status ? `, ${answer.status}` : ''}).
             </p>
             <p>
-              The time card follows when Stripe confirms the refund: its charge.refunded webhook takes back the
-              unused time. Refresh the report to see it. (The server: {answer.note}.)
+              The time card follows when Stripe confirms the refund: its webhook takes back the card's seconds in
+              proportion, as far as they are unused. Refresh the report to see it. (The server: {answer.note}.)
             </p>
           </>
         )}

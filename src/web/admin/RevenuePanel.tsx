@@ -1,5 +1,6 @@
 // Revenue over the chosen period: totals, a bar per day and a line per package, as GET
-// /admin/analytics/revenue answers them. The report carries no currency: the price list sells in one (usd).
+// /admin/analytics/revenue answers them. The report is in one currency (amounts of different currencies are
+// never added); when payments came in several, the administrator picks which one to read.
 import { formatMoney } from '../format.ts';
 import type { RequestState } from '../use-request.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
@@ -7,22 +8,35 @@ import type { RevenueReport } from './admin-api.ts';
 import { BarChart } from './BarChart.tsx';
 import { Stats } from './Stats.tsx';
 
-export function RevenuePanel({ request }: { request: RequestState<RevenueReport> & { reload: () => Promise<void> } }) {
+export function RevenuePanel({ request, onCurrency }: {
+  request: RequestState<RevenueReport> & { reload: () => Promise<void> };
+  onCurrency: (currency: string) => void;
+}) {
   return (
     <Section title="Revenue" id="revenue"
       actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Refresh revenue</button>}>
       <Loaded request={request} label="Loading revenue…">
-        {(report) => (
+        {(report) => {
+          const money = (cents: number) => formatMoney(cents, report.currency);
+          return (
           <>
-            <p className="muted">The last {report.days} days, by payment date.</p>
+            <p className="muted">The last {report.days} days, by payment date, in {report.currency.toUpperCase()}.</p>
+            {currencies(report).length > 1 && (
+              <div className="field">
+                <label htmlFor="revenue-currency">Currency</label>
+                <select id="revenue-currency" value={report.currency} onChange={(e) => onCurrency(e.target.value)}>
+                  {currencies(report).map((c) => <option key={c} value={c}>{c.toUpperCase()}</option>)}
+                </select>
+              </div>
+            )}
             <Stats items={[
-              { label: 'Total revenue', value: formatMoney(report.total_revenue_cents) },
-              { label: 'Refunds', value: formatMoney(report.refunds_cents) },
-              { label: 'Net revenue', value: formatMoney(report.net_revenue_cents) },
+              { label: 'Total revenue', value: money(report.total_revenue_cents) },
+              { label: 'Refunds', value: money(report.refunds_cents) },
+              { label: 'Net revenue', value: money(report.net_revenue_cents) },
               { label: 'Payments', value: report.total_transactions },
-              { label: 'Average payment', value: formatMoney(report.avg_transaction_cents) },
+              { label: 'Average payment', value: money(report.avg_transaction_cents) },
             ]} />
-            <BarChart title="Revenue per day" valueHeading="Revenue" formatValue={(cents) => formatMoney(cents)}
+            <BarChart title="Revenue per day" valueHeading="Revenue" formatValue={(cents) => money(cents)}
               data={report.daily_revenue.map((d) => ({ label: d.date, value: d.revenue_cents }))} />
             <h3 id="revenue-packages">Per package</h3>
             {report.package_stats.length === 0 ? <p className="muted">No payments in this period.</p> : (
@@ -41,8 +55,8 @@ export function RevenuePanel({ request }: { request: RequestState<RevenueReport>
                       <tr key={p.package_id ?? 'none'}>
                         <th scope="row">{p.name ?? p.package_id ?? 'No package'}</th>
                         <td className="num">{p.transactions}</td>
-                        <td className="num">{formatMoney(p.revenue_cents)}</td>
-                        <td className="num">{formatMoney(p.refunds_cents)}</td>
+                        <td className="num">{money(p.revenue_cents)}</td>
+                        <td className="num">{money(p.refunds_cents)}</td>
                       </tr>
                     ))}
                   </tbody>
@@ -50,8 +64,14 @@ export function RevenuePanel({ request }: { request: RequestState<RevenueReport>
               </TableScroll>
             )}
           </>
-        )}
+          );
+        }}
       </Loaded>
     </Section>
   );
+}
+
+/** The report's currency and every other one paid in over the period. */
+function currencies(report: RevenueReport): string[] {
+  return [...new Set([report.currency, ...report.currencies.map((c) => c.currency)])].sort();
 }

@@ -64,7 +64,8 @@ export function UsersPanel() {
                         <td className="num">{formatDuration(u.balance_seconds)}</td>
                         <td className="num">{u.active_cards}</td>
                         <td className="num">{u.sessions}</td>
-                        <td className="num">{formatMoney(u.spent_cents)}</td>
+                        <td className="num">{u.spent.length === 0 ? formatMoney(0)
+                          : u.spent.map((m) => formatMoney(m.cents, m.currency)).join(' + ')}</td>
                         <td>{formatDateTime(u.last_activity)}</td>
                       </tr>
                     ))}

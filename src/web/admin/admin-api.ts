@@ -1,11 +1,14 @@
 // The admin API's answers as the browser receives them (src/sidecar/admin-routes.ts passes the SQL reports of
 // migrations/004_reports.sql through; see src/billing/types.ts). Timestamps arrive as ISO strings.
 
-/** GET /admin/analytics/revenue?days= */
+/** GET /admin/analytics/revenue?days=&currency= (every figure in the one currency named) */
 export interface RevenueReport {
   days: number;
   since: string;
   until: string;
+  currency: string;
+  /** The currencies paid in over the period, the most used first. */
+  currencies: Array<{ currency: string; transactions: number }>;
   total_revenue_cents: number;
   refunds_cents: number;
   net_revenue_cents: number;
@@ -43,7 +46,8 @@ export interface BillingUserList {
     active_sessions: number;
     seconds_used: number;
     purchases: number;
-    spent_cents: number;
+    /** Per currency: cents of different currencies are never added together. */
+    spent: Array<{ currency: string; cents: number }>;
     last_activity: string | null;
   }>;
 }
@@ -144,4 +148,77 @@ export interface RefundAnswer {
   payment_id: string;
   amount_cents: number;
   note: string;
+}
+
+/** GET /admin/attention: Stripe events that can never apply, acknowledged to Stripe and kept here. */
+export interface AttentionList {
+  total: number;
+  items: Array<{
+    id: number;
+    event_id: string;
+    event_type: string;
+    code: string;
+    message: string;
+    payment_id: string | null;
+    user_id: string | null;
+    object_id: string | null;
+    created_at: string;
+  }>;
+}
+
+/** GET /admin/payments/:id: what a refund of the payment may give back. */
+export interface RefundQuote {
+  payment_id: string;
+  user_id: string | null;
+  status: string;
+  currency: string;
+  amount_cents: number;
+  refunded_cents: number;
+  /** Everything not refunded yet. */
+  refundable_cents: number;
+  /** The money of the card's unused time: a refund up to this needs no override. */
+  unused_refundable_cents: number;
+  card_total_seconds: number | null;
+  card_unused_seconds: number | null;
+  refundable_through_stripe: boolean;
+}
+
+export interface SecondsFigures {
+  currency?: string | null;
+  cards: number;
+  granted_seconds: number;
+  adjusted_seconds: number;
+  used_seconds: number;
+  expired_seconds: number;
+  refunded_seconds: number;
+  revoked_seconds: number;
+  restored_seconds: number;
+  outstanding_seconds: number;
+  spendable_seconds: number;
+  pending_gift_seconds: number;
+  awaiting_expiry_seconds: number;
+  unusable_seconds: number;
+  difference_seconds: number;
+  ok: boolean;
+}
+
+/** GET /admin/books (migrations/010_books.sql) */
+export interface Books {
+  generated_at: string;
+  ok: boolean;
+  seconds: { ok: boolean; cards_out_of_step: number; total: SecondsFigures; by_currency: SecondsFigures[] };
+  cents: {
+    ok: boolean;
+    by_currency: Array<{
+      currency: string;
+      payments: number;
+      received_cents: number;
+      refunded_cents: number;
+      kept_cents: number;
+      disputed_cents: number;
+      refunded_unpaid_cents: number;
+      difference_cents: number;
+      ok: boolean;
+    }>;
+  };
 }

@@ -1,0 +1,104 @@
+// The books (GET /admin/books): whether every second sold is accounted for (used, expired, taken back or
+// still on a card) and every cent received is refunded or kept, per currency. The figures and the verdicts are
+// the SQL function's (migrations/010_books.sql); this panel only lays them out.
+import { useApi } from '../auth.tsx';
+import { formatDateTime, formatMoney } from '../format.ts';
+import { useRequest } from '../use-request.ts';
+import { Loaded, Section, TableScroll } from '../ui.tsx';
+import type { Books, SecondsFigures } from './admin-api.ts';
+
+const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const seconds = (s: number) => `${whole.format(s)} s`;
+const groupName = (g: SecondsFigures) => (g.currency === undefined ? 'Total'
+  : g.currency === null ? 'No payment (manual credits)' : `Bought in ${g.currency.toUpperCase()}`);
+
+export function BooksPanel() {
+  const api = useApi();
+  const request = useRequest(() => api.get<Books>('/admin/books'), []);
+  return (
+    <Section title="Books" id="books"
+      actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Check the books again</button>}>
+      <Loaded request={request} label="Checking the books…">
+        {(books) => (
+          <>
+            <p role="status" className={books.ok ? 'success' : 'error'}>
+              {books.ok ? 'The books balance.' : 'The books do not balance: see the rows marked below.'}
+              {' '}<span className="muted">Checked {formatDateTime(books.generated_at)}.</span>
+            </p>
+            <h3 id="books-seconds">Time: sold + adjusted = used + expired + taken back + still on cards</h3>
+            {books.seconds.cards_out_of_step > 0 && (
+              <p className="error">{books.seconds.cards_out_of_step} card(s) hold seconds that their ledger does not add up to.</p>
+            )}
+            <TableScroll labelledBy="books-seconds">
+              <table className="compact" aria-labelledby="books-seconds">
+                <thead>
+                  <tr>
+                    <th scope="col">Time</th>
+                    <th scope="col" className="num">Sold</th>
+                    <th scope="col" className="num">Adjusted</th>
+                    <th scope="col" className="num">Used</th>
+                    <th scope="col" className="num">Expired</th>
+                    <th scope="col" className="num">Refunded</th>
+                    <th scope="col" className="num">Revoked</th>
+                    <th scope="col" className="num">Restored</th>
+                    <th scope="col" className="num">On cards</th>
+                    <th scope="col" className="num">Of which gifts not redeemed</th>
+                    <th scope="col">Balances</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {[...books.seconds.by_currency, books.seconds.total].map((g) => (
+                    <tr key={g.currency === undefined ? 'total' : g.currency ?? 'none'}>
+                      <th scope="row">{groupName(g)}</th>
+                      <td className="num">{seconds(g.granted_seconds)}</td>
+                      <td className="num">{seconds(g.adjusted_seconds)}</td>
+                      <td className="num">{seconds(g.used_seconds)}</td>
+                      <td className="num">{seconds(g.expired_seconds)}</td>
+                      <td className="num">{seconds(g.refunded_seconds)}</td>
+                      <td className="num">{seconds(g.revoked_seconds)}</td>
+                      <td className="num">{seconds(g.restored_seconds)}</td>
+                      <td className="num">{seconds(g.outstanding_seconds)}</td>
+                      <td className="num">{seconds(g.pending_gift_seconds)}</td>
+                      <td>{g.ok ? 'Yes' : `No: off by ${seconds(g.difference_seconds)}`}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableScroll>
+            <h3 id="books-money">Money: received = refunded + kept, per currency</h3>
+            {books.cents.by_currency.length === 0 ? <p className="muted">No payments yet.</p> : (
+              <TableScroll labelledBy="books-money">
+                <table className="compact" aria-labelledby="books-money">
+                  <thead>
+                    <tr>
+                      <th scope="col">Currency</th>
+                      <th scope="col" className="num">Payments</th>
+                      <th scope="col" className="num">Received</th>
+                      <th scope="col" className="num">Refunded</th>
+                      <th scope="col" className="num">Kept</th>
+                      <th scope="col" className="num">Of which disputed</th>
+                      <th scope="col">Balances</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {books.cents.by_currency.map((m) => (
+                      <tr key={m.currency}>
+                        <th scope="row">{m.currency.toUpperCase()}</th>
+                        <td className="num">{m.payments}</td>
+                        <td className="num">{formatMoney(m.received_cents, m.currency)}</td>
+                        <td className="num">{formatMoney(m.refunded_cents, m.currency)}</td>
+                        <td className="num">{formatMoney(m.kept_cents, m.currency)}</td>
+                        <td className="num">{formatMoney(m.disputed_cents, m.currency)}</td>
+                        <td>{m.ok ? 'Yes' : `No: off by ${formatMoney(m.difference_cents, m.currency)}`}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </TableScroll>
+            )}
+          </>
+        )}
+      </Loaded>
+    </Section>
+  );
+}
