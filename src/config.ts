@@ -25,6 +25,9 @@ export const EnvSchema = z.object({
   // Every store call (connect, pool wait and query together) fails as storage_unavailable after this long, so a
   // frozen database turns into a 503 or a counted failure instead of a request or a call that hangs.
   STORE_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(5000),
+  // On a direct connection only: the server gets STORE_TIMEOUT_MS as statement_timeout, lock_timeout and
+  // idle_in_transaction_session_timeout at login. Off by default: a transaction-mode pooler refuses the login.
+  DB_SERVER_TIMEOUTS: optional(z.enum(['true', 'false'])).default('false').transform((v) => v === 'true'),
   // SIGTERM/SIGINT: what is still running (requests, jobs, the store's connections) is abandoned after this long.
   SHUTDOWN_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(10_000),
 

@@ -21,8 +21,9 @@ export interface PoolSettings {
   /** STORE_TIMEOUT_MS: connect and pool wait; on the server, each statement and lock wait. */
   timeoutMs: number;
   /**
-   * Send the server-side timeouts as startup parameters. Only on a direct connection: PgBouncer in transaction
-   * mode refuses unknown startup parameters (set them on the role there: `alter role … set statement_timeout`).
+   * Also send the server-side timeouts as startup parameters (DB_SERVER_TIMEOUTS), so the server gives up on a
+   * statement the client abandoned. Only on a direct connection: a pooler (PgBouncer, Supavisor) refuses the
+   * login with them; set them on the role there (`alter role … set statement_timeout`).
    */
   serverTimeouts: boolean;
 }
@@ -49,8 +50,8 @@ export function pgPool(url: string, settings: PoolSettings): pg.Pool {
 }
 
 /** The store's SQL connection: every query within STORE_TIMEOUT_MS, the pool wait and the connect included. */
-export function storeSqlClient(url: string, config: Pick<Config, 'DB_POOL_MAX' | 'STORE_TIMEOUT_MS'>, direct: boolean): SqlClient {
-  const pool = pgPool(url, { max: config.DB_POOL_MAX, timeoutMs: config.STORE_TIMEOUT_MS, serverTimeouts: direct });
+export function storeSqlClient(url: string, config: Pick<Config, 'DB_POOL_MAX' | 'STORE_TIMEOUT_MS'>, serverTimeouts: boolean): SqlClient {
+  const pool = pgPool(url, { max: config.DB_POOL_MAX, timeoutMs: config.STORE_TIMEOUT_MS, serverTimeouts });
   return pgPoolClient(pool, { deadlineMs: config.STORE_TIMEOUT_MS });
 }
 
@@ -64,7 +65,7 @@ export async function openBillingStore(config: Config, options: { clock?: Clock;
   if (target.kind === 'supabase') {
     const store = new RpcBillingStore(
       supabaseTransport(createServiceClient({ ...target, timeoutMs: config.STORE_TIMEOUT_MS })), options.clock);
-    const sql = target.dbUrl ? storeSqlClient(target.dbUrl, config, config.DB_PREPARED_STATEMENTS) : undefined;
+    const sql = target.dbUrl ? storeSqlClient(target.dbUrl, config, config.DB_SERVER_TIMEOUTS) : undefined;
     return {
       store,
       sql,
@@ -85,11 +86,10 @@ export async function openBillingStore(config: Config, options: { clock?: Clock;
     options.log?.warn({ dataDir: target.dataDir, url }, 'using the embedded PGlite database: for a laptop or a demo, not production');
   }
   if (!url) throw new Error('no database configured');
-  // DB_PREPARED_STATEMENTS=false says a transaction-mode pooler sits in front; the embedded server is PGlite.
-  const direct = target.kind === 'postgres' && config.DB_PREPARED_STATEMENTS;
-  const sql = storeSqlClient(url, config, direct);
+  const sql = storeSqlClient(url, config, target.kind === 'postgres' && config.DB_SERVER_TIMEOUTS);
+  const preparedStatements = target.kind === 'postgres' && config.DB_PREPARED_STATEMENTS;
   const store = new RpcBillingStore(sqlTransport(sql, {
-    preparedStatements: direct,
+    preparedStatements,
     onPoolerDetected: (error) => options.log?.warn({ err: error },
       'DATABASE_URL shares server connections (a transaction-mode pooler): prepared statements are off from now on; set DB_PREPARED_STATEMENTS=false'),
   }), options.clock);

@@ -52,12 +52,12 @@ export async function startSidecar(db: TestDatabase, options: {
    * verifier knows a JWKS URL too; it only fetches it for ES256/RS256 tokens. tokenFor keeps signing local tokens.
    */
   supabaseAuth?: { url: string; anonKey: string; jwtSecret: string };
+  /** The sidecar's store and health-check SQL, instead of the test database's own (e.g. through a fault proxy). */
+  storage?: { store: BillingStore; sql: SqlClient | undefined };
   /** The sidecar's logger (default: silent, or TEST_LOG_LEVEL). */
   log?: Logger;
   /** GET /metrics's bearer token (default METRICS_TOKEN); null: none configured, /metrics is not served. */
   metricsToken?: string | null;
-  /** The sidecar's store and health-check SQL, instead of the test database's own (e.g. through a fault proxy). */
-  storage?: { store: BillingStore; sql: SqlClient | undefined };
 } = {}): Promise<TestSidecar> {
   const store = options.storage?.store ?? db.store(options.clock);
   let url = '';
