@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BillingError } from '../src/billing/errors.ts';
-import { unstorableTextAt } from '../src/billing/storable-text.ts';
+import { unstorableTextAt, withStorableText } from '../src/billing/storable-text.ts';
 import { countRows, createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { checkoutSession, purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
 
@@ -89,20 +89,26 @@ describe('text PostgreSQL cannot store', () => {
     assert.equal((await sidecar.store.getBalance(user)).total_seconds, 0);
   });
 
-  it('in a signed Stripe event is a 400 and grants nothing; the same event without it is applied', async () => {
-    const buyer = newUserId();
-    const before = await counts();
+  it('in a signed Stripe event is stored as U+FFFD and the payment still applies (money paid is never refused over a note)', async () => {
     for (const bad of UNSTORABLE) {
+      const buyer = newUserId();
       const event = stripeEvent('checkout.session.completed', checkoutSession(purchaseIds(),
         { userId: buyer, packageId: 'starter_1h', amount: 999 }, { custom_fields: [{ key: 'note', text: { value: `hi ${bad}` } }] }));
       const response = await sidecar.deliver(event);
-      assert.equal(response.status, 400, await response.clone().text());
-      assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'invalid_request');
+      assert.equal(response.status, 200, await response.clone().text());
+      assert.equal((await sidecar.store.getBalance(buyer)).total_seconds, 3600);
+      const { rows } = await db.sql.query<{ note: string }>(
+        `select payload #>> '{data,object,custom_fields,0,text,value}' as note from public.stripe_events where id = $1`, [event.id]);
+      assert.equal(rows[0]!.note, `hi ${bad.replace(/\u0000|[\ud800-\udfff]/g, '\ufffd')}`);
+      // Delivered again: the same event, applied once.
+      assert.equal((await sidecar.deliver(event)).status, 200);
+      assert.equal((await sidecar.store.getBalance(buyer)).total_seconds, 3600);
     }
-    assert.deepEqual(await counts(), before);
-    const clean = await sidecar.deliver(stripeEvent('checkout.session.completed', checkoutSession(purchaseIds(),
-      { userId: buyer, packageId: 'starter_1h', amount: 999 }, { custom_fields: [{ key: 'note', text: { value: 'hi 😀' } }] })));
-    assert.equal(clean.status, 200, await clean.clone().text());
-    assert.equal((await sidecar.store.getBalance(buyer)).total_seconds, 3600);
+  });
+
+  it('is replaced by U+FFFD in values and keys alike, storable text untouched', () => {
+    assert.deepEqual(withStorableText({ a: ['x\u0000y', { ['k\ud800']: 'lone \udfff' }], n: 1, ok: 'hi 😀' }),
+      { a: ['x\ufffdy', { ['k\ufffd']: 'lone \ufffd' }], n: 1, ok: 'hi 😀' });
+    for (const good of STORABLE) assert.equal(withStorableText(good), good);
   });
 });

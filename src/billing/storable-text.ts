@@ -26,3 +26,22 @@ export function unstorableTextAt(value: unknown): string | null {
   }
   return null;
 }
+
+const UNSTORABLE_TEXT_ALL = new RegExp(UNSTORABLE_TEXT.source, 'g');
+
+/**
+ * A copy with every piece of text PostgreSQL cannot store (in values and keys) replaced by U+FFFD. For input
+ * that is not the caller's mistake and must not be lost over it: a signed Stripe event whose free text (a
+ * customer's note, say) holds a NUL still records the payment. Recursive: only for input of bounded depth.
+ */
+export function withStorableText<T>(value: T): T {
+  const copy = (item: unknown): unknown => {
+    if (typeof item === 'string') return item.replace(UNSTORABLE_TEXT_ALL, '\ufffd');
+    if (Array.isArray(item)) return item.map(copy);
+    if (item !== null && typeof item === 'object') {
+      return Object.fromEntries(Object.entries(item).map(([key, element]) => [copy(key) as string, copy(element)]));
+    }
+    return item;
+  };
+  return copy(value) as T;
+}

@@ -6,7 +6,7 @@ import type Stripe from 'stripe';
 import { z } from 'zod';
 import type { Principal, TokenVerifier } from '../auth/verify-token.ts';
 import { BillingError, toBillingError } from '../billing/errors.ts';
-import { unstorableTextAt } from '../billing/storable-text.ts';
+import { unstorableTextAt, withStorableText } from '../billing/storable-text.ts';
 import type { BillingStore, Balance } from '../billing/store.ts';
 import type { SqlClient } from '../billing/sql-client.ts';
 import { migrationStatus } from '../billing/migrate.ts';
@@ -196,10 +196,11 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
       const log = request.log.child({ eventId: event.id, eventType: event.type });
       const unstorable = unstorableTextAt(event);
       if (unstorable !== null) {
-        // Signed, so Stripe's own: worth an error line, though retrying it cannot help until the code changes.
-        log.error({ at: unstorable.replace(/[^\x20-\x7e]/g, '?') }, 'Stripe event holds text PostgreSQL cannot store; not applied');
-        metrics.webhookEvents.inc({ outcome: 'unstorable' });
-        throw new HttpError(400, 'invalid_request', 'the event holds text with a NUL character or an unpaired UTF-16 surrogate, which cannot be stored');
+        // Signed, so Stripe's own, and maybe money paid: refusing it would have Stripe retry it for days and then
+        // drop it. The text is stored with U+FFFD in its place; fields the billing rules read are still checked.
+        log.warn({ at: unstorable.replace(/[^\x20-\x7e]/g, '?') },
+          'Stripe event holds text PostgreSQL cannot store: applied with U+FFFD in its place');
+        event = withStorableText(event);
       }
       const stripe = deps.stripe;
       let outcome;
