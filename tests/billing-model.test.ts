@@ -704,13 +704,7 @@ class Model {
       } else if (!counts(r) && r.taken > r.returned) {
         const frozen = [...this.disputes.values()].some((d) => d.paymentId === p.id && d.frozen);
         if (card.expiresAt > this.now && card.status !== 'expired' && !frozen) {
-          const give = Math.min(r.taken - r.returned, card.total - card.remaining);
-          if (give > 0) {
-            this.move(card, give, 'restore');
-            if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
-            r.returned += give;
-            this.cover('stripe-refund-failed-gave-back');
-          }
+          if (this.giveBackFailedRefund(card, r) > 0) this.cover('stripe-refund-failed-gave-back');
         } else {
           this.cover('stripe-refund-failed-card-unusable');
         }
@@ -731,13 +725,18 @@ class Model {
       .sort(([a, x], [b, y]) => x.createdAt - y.createdAt || compareIds(a, b));
     for (const [, r] of owing) {
       if (card.expiresAt <= this.now || card.status === 'expired') break;
-      const give = Math.min(r.taken - r.returned, card.total - card.remaining);
-      if (give <= 0) continue;
-      this.move(card, give, 'restore');
-      if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
-      r.returned += give;
-      this.cover('stripe-refund-failed-while-frozen-given-back');
+      if (this.giveBackFailedRefund(card, r) > 0) this.cover('stripe-refund-failed-while-frozen-given-back');
     }
+  }
+
+  /** What a failed refund took and has not returned, as far as the card has room: a revoked card is usable again. */
+  private giveBackFailedRefund(card: MCard, r: MRefund): number {
+    const give = Math.min(r.taken - r.returned, card.total - card.remaining);
+    if (give <= 0) return 0;
+    this.move(card, give, 'restore');
+    if (card.status === 'revoked') card.status = card.userId === null ? 'pending' : 'active';
+    r.returned += give;
+    return give;
   }
 
   /** A payment's status from its refunds and disputes, as record_refunds and record_dispute write it. */
