@@ -11,6 +11,8 @@ import { sendDueMeterEvents, type MeterSenderOptions } from '../src/payments/met
 import { reconcileMeterUsage, VOICE_METER_EVENT_NAME } from '../src/payments/meter-reconciliation.ts';
 import { startFakeStripeBilling, type FakeBilling } from './helpers/fake-stripe-billing.ts';
 import type { FakeStripe } from './helpers/fake-stripe.ts';
+import { parseConfig } from '../src/config.ts';
+import { startBackgroundJobs, type JobSettings } from '../src/sidecar/jobs.ts';
 import { createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
 
 const log = pino({ level: 'silent' });
@@ -296,6 +298,26 @@ describe('meter event outbox and reconciliation (PostgreSQL)', () => {
     assert.equal((await store.meterOutboxStats()).drift_open, 0);
   });
 
+  it("runs in the sidecar's job loop only with a Stripe client", async () => {
+    const who = await subscriber();
+    await charges(who, 7, 60);
+    const base: JobSettings = { expireEverySeconds: 3600, reapEverySeconds: 3600, maxSilenceSeconds: 3600, notifyEverySeconds: 3600,
+      lowBalanceSeconds: 1800, delivery: null };
+    const without = startBackgroundJobs(store, log, { ...base, meterEvents: null });
+    await without.runOnce();
+    await without.stop();
+    assert.equal(fake.requests('POST /v1/billing/meter_events').length, 0);
+    const jobs = startBackgroundJobs(store, log, { ...base, meterEvents: {
+      stripe, everySeconds: 3600, sender: SENDER, reconcileEverySeconds: 3600, settleSeconds: 0 } });
+    await jobs.runOnce();
+    await jobs.stop();
+    assert.equal(fake.requests('POST /v1/billing/meter_events').length, 7);
+    assert.ok((await outbox()).every((r) => r.delivered));
+    // The same turn compared the period (the sender ran first): Stripe agrees, so no drift.
+    assert.equal(fake.requests(/event_summaries/).length, 1);
+    assert.equal((await db.sql.query('select 1 from public.meter_drift')).rows.length, 0);
+  });
+
   it('reconciliation counts a whole-minute window on both sides and skips without a meter', async () => {
     const who = await subscriber();
     await charges(who, 2, 60);
@@ -311,5 +333,17 @@ describe('meter event outbox and reconciliation (PostgreSQL)', () => {
     const run = await reconcileMeterUsage(store, stripe, log, { settleSeconds: 0 });
     assert.equal(run.meterMissing, true);
     assert.equal(run.compared, 0);
+  });
+});
+
+describe('meter event settings', () => {
+  it('has defaults, and refuses a lease too short for one request', () => {
+    const c = parseConfig({});
+    assert.deepEqual([c.METER_EVENTS_EVERY_SECONDS, c.METER_EVENTS_BATCH_SIZE, c.METER_EVENTS_CONCURRENCY, c.METER_EVENTS_LEASE_SECONDS,
+      c.METER_EVENTS_TIMEOUT_MS, c.METER_RECONCILE_EVERY_SECONDS, c.METER_RECONCILE_SETTLE_SECONDS], [5, 500, 16, 120, 10_000, 3600, 600]);
+    assert.throws(() => parseConfig({ METER_EVENTS_LEASE_SECONDS: '20', METER_EVENTS_TIMEOUT_MS: '10000' }),
+      /METER_EVENTS_LEASE_SECONDS \(20\) must be at least twice METER_EVENTS_TIMEOUT_MS \(10000 ms\)/);
+    assert.equal(parseConfig({ METER_EVENTS_LEASE_SECONDS: '21', METER_EVENTS_TIMEOUT_MS: '10000' }).METER_EVENTS_LEASE_SECONDS, 21);
+    assert.throws(() => parseConfig({ METER_EVENTS_BATCH_SIZE: '5001' }), /METER_EVENTS_BATCH_SIZE/);
   });
 });
