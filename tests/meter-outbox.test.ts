@@ -13,7 +13,7 @@ import { startFakeStripeBilling, type FakeBilling } from './helpers/fake-stripe-
 import type { FakeStripe } from './helpers/fake-stripe.ts';
 import { parseConfig } from '../src/config.ts';
 import { startBackgroundJobs, type JobSettings } from '../src/sidecar/jobs.ts';
-import { createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
+import { createPgliteDatabase, createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
 
 const log = pino({ level: 'silent' });
 // The fake Stripe's clock and ours start together, on a whole minute (Stripe's summaries take whole minutes).
@@ -345,5 +345,56 @@ describe('meter event settings', () => {
       /METER_EVENTS_LEASE_SECONDS \(20\) must be at least twice METER_EVENTS_TIMEOUT_MS \(10000 ms\)/);
     assert.equal(parseConfig({ METER_EVENTS_LEASE_SECONDS: '21', METER_EVENTS_TIMEOUT_MS: '10000' }).METER_EVENTS_LEASE_SECONDS, 21);
     assert.throws(() => parseConfig({ METER_EVENTS_BATCH_SIZE: '5001' }), /METER_EVENTS_BATCH_SIZE/);
+  });
+});
+
+// The same SQL on PGlite (the embedded database): claim, backoff, lease, report and the reconciliation's periods.
+describe('meter event outbox SQL on PGlite', () => {
+  it('claims, backs off, re-leases, delivers and offers the settled period', async () => {
+    const db = await createPgliteDatabase();
+    try {
+      const clock = new TestClock(new Date(START * 1000));
+      const store = db.store(clock.now);
+      const userId = newUserId();
+      await db.sql.query(`
+        with plan as (
+          insert into public.user_plans (user_id, plan_id, status, current_period_start, current_period_end, spending_cap_cents)
+          select $1::uuid, p.id, 'active', to_timestamp($2::bigint), to_timestamp($3::bigint), p.default_cap_cents
+            from public.plans p where p.key = 'payg' and p.status = 'active' returning id, plan_id, current_period_start
+        ), session as (
+          insert into public.voice_sessions (user_id, external_key, room_name, status, started_at, last_metered_at, ended_at,
+                                             billed_seconds, increment_seconds, minimum_seconds)
+          values ($1::uuid, 'k', 'room', 'ended', to_timestamp($4::bigint), to_timestamp($4::bigint), to_timestamp($4::bigint + 120), 120, 60, 0)
+          returning id
+        ), charged as (
+          insert into public.usage_charges (user_id, user_plan_id, plan_id, session_id, period_start, included_seconds, rated_seconds,
+                                            amount_exact, currency, identifier, created_at)
+          select $1::uuid, plan.id, plan.plan_id, session.id, plan.current_period_start, 0, 60, 5, 'usd', 'id-' || i, to_timestamp($4::bigint + i)
+            from plan, session, generate_series(1, 2) i
+          returning id, identifier, created_at
+        )
+        insert into public.meter_event_outbox (usage_charge_id, identifier, event_name, stripe_customer_id, value_seconds, occurred_at, next_attempt_at)
+        select c.id, c.identifier, 'mindbot_voice_seconds', 'cus_pglite', 60, c.created_at, c.created_at from charged c`,
+      [userId, PERIOD_START, PERIOD_END, START - 1800]);
+
+      const claimed = await store.claimMeterEvents({ limit: 10, leaseSeconds: 30, owner: 'a' });
+      assert.deepEqual(claimed.map((e) => [e.identifier, e.value_seconds, e.timestamp, e.attempts]), [['id-1', 60, START - 1799, 0], ['id-2', 60, START - 1798, 0]]);
+      assert.equal((await store.claimMeterEvents({ limit: 10, leaseSeconds: 30, owner: 'b' })).length, 0);
+      assert.deepEqual(await store.reportMeterEvents({ owner: 'a', results: [
+        { identifier: 'id-1', delivered: true }, { identifier: 'id-2', delivered: false, error: 'HTTP 503' }] }), { delivered: 1, failed: 1, ignored: 0 });
+      assert.equal((await store.claimMeterEvents({ limit: 10, leaseSeconds: 30, owner: 'b' })).length, 0);
+      clock.advance(5);
+      const retry = await store.claimMeterEvents({ limit: 10, leaseSeconds: 30, owner: 'b' });
+      assert.deepEqual(retry.map((e) => [e.identifier, e.attempts]), [['id-2', 1]]);
+      assert.deepEqual(await store.meterReconciliationPeriods({ settleSeconds: 0 }), []);
+      await store.reportMeterEvents({ owner: 'b', results: [{ identifier: 'id-2', delivered: true }] });
+      const periods = await store.meterReconciliationPeriods({ settleSeconds: 0 });
+      assert.deepEqual(periods.map((p) => [p.stripe_customer_id, p.our_seconds, p.window_start]), [['cus_pglite', 120, PERIOD_START]]);
+      const recorded = await store.recordMeterReconciliation([{ ...periods[0]!, stripe_seconds: 60 }]);
+      assert.deepEqual(recorded.drift.map((d) => [d.our_seconds, d.stripe_seconds]), [[120, 60]]);
+      assert.equal((await store.recordMeterReconciliation([{ ...periods[0]!, stripe_seconds: 120 }])).resolved, 1);
+    } finally {
+      await db.close();
+    }
   });
 });
