@@ -8,6 +8,10 @@
 -- twice. A row is never deleted and never given up: a failure only moves its next attempt back (5 s doubling
 -- to an hour), and a lease abandoned by a dead sender ends, so every row is delivered in the end.
 
+-- The reconciliation counts a customer's events in a time window (and the sender's claim uses the due index
+-- of migration 016).
+create index meter_event_outbox_customer_idx on public.meter_event_outbox (stripe_customer_id, occurred_at);
+
 -- The backoff after the n-th failed attempt: 5 s, 10 s, 20 s, … at most an hour.
 create function billing_private.meter_event_retry_seconds(p_attempts integer) returns integer
   language sql immutable set search_path = ''
