@@ -170,6 +170,42 @@ describe('meter event outbox and reconciliation (PostgreSQL)', () => {
     assert.equal(far[0]!.s, 3600);
   });
 
+  it('abandons a request after its timeout and retries it later, counted once even when Stripe got the first', async () => {
+    const who = await subscriber();
+    await charges(who, 2, 60);
+    fake.latencyMs = 400;
+    const slow = await sendDueMeterEvents(store, stripe, log, { ...SENDER, timeoutMs: 150 });
+    fake.latencyMs = 0;
+    assert.deepEqual({ delivered: slow.delivered, failed: slow.failed }, { delivered: 0, failed: 2 });
+    const rows = await outbox();
+    assert.ok(rows.every((r) => r.attempts === 1 && /timed out|timeout|abort/i.test(r.last_error ?? '')), JSON.stringify(rows));
+    // Let the fake finish what it received meanwhile, then retry after the backoff.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    clock.advance(5);
+    const retried = await sendDueMeterEvents(store, stripe, log, SENDER);
+    assert.equal(retried.delivered, 2);
+    assert.equal(stripeSeconds(who.customer), 120);
+    assert.equal(new Set(stripeIdentifiers()).size, 2);
+  });
+
+  it('starts no request that could outlive its lease: the rest of the batch comes back after the lease', async () => {
+    const who = await subscriber();
+    await charges(who, 4, 60);
+    // Each request takes at least 1.5 s; lease 6 s, timeout 2.5 s: nothing starts later than 2.5 s after the claim,
+    // so the second request starts (at ~1.5 s) and the third (at 3 s or later) does not.
+    fake.latencyMs = 1500;
+    const run = await sendDueMeterEvents(store, stripe, log, { ...SENDER, concurrency: 1, leaseSeconds: 6, timeoutMs: 2500 });
+    fake.latencyMs = 0;
+    assert.deepEqual({ delivered: run.delivered, left: run.leftToLease, failed: run.failed }, { delivered: 2, left: 2, failed: 0 });
+    const rows = await outbox();
+    assert.deepEqual(rows.map((r) => [r.delivered, r.lease_owner !== null, r.attempts]), [[true, false, 0], [true, false, 0], [false, true, 0], [false, true, 0]]);
+    clock.advance(5);
+    assert.equal((await sendDueMeterEvents(store, stripe, log, SENDER)).claimed, 0);
+    clock.advance(1);
+    assert.equal((await sendDueMeterEvents(store, stripe, log, SENDER)).delivered, 2);
+    assert.equal(stripeSeconds(who.customer), 240);
+  });
+
   it('gives the rows of a sender that died holding their lease to another sender once the lease ends', async () => {
     const who = await subscriber();
     const ids = await charges(who, 10, 60);
