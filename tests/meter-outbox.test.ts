@@ -334,6 +334,28 @@ describe('meter event outbox and reconciliation (PostgreSQL)', () => {
     assert.equal((await store.meterOutboxStats()).drift_open, 0);
   });
 
+  it('compares a closed period and the current one each on its own window, and flags only the one that differs', async () => {
+    const who = await subscriber();
+    await charges(who, 5, 60, START - 1800);
+    // Stripe renewed the subscription: the plan's current period now starts at START - 600.
+    const renewal = START - 600;
+    await db.sql.query('update public.user_plans set current_period_start = to_timestamp($2::bigint) where id = $1', [who.userPlanId, renewal]);
+    await charges(who, 2, 30, START - 300);
+    await sendDueMeterEvents(store, stripe, log, SENDER);
+    const periods = await store.meterReconciliationPeriods({ settleSeconds: 0 });
+    assert.deepEqual(periods.map((p) => [new Date(p.period_start).getTime() / 1000, new Date(p.period_end).getTime() / 1000, p.window_start, p.window_end, p.our_seconds]), [
+      [PERIOD_START, renewal, PERIOD_START, renewal, 300],
+      [renewal, PERIOD_END, renewal, START, 60],
+    ]);
+    let run = await reconcileMeterUsage(store, stripe, log, { settleSeconds: 0 });
+    assert.deepEqual({ compared: run.compared, drift: run.drift.length }, { compared: 2, drift: 0 });
+    // A stray event in the closed period.
+    await stripe.billing.meterEvents.create({ event_name: VOICE_METER_EVENT_NAME, identifier: 'stray', timestamp: renewal - 1,
+      payload: { stripe_customer_id: who.customer, value: '15' } });
+    run = await reconcileMeterUsage(store, stripe, log, { settleSeconds: 0 });
+    assert.deepEqual(run.drift.map((d) => [new Date(d.period_start).getTime() / 1000, d.our_seconds, d.stripe_seconds]), [[PERIOD_START, 300, 315]]);
+  });
+
   it("runs in the sidecar's job loop only with a Stripe client", async () => {
     const who = await subscriber();
     await charges(who, 7, 60);
