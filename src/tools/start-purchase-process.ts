@@ -6,9 +6,9 @@ import { HttpError } from '../sidecar/http-errors.ts';
 import { startPurchase } from '../sidecar/purchases.ts';
 import type { BillingToolDeps } from './deps.ts';
 import { describeTier } from './get-pricing-packages.ts';
-import { speakList } from './speak-time.ts';
+import { speakList } from '../shared/speak-time.ts';
 
-import { PURCHASE_LINK_TOPIC } from '../agent/call-protocol.ts';
+import { PURCHASE_LINK_TOPIC } from '../shared/call-protocol.ts';
 
 /** The LiveKit text-stream topic the client listens on for the Checkout link (see purchaseLinkSender). */
 export { PURCHASE_LINK_TOPIC };
