@@ -161,7 +161,7 @@ async function startSession(
   const { openaiLlm } = await import('./model.ts');
   const { MindBotAgent } = await import('./mindbot-agent.ts');
   const { purchaseLinkSender } = await import('../tools/start-purchase-process.ts');
-  const { createStripeClient } = await import('../sidecar/stripe-client.ts');
+  const { createStripeClient } = await import('../payments/stripe-client.ts');
   const apiKey = config.OPENAI_API_KEY;
   const stt = sttChoice.provider === 'deepgram'
     ? new (await import('@livekit/agents-plugin-deepgram')).STT({

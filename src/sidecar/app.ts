@@ -12,8 +12,9 @@ import type { SqlClient } from '../billing/sql-client.ts';
 import { migrationStatus } from '../billing/migrate.ts';
 import { HttpError, installErrorHandling, parseInput } from './http-errors.ts';
 import { pricingTierView } from './pricing-display.ts';
-import { startPurchase } from './purchases.ts';
-import { applyStripeEvent } from './stripe-events.ts';
+import { startPurchase } from '../payments/purchases.ts';
+import { applyStripeEvent, stripeLookups, verifyStripeEvent } from '../payments/stripe-events.ts';
+import { isPaymentError } from '../payments/errors.ts';
 import { createMetrics, installMetrics } from './metrics.ts';
 import { mintCallToken, roomNameFor, type LiveKitSettings } from './livekit-token.ts';
 import { registerClientRoutes, UserIdParam } from './client-routes.ts';
@@ -179,19 +180,15 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 512 * 1024 }, (_request, body, done) => done(null, body));
     scope.post('/webhooks/stripe', async (request, reply) => {
-      if (!deps.webhookSecret || !deps.stripe) {
-        throw new HttpError(503, 'webhooks_unavailable', 'webhooks are not configured (STRIPE_WEBHOOK_SECRET / STRIPE_SECRET_KEY)');
-      }
       const signature = request.headers['stripe-signature'];
-      if (typeof signature !== 'string' || !Buffer.isBuffer(request.body)) {
-        throw new HttpError(400, 'invalid_signature', 'missing Stripe-Signature header or body');
-      }
       let event: Stripe.Event;
       try {
-        event = deps.stripe.webhooks.constructEvent(request.body, signature, deps.webhookSecret);
-      } catch {
-        metrics.webhookEvents.inc({ outcome: 'invalid_signature' });
-        throw new HttpError(400, 'invalid_signature', 'the Stripe signature does not match this body, or is too old');
+        event = verifyStripeEvent(deps.stripe, deps.webhookSecret, request.body, signature);
+      } catch (error) {
+        // Counted only when there was a signature to check (a request without one is no forgery attempt).
+        const signed = typeof signature === 'string' && Buffer.isBuffer(request.body);
+        if (signed && isPaymentError(error, 'invalid_signature')) metrics.webhookEvents.inc({ outcome: 'invalid_signature' });
+        throw error;
       }
       const log = request.log.child({ eventId: event.id, eventType: event.type });
       const unstorable = unstorableTextAt(event);
@@ -202,15 +199,11 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
           'Stripe event holds text PostgreSQL cannot store: applied with U+FFFD in its place');
         event = withStorableText(event);
       }
-      const stripe = deps.stripe;
+      // Verified above, so Stripe is configured.
+      const stripe = deps.stripe as Stripe;
       let outcome;
       try {
-        outcome = await applyStripeEvent(event, {
-          store: deps.store,
-          retrievePaymentIntent: (id) => stripe.paymentIntents.retrieve(id),
-          listChargeRefunds: (charge) => stripe.refunds.list({ charge, limit: 100 }).autoPagingToArray({ limit: 1000 }),
-          log: log as Logger,
-        });
+        outcome = await applyStripeEvent(event, { store: deps.store, ...stripeLookups(stripe), log: log as Logger });
       } catch (error) {
         // Whatever went wrong was rolled back; a 5xx makes Stripe deliver the event again later.
         log.error({ err: error }, 'Stripe event could not be applied; Stripe will retry');

@@ -6,7 +6,7 @@ import { createTokenVerifier, localSigningSecret } from '../auth/verify-token.ts
 import { openBillingStore } from '../billing/open-store.ts';
 import { buildSidecar } from './app.ts';
 import type { WebAuth } from './web-app.ts';
-import { createStripeClient } from './stripe-client.ts';
+import { createStripeClient } from '../payments/stripe-client.ts';
 import { startBackgroundJobs, type RunningJobs } from './jobs.ts';
 
 const log = logger().child({ component: 'sidecar' });
