@@ -10,6 +10,7 @@ import { unstorableTextAt, withStorableText } from '../billing/storable-text.ts'
 import type { BillingStore, Balance } from '../billing/store.ts';
 import type { SqlClient } from '../billing/sql-client.ts';
 import { migrationStatus } from '../billing/migrate.ts';
+import type * as Api from '../shared/api-contracts.ts';
 import { HttpError, installErrorHandling, parseInput } from './http-errors.ts';
 import { pricingTierView } from './pricing-display.ts';
 import { startPurchase } from '../payments/purchases.ts';
@@ -54,7 +55,7 @@ const TokenBody = z.strictObject({ room_name: z.string().regex(/^[\w-]{1,100}$/,
 const IdempotencyKey = z.string().regex(/^[\w-]{8,100}$/, 'an Idempotency-Key of 8 to 100 letters, digits, _ or -');
 
 /** The balance as the seeds' clients read it: whole minutes left, rounded down. */
-export function balanceView(balance: Balance) {
+export function balanceView(balance: Balance): Api.BalanceResponse {
   return {
     user_id: balance.user_id,
     total_minutes: Math.floor(balance.total_seconds / 60),
@@ -110,7 +111,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     return reply.status(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', ...checks });
   });
 
-  app.get('/time/pricing', async () => {
+  app.get('/time/pricing', async (): Promise<Api.PricingResponse> => {
     const tiers = await deps.store.listPricingTiers();
     return { pricing_tiers: tiers.map(pricingTierView) };
   });
@@ -131,7 +132,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   registerClientRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
   registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe });
 
-  app.post('/token', async (request) => {
+  app.post('/token', async (request): Promise<Api.CallTokenResponse> => {
     const who = await principal(request);
     const body = input(TokenBody, request.body ?? {});
     if (!deps.livekit) {
@@ -144,7 +145,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     return token;
   });
 
-  app.post('/time/activate', async (request) => {
+  app.post('/time/activate', async (request): Promise<Api.ActivateResponse> => {
     const who = await principal(request);
     const body = input(ActivateBody, request.body);
     const card = await deps.store.activateCard({ userId: who.userId, code: body.activation_code });
@@ -157,7 +158,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     };
   });
 
-  const purchase = async (request: FastifyRequest) => {
+  const purchase = async (request: FastifyRequest): Promise<Api.PurchaseResponse> => {
     const who = await principal(request);
     const body = input(PurchaseBody, request.body);
     const header = request.headers['idempotency-key'];

@@ -1,5 +1,7 @@
 // The sidecar's HTTP API as the browser sees it: same origin, a bearer token, and every error answered as
-// {error: {code, message}} turned into an ApiError the screens can show as it is.
+// {error: {code, message}} turned into an ApiError the screens can show as it is. Every answer is parsed with
+// its contract (src/shared/api-contracts.ts), so a screen never reads a field the server did not send.
+import type { z } from 'zod';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -9,10 +11,26 @@ export class ApiError extends Error {
 }
 
 export interface ApiClient {
+  get<S extends z.ZodType>(path: string, schema: S): Promise<z.output<S>>;
+  /** @deprecated for the admin pages only, whose answers are not declared in src/shared yet: unchecked. */
   get<T>(path: string): Promise<T>;
+  post<S extends z.ZodType>(path: string, body: unknown, schema: S, headers?: Record<string, string>): Promise<z.output<S>>;
+  /** @deprecated for the admin pages only, whose answers are not declared in src/shared yet: unchecked. */
   post<T>(path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
+  /** @deprecated for the admin pages only, whose answers are not declared in src/shared yet: unchecked. */
   patch<T>(path: string, body?: unknown): Promise<T>;
+  /** @deprecated for the admin pages only, whose answers are not declared in src/shared yet: unchecked. */
   delete<T>(path: string): Promise<T>;
+}
+
+const isSchema = (value: unknown): value is z.ZodType =>
+  typeof value === 'object' && value !== null && typeof (value as { safeParse?: unknown }).safeParse === 'function';
+
+/** An answer that does not match its contract: a server of another version, or a proxy's page. */
+function unexpected(path: string, error: z.ZodError): ApiError {
+  const issue = error.issues[0];
+  const where = issue ? ` (${issue.path.join('.') || 'body'}: ${issue.message})` : '';
+  return new ApiError(0, 'unexpected_answer', `The server's answer to ${path.split('?')[0]} was not in the expected shape${where}. Reload the page; if it persists, the app and the server are of different versions.`);
 }
 
 /** What the sidecar said, or a message a person can act on when it said nothing useful. */
@@ -29,7 +47,7 @@ async function failure(response: Response): Promise<ApiError> {
 }
 
 export function createApi(getToken: () => string | null, fetchImpl: typeof fetch = fetch.bind(globalThis)): ApiClient {
-  const send = async <T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> => {
+  const send = async (method: string, path: string, body: unknown, schema: z.ZodType | undefined, extra: Record<string, string> = {}): Promise<unknown> => {
     const headers: Record<string, string> = { accept: 'application/json', ...extra };
     const token = getToken();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -41,14 +59,23 @@ export function createApi(getToken: () => string | null, fetchImpl: typeof fetch
       throw new ApiError(0, 'network_error', 'Could not reach the MindBot server. Check your connection and try again.');
     }
     if (!response.ok) throw await failure(response);
-    return (await response.json()) as T;
+    const answer: unknown = await response.json();
+    if (!schema) return answer;
+    const parsed = schema.safeParse(answer);
+    if (!parsed.success) throw unexpected(path, parsed.error);
+    return parsed.data;
   };
-  return {
-    get: (path) => send('GET', path),
-    post: (path, body, headers) => send('POST', path, body, headers),
-    patch: (path, body) => send('PATCH', path, body),
-    delete: (path) => send('DELETE', path),
+  // The overloads above are the typed surface; without a schema the answer is passed through unchecked.
+  const api = {
+    get: (path: string, schema?: z.ZodType) => send('GET', path, undefined, schema),
+    post: (path: string, body?: unknown, schemaOrHeaders?: z.ZodType | Record<string, string>, headers?: Record<string, string>) =>
+      isSchema(schemaOrHeaders)
+        ? send('POST', path, body, schemaOrHeaders, headers)
+        : send('POST', path, body, undefined, schemaOrHeaders),
+    patch: (path: string, body?: unknown) => send('PATCH', path, body, undefined),
+    delete: (path: string) => send('DELETE', path, undefined, undefined),
   };
+  return api as ApiClient;
 }
 
 /** A fresh key per user action, so a double click or a retry never starts two purchases. */
