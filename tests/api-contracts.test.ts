@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { z } from 'zod';
 import * as Api from '../src/shared/api-contracts.ts';
+import * as Admin from '../src/shared/admin-contracts.ts';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { checkoutSession, purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
@@ -20,11 +21,12 @@ describe('API response contracts', () => {
   let db: TestDatabase;
   let fake: FakeStripe;
   let sidecar: TestSidecar;
+  const admin = newUserId();
 
   before(async () => {
     db = await createPostgresDatabase();
     fake = await startFakeStripe();
-    sidecar = await startSidecar(db, { stripe: fake.client({ maxNetworkRetries: 1 }), web: false });
+    sidecar = await startSidecar(db, { stripe: fake.client({ maxNetworkRetries: 1 }), web: false, adminIds: [admin] });
   });
   after(async () => {
     await sidecar?.close();
@@ -34,10 +36,16 @@ describe('API response contracts', () => {
 
   const answer = async (method: string, path: string, user: string, body?: unknown, headers?: Record<string, string>) => {
     const response = await sidecar.request(method, path, {
-      token: await sidecar.tokenFor(user), ...(body !== undefined && { body }), ...(headers && { headers }) });
+      token: await sidecar.tokenFor(user, { admin: user === admin }), ...(body !== undefined && { body }), ...(headers && { headers }) });
     const json: unknown = await response.json();
-    assert.equal(response.status, 200, `${method} ${path}: ${JSON.stringify(json)}`);
+    assert.ok([200, 201, 202].includes(response.status), `${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
     return json;
+  };
+
+  /** A call of one minute for the user, so the reports have a session and its usage. */
+  const oneCall = async (call: typeof answer, user: string) => {
+    await call('POST', '/time/session/start', user, { session_id: 'admin-contract-call', room_name: 'r' });
+    await call('POST', '/time/session/end', user, { session_id: 'admin-contract-call', duration_seconds: 20 });
   };
 
   it('every answer the web app reads matches its contract exactly', async () => {
@@ -91,6 +99,43 @@ describe('API response contracts', () => {
     await check(Api.AnalyticsResponse, 'GET', `/user/${buyer}/analytics?months=2`);
     const token = await check(Api.CallTokenResponse, 'POST', '/token', buyer, {});
     assert.equal(token.identity, buyer);
+  });
+
+  it('every answer the admin pages read parses with its contract', async () => {
+    // The admin answers are SQL reports passed through: the contracts declare what the pages read, so an
+    // answer must parse (a field missing or mistyped fails), and extra report fields are allowed.
+    const read = async (schema: z.ZodType, method: string, path: string, body?: unknown) => {
+      const json = await answer(method, path, admin, body);
+      const parsed = schema.safeParse(json);
+      assert.ok(parsed.success, `${method} ${path}: ${parsed.success ? '' : JSON.stringify(parsed.error.issues)}`);
+      return json as Record<string, any>;
+    };
+    const user = newUserId();
+    const ids = purchaseIds();
+    assert.equal((await sidecar.deliver(stripeEvent('checkout.session.completed',
+      checkoutSession(ids, { userId: user, packageId: 'starter_1h', amount: 999 })))).status, 200);
+    // An event no retry can apply: acknowledged, and listed for an administrator.
+    assert.equal((await sidecar.deliver(stripeEvent('checkout.session.completed',
+      { ...checkoutSession(purchaseIds(), { userId: user, packageId: 'starter_1h', amount: 999 }), metadata: {}, client_reference_id: null }))).status, 200);
+    await oneCall(answer, user);
+
+    await read(Admin.RevenueReport, 'GET', '/admin/analytics/revenue?days=30');
+    await read(Admin.UsageReport, 'GET', '/admin/analytics/usage?days=30');
+    const users = await read(Admin.BillingUserList, 'GET', '/admin/users?limit=50&offset=0');
+    assert.ok(users.users.length >= 1);
+    const report = await read(Admin.UserReport, 'GET', `/admin/reports/user/${user}`);
+    assert.equal(report.payments.length, 1);
+    assert.ok(report.sessions.length >= 1 && report.ledger.length >= 2, 'the report has a call and its ledger rows');
+    await read(Admin.RefundQuote, 'GET', `/admin/payments/${report.payments[0].payment_id}`);
+    const attention = await read(Admin.AttentionList, 'GET', '/admin/attention?limit=50');
+    assert.ok(attention.items.length >= 1);
+    await read(Admin.Books, 'GET', '/admin/books');
+    await read(Admin.PricingTierList, 'GET', '/admin/tiers');
+    const tierId = `contract_${Date.now().toString(36)}`;
+    await read(Admin.TierWrite, 'POST', '/admin/tiers', { id: tierId, name: 'Contract', hours: 1, price_cents: 100 });
+    await read(Admin.TierWrite, 'PATCH', `/admin/tiers/${tierId}`, { price_cents: 200 });
+    await read(Admin.TierWrite, 'DELETE', `/admin/tiers/${tierId}`);
+    await read(Admin.Adjustment, 'POST', `/admin/users/${user}/adjust`, { seconds: 60, reason: 'contract test' });
   });
 
   it('a contract refuses an answer with a field missing, mistyped or undeclared', () => {

@@ -10,21 +10,13 @@ export class ApiError extends Error {
   }
 }
 
+/** Each call names the contract of its answer (src/shared/api-contracts.ts, admin-contracts.ts). */
 export interface ApiClient {
   get<S extends z.ZodType>(path: string, schema: S): Promise<z.output<S>>;
-  /** @deprecated for the admin pages only, whose answers are not declared in src/shared yet: unchecked. */
-  get<T>(path: string): Promise<T>;
   post<S extends z.ZodType>(path: string, body: unknown, schema: S, headers?: Record<string, string>): Promise<z.output<S>>;
-  /** @deprecated for the admin pages only, whose answers are not declared in src/shared yet: unchecked. */
-  post<T>(path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
-  /** @deprecated for the admin pages only, whose answers are not declared in src/shared yet: unchecked. */
-  patch<T>(path: string, body?: unknown): Promise<T>;
-  /** @deprecated for the admin pages only, whose answers are not declared in src/shared yet: unchecked. */
-  delete<T>(path: string): Promise<T>;
+  patch<S extends z.ZodType>(path: string, body: unknown, schema: S): Promise<z.output<S>>;
+  delete<S extends z.ZodType>(path: string, schema: S): Promise<z.output<S>>;
 }
-
-const isSchema = (value: unknown): value is z.ZodType =>
-  typeof value === 'object' && value !== null && typeof (value as { safeParse?: unknown }).safeParse === 'function';
 
 /** An answer that does not match its contract: a server of another version, or a proxy's page. */
 function unexpected(path: string, error: z.ZodError): ApiError {
@@ -47,7 +39,7 @@ async function failure(response: Response): Promise<ApiError> {
 }
 
 export function createApi(getToken: () => string | null, fetchImpl: typeof fetch = fetch.bind(globalThis)): ApiClient {
-  const send = async (method: string, path: string, body: unknown, schema: z.ZodType | undefined, extra: Record<string, string> = {}): Promise<unknown> => {
+  const send = async <S extends z.ZodType>(method: string, path: string, body: unknown, schema: S, extra: Record<string, string> = {}): Promise<z.output<S>> => {
     const headers: Record<string, string> = { accept: 'application/json', ...extra };
     const token = getToken();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -59,23 +51,16 @@ export function createApi(getToken: () => string | null, fetchImpl: typeof fetch
       throw new ApiError(0, 'network_error', 'Could not reach the MindBot server. Check your connection and try again.');
     }
     if (!response.ok) throw await failure(response);
-    const answer: unknown = await response.json();
-    if (!schema) return answer;
-    const parsed = schema.safeParse(answer);
+    const parsed = schema.safeParse(await response.json());
     if (!parsed.success) throw unexpected(path, parsed.error);
     return parsed.data;
   };
-  // The overloads above are the typed surface; without a schema the answer is passed through unchecked.
-  const api = {
-    get: (path: string, schema?: z.ZodType) => send('GET', path, undefined, schema),
-    post: (path: string, body?: unknown, schemaOrHeaders?: z.ZodType | Record<string, string>, headers?: Record<string, string>) =>
-      isSchema(schemaOrHeaders)
-        ? send('POST', path, body, schemaOrHeaders, headers)
-        : send('POST', path, body, undefined, schemaOrHeaders),
-    patch: (path: string, body?: unknown) => send('PATCH', path, body, undefined),
-    delete: (path: string) => send('DELETE', path, undefined, undefined),
+  return {
+    get: (path, schema) => send('GET', path, undefined, schema),
+    post: (path, body, schema, headers) => send('POST', path, body, schema, headers),
+    patch: (path, body, schema) => send('PATCH', path, body, schema),
+    delete: (path, schema) => send('DELETE', path, undefined, schema),
   };
-  return api as ApiClient;
 }
 
 /** A fresh key per user action, so a double click or a retry never starts two purchases. */
