@@ -1,6 +1,7 @@
 import Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { BillingStore, PricingTier } from '../billing/store.ts';
+import type { PurchaseResponse } from '../shared/api-contracts.ts';
 import { PaymentError } from './errors.ts';
 
 export interface PurchaseDeps {
@@ -21,16 +22,8 @@ export interface PurchaseRequest {
   idempotencyKey: string;
 }
 
-export type PurchaseResult =
-  | { kind: 'checkout'; checkout_url: string; checkout_session_id: string; package_id: string; gift: boolean }
-  | {
-      kind: 'payment_intent';
-      payment_intent_id: string;
-      status: string;
-      client_secret: string | null;
-      package_id: string;
-      gift: boolean;
-    };
+/** What a started purchase answers: the API sends it to the client as it is (POST /time/purchase). */
+export type PurchaseResult = PurchaseResponse;
 
 async function activeTier(store: BillingStore, packageId: string): Promise<PricingTier> {
   const tiers = await store.listPricingTiers();
