@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { checkSymbol, CODE_ALPHABET, formatCode, normalizeCode, parseActivationCode } from '../src/billing/activation-code.ts';
+import { checkSymbol, CODE_ALPHABET, formatCode, normalizeCode, parseActivationCode } from '../src/shared/activation-code.ts';
 import { createPostgresDatabase, type TestDatabase } from './helpers/test-db.ts';
 
 describe('activation codes, read without the database', () => {

@@ -7,7 +7,7 @@ import { CallRegistry } from '../src/agent/call-controller.ts';
 import { CallJob, type Speaker, type SpeakerPlan } from '../src/agent/call-job.ts';
 import { ParticipantKind } from '@livekit/rtc-node';
 import { callPartiesOf, type CallParties } from '../src/agent/call-parties.ts';
-import { readCallAttributes, CALL_ATTRIBUTES } from '../src/agent/call-protocol.ts';
+import { readCallAttributes, CALL_ATTRIBUTES } from '../src/shared/call-protocol.ts';
 import {
   CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, SHUTDOWN_TEXT, STORE_DOWN_TEXT, WARNING_TEXT,
 } from '../src/agent/call-speech.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chooseStt, type SttConfig } from '../src/agent/stt-choice.ts';
-import { EnvSchema } from '../src/config.ts';
+import { EnvSchema } from '../src/shared/config.ts';
 
 /** The configuration as the worker would parse it from these variables (defaults included). */
 const configOf = (env: Record<string, string>): SttConfig => EnvSchema.parse(env);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { base64url, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import { ConfigError, parseConfig } from '../src/config.ts';
+import { ConfigError, parseConfig } from '../src/shared/config.ts';
 import {
   AuthError, createTokenVerifier, DEV_ONLY_JWT_SECRET, localSigningSecret, signLocalToken, type AuthConfig,
 } from '../src/auth/verify-token.ts';

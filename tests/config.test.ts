@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { readFileSync } from 'node:fs';
-import { ConfigError, EnvSchema, parseConfig, storageTarget, timingContradictions } from '../src/config.ts';
+import { ConfigError, EnvSchema, parseConfig, storageTarget, timingContradictions } from '../src/shared/config.ts';
 import { callOptionsFromConfig } from '../src/agent/call-options.ts';
 import { ADMIN_URL } from './helpers/test-db.ts';
 

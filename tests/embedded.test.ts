@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { parseConfig } from '../src/config.ts';
+import { parseConfig } from '../src/shared/config.ts';
 import { lockPath, runningEmbeddedUrl, startEmbeddedDatabase } from '../src/billing/embedded.ts';
 import { listMigrations, migrate } from '../src/billing/migrate.ts';
 import { openBillingStore } from '../src/billing/open-store.ts';

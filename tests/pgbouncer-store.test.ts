@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import pino from 'pino';
-import { parseConfig } from '../src/config.ts';
+import { parseConfig } from '../src/shared/config.ts';
 import { migrate, migrationStatus } from '../src/billing/migrate.ts';
 import { openBillingStore } from '../src/billing/open-store.ts';
 import { pgPoolClient, type SqlClient } from '../src/billing/sql-client.ts';

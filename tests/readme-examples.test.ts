@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { parseActivationCode } from '../src/billing/activation-code.ts';
+import { parseActivationCode } from '../src/shared/activation-code.ts';
 import { createPostgresDatabase, type TestDatabase } from './helpers/test-db.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 

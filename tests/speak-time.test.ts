@@ -1,7 +1,7 @@
 // The voice's wording of durations, dates and prices: pure functions, one table each.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { speakDuration, speakList, speakMinutesCharged, speakPrice, speakWhen } from '../src/tools/speak-time.ts';
+import { speakDuration, speakList, speakMinutesCharged, speakPrice, speakWhen } from '../src/shared/speak-time.ts';
 
 describe('speakDuration (never overstates)', () => {
   const cases: Array<[number, string]> = [

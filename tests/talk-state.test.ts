@@ -1,7 +1,7 @@
 // The talk screen's state machine, driven by the sequences of events a LiveKit room and POST /token produce.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { callAttributes, CALL_ATTRIBUTES } from '../src/agent/call-protocol.ts';
+import { callAttributes, CALL_ATTRIBUTES } from '../src/shared/call-protocol.ts';
 import {
   canStartCall, initialTalkState, NO_BALANCE_MESSAGE, talkReducer, timeLeftAnnouncement, timeLeftSeconds, timeWarning,
   type TalkEvent, type TalkState,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { CODE_ALPHABET, checkSymbol, formatCode } from '../src/billing/activation-code.ts';
+import { CODE_ALPHABET, checkSymbol, formatCode } from '../src/shared/activation-code.ts';
 import type { BillingStore } from '../src/billing/store.ts';
 import { createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';

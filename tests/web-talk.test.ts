@@ -18,7 +18,7 @@ import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { callAttributes } from '../src/agent/call-protocol.ts';
+import { callAttributes } from '../src/shared/call-protocol.ts';
 import { contentSecurityPolicy } from '../src/sidecar/web-app.ts';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { LIVEKIT, startSidecar, type TestSidecar } from './helpers/sidecar.ts';

@@ -112,7 +112,9 @@ export interface CallEvents {
 export type CallEventName = keyof CallEvents;
 type Listener<K extends CallEventName> = (payload: CallEvents[K]) => void;
 
-export type CallPhase = 'idle' | 'starting' | 'active' | 'ending' | 'ended' | 'not_started';
+// The phase type lives in src/shared: the tools read it too, and they may not import the agent.
+export type { CallPhase } from '../shared/call-protocol.ts';
+import type { CallPhase } from '../shared/call-protocol.ts';
 
 interface Deferred<T> {
   promise: Promise<T>;

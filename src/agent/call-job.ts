@@ -10,7 +10,7 @@
 import type { BillingStore } from '../billing/store.ts';
 import type { CallController, CallLog, CallRegistry, EndReason, Timers } from './call-controller.ts';
 import type { CallParties } from './call-parties.ts';
-import { callAttributes, type CallStateName } from './call-protocol.ts';
+import { callAttributes, type CallStateName } from '../shared/call-protocol.ts';
 import {
   CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, noBalanceText, SHUTDOWN_TEXT,
   START_FAILED_TEXT, STORE_DOWN_TEXT, WARNING_TEXT,
@@ -52,7 +52,7 @@ export interface CallRoomEvents {
   on(event: CallRoomEvent, listener: (at: Date) => void): unknown;
 }
 
-/** The agent's own participant attributes, which the caller's app reads (src/agent/call-protocol.ts). */
+/** The agent's own participant attributes, which the caller's app reads (src/shared/call-protocol.ts). */
 export interface AttributePublisher {
   setAttributes(attributes: Record<string, string>): Promise<void>;
 }

@@ -1,5 +1,5 @@
-// The call controller's timing, from the environment (src/config.ts checks it against the reaper's).
-import type { Config } from '../config.ts';
+// The call controller's timing, from the environment (src/shared/config.ts checks it against the reaper's).
+import type { Config } from '../shared/config.ts';
 import { DEFAULT_CALL_OPTIONS, type CallControllerOptions } from './call-controller.ts';
 
 export function callOptionsFromConfig(

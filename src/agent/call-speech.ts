@@ -1,6 +1,6 @@
 // What MindBot says at the turns of a call that the billing decides (no time left, warnings, cut-off, outage,
 // guests, shutdown). Plain sentences for TTS; the durations and prices are spoken, never written as digits.
-import { speakDuration, speakList, speakPrice } from '../tools/speak-time.ts';
+import { speakDuration, speakList, speakPrice } from '../shared/speak-time.ts';
 
 /** What a caller with no time left hears: kindly, with the packages on sale. */
 export function noBalanceText(tiers: ReadonlyArray<{ name: string; base_seconds: number; bonus_seconds: number; price_cents: number; currency: string }>, graceSeconds: number): string {

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { initializeLogger, voice } from '@livekit/agents';
 import { pino, type Logger } from 'pino';
-import { ConfigError, parseConfig, type Config } from '../config.ts';
+import { ConfigError, parseConfig, type Config } from '../shared/config.ts';
 import { openBillingStore } from '../billing/open-store.ts';
 import { greetingFor, MindBotAgent } from './mindbot-agent.ts';
 import { checkLlmEndpoint, describeLlmFailure, LlmUnavailableError } from './llm-endpoint.ts';

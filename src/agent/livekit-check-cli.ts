@@ -1,7 +1,7 @@
 // `./launch.sh worker` (dev) runs this first: a LiveKit server that cannot be reached is one line naming the URL
 // and the cause, and exit 1, instead of the framework retrying for minutes with a stack per attempt. (`start`,
 // in a container, keeps the framework's retries: there the server may come up after the worker.)
-import { config, ConfigError } from '../config.ts';
+import { config, ConfigError } from '../shared/config.ts';
 import { liveKitUnreachable } from './network-cause.ts';
 
 function fail(line: string): never {

@@ -1,8 +1,8 @@
 // Whether the language model can be talked to, said in one line: the console checks before it greets anyone
 // (an operator with a wrong OPENAI_BASE_URL reads the URL and the cause, not a wall of retries and raw API
 // error JSON), and turns a model failure in the middle of a conversation into the same kind of line.
-import type { Config } from '../config.ts';
-import { redactUrl } from '../logger.ts';
+import type { Config } from '../shared/config.ts';
+import { redactUrl } from '../shared/logger.ts';
 import { networkCause } from './network-cause.ts';
 
 const OPENAI_URL = 'https://api.openai.com/v1';

@@ -2,7 +2,7 @@
 // OpenAI-compatible endpoint (OPENAI_BASE_URL, e.g. a local Ollama). The key is passed explicitly, so it does
 // not matter that the plugin reads $OPENAI_API_KEY when it is imported.
 import * as openai from '@livekit/agents-plugin-openai';
-import { ConfigError, type Config } from '../config.ts';
+import { ConfigError, type Config } from '../shared/config.ts';
 
 /** Sent when an OpenAI-compatible endpoint needs no key (the client insists on one). */
 const PLACEHOLDER_KEY = 'not-needed';

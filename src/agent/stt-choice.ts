@@ -1,7 +1,7 @@
 // Which speech-to-text the worker uses, decided from the configuration alone (pure, so every case is tested):
 // Deepgram when STT_PROVIDER=deepgram, or when it is unset and DEEPGRAM_API_KEY is; otherwise the OpenAI
 // plugin's transcription. The plugin itself is imported by the worker only after this choice is made.
-import type { Config } from '../config.ts';
+import type { Config } from '../shared/config.ts';
 
 export type SttChoice =
   | { provider: 'deepgram'; apiKey: string; model: string; language: string }

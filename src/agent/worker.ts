@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { cli, defineAgent, log as frameworkLog, ServerOptions, voice, type JobContext } from '@livekit/agents';
 import { DisconnectReason, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
 import type { Logger } from 'pino';
-import { config as loadConfig, type Config } from '../config.ts';
+import { config as loadConfig, type Config } from '../shared/config.ts';
 import type { BillingStore } from '../billing/store.ts';
 import { CallRegistry, realTimers } from './call-controller.ts';
 import { CallJob, type CallRoomEvents, type Speaker, type SpeakerPlan } from './call-job.ts';
@@ -92,7 +92,7 @@ async function entry(ctx: JobContext): Promise<void> {
   // the keys are passed explicitly anyway).
   const config: Config = loadConfig();
   const stt = chooseStt(config);
-  const { logger } = await import('../logger.ts');
+  const { logger } = await import('../shared/logger.ts');
   let log = logger().child({ component: 'worker', jobId: ctx.job.id, room: ctx.job.room?.name, roomSid: ctx.job.room?.sid });
 
   const { openBillingStore } = await import('../billing/open-store.ts');
@@ -161,7 +161,7 @@ async function startSession(
   const { openaiLlm } = await import('./model.ts');
   const { MindBotAgent } = await import('./mindbot-agent.ts');
   const { purchaseLinkSender } = await import('../tools/start-purchase-process.ts');
-  const { createStripeClient } = await import('../sidecar/stripe-client.ts');
+  const { createStripeClient } = await import('../payments/stripe-client.ts');
   const apiKey = config.OPENAI_API_KEY;
   const stt = sttChoice.provider === 'deepgram'
     ? new (await import('@livekit/agents-plugin-deepgram')).STT({

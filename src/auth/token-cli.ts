@@ -4,7 +4,7 @@
 // stdout is the token alone (TOKEN=$(...) works); notes go to stderr. Exit 2: bad usage; exit 1: no secret or
 // an invalid environment.
 import { parseArgs } from 'node:util';
-import { parseConfig } from '../config.ts';
+import { parseConfig } from '../shared/config.ts';
 import { DEV_ONLY_JWT_SECRET, isUuid, localSigningSecret, signLocalToken } from './verify-token.ts';
 
 const USAGE = 'usage: node --import tsx src/auth/token-cli.ts <user-uuid> [--admin] [--ttl <seconds>] [--email <address>]';

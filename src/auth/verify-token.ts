@@ -10,7 +10,7 @@ import {
   createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, SignJWT,
   type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload,
 } from 'jose';
-import { ConfigError, type Config } from '../config.ts';
+import { ConfigError, type Config } from '../shared/config.ts';
 
 /**
  * The secret used by the development sign-in when no key is configured, so the API can be tried locally with

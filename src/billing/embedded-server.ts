@@ -1,7 +1,7 @@
 // Serves the embedded PGlite database on loopback for the sidecar and the agent's job processes.
 // Started by `./launch.sh dev` when neither DATABASE_URL nor SUPABASE_URL is set.
-import { config } from '../config.ts';
-import { logger } from '../logger.ts';
+import { config } from '../shared/config.ts';
+import { logger } from '../shared/logger.ts';
 import { startEmbeddedDatabase } from './embedded.ts';
 import { storeSqlClient } from './open-store.ts';
 import { sqlTransport } from './sql-transport.ts';

@@ -1,7 +1,7 @@
 // `./launch.sh migrate`: applies the migrations to the configured database. Running it twice is a no-op.
 import pg from 'pg';
-import { config, storageTarget } from '../config.ts';
-import { logger, redactUrl } from '../logger.ts';
+import { config, storageTarget } from '../shared/config.ts';
+import { logger, redactUrl } from '../shared/logger.ts';
 import { runningEmbeddedUrl, startEmbeddedDatabase } from './embedded.ts';
 import { migrate } from './migrate.ts';
 import { pgPoolClient } from './sql-client.ts';

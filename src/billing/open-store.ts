@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { storageTarget, type Config } from '../config.ts';
-import { redactUrl } from '../logger.ts';
+import { storageTarget, type Config } from '../shared/config.ts';
+import { redactUrl } from '../shared/logger.ts';
 import { runningEmbeddedUrl, startEmbeddedDatabase } from './embedded.ts';
 import { pgPoolClient, type SqlClient } from './sql-client.ts';
 import { sqlTransport } from './sql-transport.ts';

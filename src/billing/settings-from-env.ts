@@ -1,4 +1,4 @@
-import type { Config } from '../config.ts';
+import type { Config } from '../shared/config.ts';
 import type { SettingsChanges } from './store.ts';
 
 /** The billing settings the environment asks for; empty when it asks for none (the database keeps its own). */

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+// The states the API shows are the states the database stores: one list each, shared with the web app.
+import { CardSource, CardStatus, PaymentStatus, SessionStatus } from '../shared/api-contracts.ts';
 
 // The shapes the SQL functions answer with. Parsing them checks the boundary: a migration that changed a
 // field's meaning fails loudly here instead of leaking a wrong number into a call.
@@ -19,11 +21,11 @@ export const CardSchema = z.object({
   user_id: id.nullable(),
   purchaser_id: id.nullable(),
   tier_id: z.string().nullable(),
-  source: z.enum(['purchase', 'gift', 'adjustment']),
+  source: CardSource,
   activation_code: z.string(),
   total_seconds: seconds,
   remaining_seconds: seconds,
-  status: z.enum(['pending', 'active', 'exhausted', 'expired', 'revoked']),
+  status: CardStatus,
   activated_at: timestamp.nullable(),
   expires_at: timestamp,
   payment_id: id.nullable(),
@@ -42,7 +44,7 @@ export const BalanceSchema = z.object({
     z.object({
       card_id: id,
       tier_id: z.string().nullable(),
-      source: z.enum(['purchase', 'gift', 'adjustment']),
+      source: CardSource,
       remaining_seconds: seconds,
       total_seconds: seconds,
       activated_at: timestamp.nullable(),
@@ -122,7 +124,7 @@ export const SessionStateSchema = z.object({
   /** The caller's and the called number, when the room gave them (a phone call); else null. */
   call_from: z.string().nullable(),
   call_to: z.string().nullable(),
-  status: z.enum(['active', 'ended', 'cut_off', 'abandoned']),
+  status: SessionStatus,
   started_at: timestamp,
   last_metered_at: timestamp,
   ended_at: timestamp.nullable(),
@@ -249,7 +251,7 @@ export const PaymentRecordSchema = z.object({
   gift: z.boolean(),
   amount_cents: count,
   currency: z.string(),
-  status: z.enum(['pending', 'succeeded', 'failed', 'canceled', 'refunded', 'partially_refunded', 'disputed']),
+  status: PaymentStatus,
   refunded_cents: count,
   card_id: id.nullable(),
   failure_reason: z.string().nullable(),
@@ -263,7 +265,7 @@ export const GiftRecordSchema = z.object({
   payment_id: id.nullable(),
   tier_id: z.string().nullable(),
   total_seconds: seconds,
-  status: z.enum(['pending', 'active', 'exhausted', 'expired', 'revoked']),
+  status: CardStatus,
   redeemed: z.boolean(),
   activation_code: z.string().nullable(),
   expires_at: timestamp,
@@ -280,8 +282,8 @@ export const CheckoutPurchaseSchema = z.discriminatedUnion('found', [
     card: z.object({
       card_id: id,
       tier_id: z.string().nullable(),
-      source: z.enum(['purchase', 'gift', 'adjustment']),
-      status: z.enum(['pending', 'active', 'exhausted', 'expired', 'revoked']),
+      source: CardSource,
+      status: CardStatus,
       total_seconds: seconds,
       remaining_seconds: seconds,
       expires_at: timestamp,

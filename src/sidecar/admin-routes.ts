@@ -11,7 +11,7 @@ import type { Principal } from '../auth/verify-token.ts';
 import type { TierChanges } from '../billing/store.ts';
 import { queryInt, UserIdParam, type RouteDeps } from './client-routes.ts';
 import { HttpError } from './http-errors.ts';
-import { refundPayment, refundQuote } from './refunds.ts';
+import { refundPayment, refundQuote } from '../payments/refunds.ts';
 
 const PaymentIdParam = z.strictObject({ id: z.guid({ message: 'a payment id is a uuid' }) });
 const RefundBody = z.strictObject({

@@ -10,10 +10,12 @@ import { unstorableTextAt, withStorableText } from '../billing/storable-text.ts'
 import type { BillingStore, Balance } from '../billing/store.ts';
 import type { SqlClient } from '../billing/sql-client.ts';
 import { migrationStatus } from '../billing/migrate.ts';
+import type * as Api from '../shared/api-contracts.ts';
 import { HttpError, installErrorHandling, parseInput } from './http-errors.ts';
 import { pricingTierView } from './pricing-display.ts';
-import { startPurchase } from './purchases.ts';
-import { applyStripeEvent } from './stripe-events.ts';
+import { startPurchase } from '../payments/purchases.ts';
+import { applyStripeEvent, stripeLookups, verifyStripeEvent } from '../payments/stripe-events.ts';
+import { isPaymentError } from '../payments/errors.ts';
 import { createMetrics, installMetrics } from './metrics.ts';
 import { mintCallToken, roomNameFor, type LiveKitSettings } from './livekit-token.ts';
 import { registerClientRoutes, UserIdParam } from './client-routes.ts';
@@ -53,7 +55,7 @@ const TokenBody = z.strictObject({ room_name: z.string().regex(/^[\w-]{1,100}$/,
 const IdempotencyKey = z.string().regex(/^[\w-]{8,100}$/, 'an Idempotency-Key of 8 to 100 letters, digits, _ or -');
 
 /** The balance as the seeds' clients read it: whole minutes left, rounded down. */
-export function balanceView(balance: Balance) {
+export function balanceView(balance: Balance): Api.BalanceResponse {
   return {
     user_id: balance.user_id,
     total_minutes: Math.floor(balance.total_seconds / 60),
@@ -109,7 +111,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     return reply.status(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', ...checks });
   });
 
-  app.get('/time/pricing', async () => {
+  app.get('/time/pricing', async (): Promise<Api.PricingResponse> => {
     const tiers = await deps.store.listPricingTiers();
     return { pricing_tiers: tiers.map(pricingTierView) };
   });
@@ -130,7 +132,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   registerClientRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
   registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe });
 
-  app.post('/token', async (request) => {
+  app.post('/token', async (request): Promise<Api.CallTokenResponse> => {
     const who = await principal(request);
     const body = input(TokenBody, request.body ?? {});
     if (!deps.livekit) {
@@ -143,7 +145,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     return token;
   });
 
-  app.post('/time/activate', async (request) => {
+  app.post('/time/activate', async (request): Promise<Api.ActivateResponse> => {
     const who = await principal(request);
     const body = input(ActivateBody, request.body);
     const card = await deps.store.activateCard({ userId: who.userId, code: body.activation_code });
@@ -156,7 +158,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     };
   });
 
-  const purchase = async (request: FastifyRequest) => {
+  const purchase = async (request: FastifyRequest): Promise<Api.PurchaseResponse> => {
     const who = await principal(request);
     const body = input(PurchaseBody, request.body);
     const header = request.headers['idempotency-key'];
@@ -179,19 +181,15 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 512 * 1024 }, (_request, body, done) => done(null, body));
     scope.post('/webhooks/stripe', async (request, reply) => {
-      if (!deps.webhookSecret || !deps.stripe) {
-        throw new HttpError(503, 'webhooks_unavailable', 'webhooks are not configured (STRIPE_WEBHOOK_SECRET / STRIPE_SECRET_KEY)');
-      }
       const signature = request.headers['stripe-signature'];
-      if (typeof signature !== 'string' || !Buffer.isBuffer(request.body)) {
-        throw new HttpError(400, 'invalid_signature', 'missing Stripe-Signature header or body');
-      }
       let event: Stripe.Event;
       try {
-        event = deps.stripe.webhooks.constructEvent(request.body, signature, deps.webhookSecret);
-      } catch {
-        metrics.webhookEvents.inc({ outcome: 'invalid_signature' });
-        throw new HttpError(400, 'invalid_signature', 'the Stripe signature does not match this body, or is too old');
+        event = verifyStripeEvent(deps.stripe, deps.webhookSecret, request.body, signature);
+      } catch (error) {
+        // Counted only when there was a signature to check (a request without one is no forgery attempt).
+        const signed = typeof signature === 'string' && Buffer.isBuffer(request.body);
+        if (signed && isPaymentError(error, 'invalid_signature')) metrics.webhookEvents.inc({ outcome: 'invalid_signature' });
+        throw error;
       }
       const log = request.log.child({ eventId: event.id, eventType: event.type });
       const unstorable = unstorableTextAt(event);
@@ -202,15 +200,11 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
           'Stripe event holds text PostgreSQL cannot store: applied with U+FFFD in its place');
         event = withStorableText(event);
       }
-      const stripe = deps.stripe;
+      // Verified above, so Stripe is configured.
+      const stripe = deps.stripe as Stripe;
       let outcome;
       try {
-        outcome = await applyStripeEvent(event, {
-          store: deps.store,
-          retrievePaymentIntent: (id) => stripe.paymentIntents.retrieve(id),
-          listChargeRefunds: (charge) => stripe.refunds.list({ charge, limit: 100 }).autoPagingToArray({ limit: 1000 }),
-          log: log as Logger,
-        });
+        outcome = await applyStripeEvent(event, { store: deps.store, ...stripeLookups(stripe), log: log as Logger });
       } catch (error) {
         // Whatever went wrong was rolled back; a 5xx makes Stripe deliver the event again later.
         log.error({ err: error }, 'Stripe event could not be applied; Stripe will retry');

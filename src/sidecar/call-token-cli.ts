@@ -1,6 +1,6 @@
 // `./launch.sh token <user-id>`: a room name and a LiveKit token for trying a call by hand, minted exactly as
 // POST /token mints them (the user needs time on their balance).
-import { config } from '../config.ts';
+import { config } from '../shared/config.ts';
 import { isUuid } from '../auth/verify-token.ts';
 import { openBillingStore } from '../billing/open-store.ts';
 import { mintCallToken, roomNameFor } from './livekit-token.ts';

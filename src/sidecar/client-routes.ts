@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Principal } from '../auth/verify-token.ts';
 import type { BillingStore, MonthlyUsage, PaymentRecord, SessionRecord, SessionState } from '../billing/store.ts';
+import type * as Api from '../shared/api-contracts.ts';
 import { HttpError } from './http-errors.ts';
 
 /** What the route modules need from the app: the store and the app's own auth and validation helpers. */
@@ -54,7 +55,7 @@ export const minutes = (seconds: number) => Math.round((seconds / 60) * 100) / 1
 const dollars = (cents: number, decimals: number) => Math.round((cents / 100) * 10 ** decimals) / 10 ** decimals;
 
 /** A call as the client knows it: by its own id when it started the call itself. */
-export function sessionView(record: SessionRecord) {
+export function sessionView(record: SessionRecord): Api.SessionView {
   return {
     session_id: record.client_session_id ?? record.session_id,
     server_session_id: record.session_id,
@@ -70,7 +71,7 @@ export function sessionView(record: SessionRecord) {
 }
 
 /** Seed 003's call (agent_name, call_from, call_to, duration, cost, start, end, status) with the app's fields. */
-function callView(record: SessionRecord) {
+function callView(record: SessionRecord): Api.CallView {
   return {
     id: record.session_id,
     session_id: record.client_session_id ?? record.session_id,
@@ -90,7 +91,7 @@ function callView(record: SessionRecord) {
   };
 }
 
-function clientSessionView(clientSessionId: string, state: SessionState) {
+function clientSessionView(clientSessionId: string, state: SessionState): Api.ClientSessionResponse {
   return {
     session_id: clientSessionId,
     server_session_id: state.session_id,
@@ -115,7 +116,7 @@ function clientSessionView(clientSessionId: string, state: SessionState) {
   };
 }
 
-export function paymentView(payment: PaymentRecord) {
+export function paymentView(payment: PaymentRecord): Api.PaymentView {
   return {
     payment_id: payment.payment_id,
     package_id: payment.tier_id,
@@ -131,7 +132,7 @@ export function paymentView(payment: PaymentRecord) {
 }
 
 /** Seed 003's month of usage. */
-function usageView(usage: MonthlyUsage) {
+function usageView(usage: MonthlyUsage): Api.MonthlyUsageResponse {
   return {
     month: usage.month,
     total_calls: usage.calls,
@@ -145,7 +146,7 @@ function usageView(usage: MonthlyUsage) {
 export function registerClientRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { store, principal, ownOrAdmin, input } = deps;
 
-  app.get('/time/sessions', async (request) => {
+  app.get('/time/sessions', async (request): Promise<Api.SessionsResponse> => {
     const who = await principal(request);
     const { limit } = input(LimitQuery(20), request.query);
     return { sessions: (await store.listSessions({ userId: who.userId, limit })).map(sessionView) };
@@ -186,14 +187,14 @@ export function registerClientRoutes(app: FastifyInstance, deps: RouteDeps): voi
     return clientSessionView(body.session_id, state);
   });
 
-  app.get('/payments', async (request) => {
+  app.get('/payments', async (request): Promise<Api.PaymentsResponse> => {
     const who = await principal(request);
     const { limit } = input(LimitQuery(50), request.query);
     return { payments: (await store.listPayments({ userId: who.userId, limit })).map(paymentView) };
   });
 
   // The gifts the caller bought: the code to pass on, while nobody has redeemed it.
-  app.get('/time/gifts', async (request) => {
+  app.get('/time/gifts', async (request): Promise<Api.GiftsResponse> => {
     const who = await principal(request);
     const { limit } = input(LimitQuery(50), request.query);
     return {
@@ -206,7 +207,7 @@ export function registerClientRoutes(app: FastifyInstance, deps: RouteDeps): voi
   });
 
   // Back from Stripe Checkout: has the webhook landed? (found: false until it has; the app polls.)
-  app.get('/time/purchase/checkout/:sessionId', async (request) => {
+  app.get('/time/purchase/checkout/:sessionId', async (request): Promise<Api.CheckoutPurchaseResponse> => {
     const who = await principal(request);
     const { sessionId } = input(CheckoutParam, request.params);
     const answer = await store.getCheckoutPurchase({ userId: who.userId, checkoutSessionId: sessionId });
@@ -236,13 +237,13 @@ export function registerClientRoutes(app: FastifyInstance, deps: RouteDeps): voi
     return usageView(await store.getMonthlyUsage({ userId: who.userId, month }));
   });
 
-  app.get('/api/usage/calls', async (request) => {
+  app.get('/api/usage/calls', async (request): Promise<Api.UsageCallsResponse> => {
     const who = await principal(request);
     const { limit } = input(LimitQuery(20), request.query);
     return { calls: (await store.listSessions({ userId: who.userId, limit })).map(callView) };
   });
 
-  app.get('/user/:id/analytics', async (request) => {
+  app.get('/user/:id/analytics', async (request): Promise<Api.AnalyticsResponse> => {
     const { id } = input(UserIdParam, request.params);
     await ownOrAdmin(request, id);
     const { months } = input(AnalyticsQuery, request.query);

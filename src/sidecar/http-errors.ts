@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { AuthError } from '../auth/verify-token.ts';
 import { BillingError, type BillingErrorCode } from '../billing/errors.ts';
 import { unstorableTextAt } from '../billing/storable-text.ts';
+import { PaymentError, type PaymentErrorCode } from '../payments/errors.ts';
 
 /** An answer other than 2xx, always sent as `{error: {code, message}}`. */
 export class HttpError extends Error {
@@ -40,6 +41,23 @@ const BILLING_STATUS: Record<BillingErrorCode, number> = {
   internal: 500,
 };
 
+// The one place a payment's domain error becomes an HTTP status.
+const PAYMENT_STATUS: Record<PaymentErrorCode, number> = {
+  payments_unavailable: 503,
+  webhooks_unavailable: 503,
+  invalid_signature: 400,
+  unknown_package: 404,
+  payment_declined: 402,
+  idempotency_conflict: 409,
+  payment_rejected: 400,
+  payment_provider_error: 502,
+  not_refundable: 409,
+  already_refunded: 409,
+  refund_too_large: 409,
+  exceeds_unused_time: 409,
+  refund_rejected: 409,
+};
+
 /** A 400 for input that holds text PostgreSQL cannot store, before any of it reaches SQL. */
 export function rejectUnstorableText(value: unknown): void {
   const at = unstorableTextAt(value);
@@ -66,6 +84,7 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown): T {
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof AuthError) return new HttpError(error.status, error.code, error.message);
+  if (error instanceof PaymentError) return new HttpError(PAYMENT_STATUS[error.code], error.code, error.message);
   if (error instanceof BillingError) {
     const status = BILLING_STATUS[error.code];
     // A fault on our side says so without the database's words.
@@ -83,6 +102,7 @@ export function toHttpError(error: unknown): HttpError {
 /** Thrown on purpose with its answer in hand: an HttpError of ours, or the store saying it cannot be reached. */
 function isExpectedAnswer(error: unknown): boolean {
   if (error instanceof HttpError) return error.status !== 500;
+  if (error instanceof PaymentError) return true;
   return error instanceof BillingError && error.code === 'storage_unavailable';
 }
 

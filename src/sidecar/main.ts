@@ -1,12 +1,12 @@
 // The sidecar process: `./launch.sh dev` and `./launch.sh start` run it next to the agent worker.
 import { readFileSync } from 'node:fs';
-import { config, type Config } from '../config.ts';
-import { logger } from '../logger.ts';
+import { config, type Config } from '../shared/config.ts';
+import { logger } from '../shared/logger.ts';
 import { createTokenVerifier, localSigningSecret } from '../auth/verify-token.ts';
 import { openBillingStore } from '../billing/open-store.ts';
 import { buildSidecar } from './app.ts';
 import type { WebAuth } from './web-app.ts';
-import { createStripeClient } from './stripe-client.ts';
+import { createStripeClient } from '../payments/stripe-client.ts';
 import { startBackgroundJobs, type RunningJobs } from './jobs.ts';
 
 const log = logger().child({ component: 'sidecar' });

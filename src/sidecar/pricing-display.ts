@@ -1,20 +1,8 @@
 import type { PricingTier } from '../billing/store.ts';
+import type { PricingTierView } from '../shared/api-contracts.ts';
 
-/** A tier as the seeds' clients read it from GET /time/pricing. */
-export interface PricingTierView {
-  id: string;
-  name: string;
-  hours: number;
-  price_cents: number;
-  price_display: string;
-  currency: string;
-  bonus_minutes: number;
-  total_minutes: number;
-  description: string;
-  /** The price of one hour of talk time, bonus included, rounded to the cent: what makes packages comparable. */
-  price_per_hour_cents: number;
-  price_per_hour_display: string;
-}
+export type { PricingTierView };
+
 
 export function formatPrice(cents: number, currency: string): string {
   return new Intl.NumberFormat('en-US', { style: 'currency', currency: currency.toUpperCase() }).format(cents / 100);

@@ -8,6 +8,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { signLocalToken } from '../auth/verify-token.ts';
+import type * as Api from '../shared/api-contracts.ts';
 import { HttpError, parseInput } from './http-errors.ts';
 
 export type WebAuth =
@@ -96,7 +97,7 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
   const indexPath = join(distDir, 'index.html');
 
   // What the browser needs to know to start: public values only (the anon key is public by design).
-  app.get('/app/config', async (_request, reply) => {
+  app.get('/app/config', async (_request, reply): Promise<Api.AppConfigResponse> => {
     reply.header('cache-control', 'no-store');
     return {
       auth: settings.auth.mode === 'supabase'
@@ -108,7 +109,7 @@ export async function registerWebApp(app: FastifyInstance, settings: WebAppSetti
     };
   });
 
-  app.post('/auth/dev-sign-in', async (request) => {
+  app.post('/auth/dev-sign-in', async (request): Promise<Api.DevSignInResponse> => {
     if (settings.auth.mode !== 'local') {
       throw new HttpError(404, 'not_found', 'the development sign-in is off: sign in with Supabase');
     }

@@ -2,7 +2,7 @@ import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import type { Balance } from '../billing/store.ts';
 import { GUEST_NO_TRACKING, type BillingToolDeps } from './deps.ts';
-import { speakDuration, speakWhen } from './speak-time.ts';
+import { speakDuration, speakWhen } from '../shared/speak-time.ts';
 
 /** The balance as one or two sentences a voice can read out. */
 export function describeBalance(balance: Balance, now: Date, timeZone = 'UTC'): string {

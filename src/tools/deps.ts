@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type Stripe from 'stripe';
-import type { CallPhase } from '../agent/call-controller.ts';
+import type { CallPhase } from '../shared/call-protocol.ts';
 import type { BillingStore, SessionState } from '../billing/store.ts';
 
 /** What the tools need to know about the running call: the CallController itself fits. */

@@ -2,7 +2,7 @@ import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import type { SessionState } from '../billing/store.ts';
 import { readCallState, type BillingToolDeps } from './deps.ts';
-import { speakDuration, speakMinutesCharged } from './speak-time.ts';
+import { speakDuration, speakMinutesCharged } from '../shared/speak-time.ts';
 
 /** Talk time left for this call: what is paid for it and not yet used, plus the balance (live). */
 export function talkTimeLeftSeconds(state: SessionState, balanceSeconds: number, now: Date): number {

@@ -2,7 +2,7 @@ import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import type { PricingTier } from '../billing/store.ts';
 import type { BillingToolDeps } from './deps.ts';
-import { speakDuration, speakList, speakPrice } from './speak-time.ts';
+import { speakDuration, speakList, speakPrice } from '../shared/speak-time.ts';
 
 /** "the Basic Pack (id basic_5h): 5 hours plus 30 bonus minutes for 44 dollars and 99 cents". */
 export function describeTier(tier: PricingTier): string {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { SessionState } from '../billing/store.ts';
 import { readCallPhase, readCallState, type BillingToolDeps } from './deps.ts';
 import { liveBalanceSeconds, talkTimeLeftSeconds } from './estimate-session-cost.ts';
-import { speakDuration, speakMinutesCharged } from './speak-time.ts';
+import { speakDuration, speakMinutesCharged } from '../shared/speak-time.ts';
 
 function timeLeft(seconds: number): string {
   return seconds > 0 ? `You have ${speakDuration(seconds)} of talk time left` : 'You have no talk time left';

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import type { PricingTier } from '../billing/store.ts';
-import { HttpError } from '../sidecar/http-errors.ts';
-import { startPurchase } from '../sidecar/purchases.ts';
+import { isPaymentError } from '../payments/errors.ts';
+import { startPurchase } from '../payments/purchases.ts';
 import type { BillingToolDeps } from './deps.ts';
 import { describeTier } from './get-pricing-packages.ts';
-import { speakList } from './speak-time.ts';
+import { speakList } from '../shared/speak-time.ts';
 
-import { PURCHASE_LINK_TOPIC } from '../agent/call-protocol.ts';
+import { PURCHASE_LINK_TOPIC } from '../shared/call-protocol.ts';
 
 /** The LiveKit text-stream topic the client listens on for the Checkout link (see purchaseLinkSender). */
 export { PURCHASE_LINK_TOPIC };
@@ -74,10 +74,10 @@ export function startPurchaseProcessTool(deps: BillingToolDeps) {
           idempotencyKey: `voice:${callKey}:${toolCallId}:${tier.id}`,
         });
       } catch (error) {
-        if (error instanceof HttpError && error.code === 'unknown_package') {
+        if (isPaymentError(error, 'unknown_package')) {
           return unknownPackageAnswer(package_id, await deps.store.listPricingTiers());
         }
-        if (error instanceof HttpError && error.code === 'payments_unavailable') {
+        if (isPaymentError(error, 'payments_unavailable')) {
           return "Purchases aren't available right now. The caller can try again later or buy time in the MindBot app.";
         }
         deps.purchase.log.warn({ err: error, userId, packageId: tier.id }, 'voice purchase could not be started');

@@ -5,8 +5,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
-import { config } from '../config.ts';
-import { logger } from '../logger.ts';
+import { config } from '../shared/config.ts';
+import { logger } from '../shared/logger.ts';
 import { publishBuild } from './publish.ts';
 
 const log = logger().child({ component: 'web-build' });

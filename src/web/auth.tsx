@@ -5,6 +5,7 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useRef, use
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { createApi, type ApiClient } from './api.ts';
 import type { AppConfig } from './app-config.ts';
+import { DevSignInResponse } from '../shared/api-contracts.ts';
 
 export interface Session {
   token: string;
@@ -81,8 +82,7 @@ export function AuthProvider({ config, children }: { config: AppConfig; children
   }, [config]);
 
   const signInLocal = useCallback(async ({ userId, admin }: { userId?: string; admin: boolean }) => {
-    const answer = await api.post<{ access_token: string; user_id: string; admin: boolean; expires_in: number }>(
-      '/auth/dev-sign-in', { ...(userId ? { user_id: userId } : {}), admin });
+    const answer = await api.post('/auth/dev-sign-in', { ...(userId ? { user_id: userId } : {}), admin }, DevSignInResponse);
     const next: Session = {
       token: answer.access_token, userId: answer.user_id, email: null, admin: answer.admin,
       expiresAt: Date.now() + answer.expires_in * 1000,

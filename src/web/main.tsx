@@ -1,6 +1,7 @@
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import type { AppConfig } from './app-config.ts';
+import { AppConfigResponse } from '../shared/api-contracts.ts';
 import { AuthProvider, useAuth } from './auth.tsx';
 import { SignIn } from './SignIn.tsx';
 import { ErrorMessage, Loading } from './ui.tsx';
@@ -35,7 +36,7 @@ function Root() {
     fetch('/app/config', { headers: { accept: 'application/json' } })
       .then(async (r) => {
         if (!r.ok) throw new Error(`The server answered ${r.status} when asked for its configuration.`);
-        setConfig((await r.json()) as AppConfig);
+        setConfig(AppConfigResponse.parse(await r.json()));
       })
       .catch((e: unknown) => setError(e instanceof TypeError ? new Error('Could not reach the MindBot server.') : e));
   };

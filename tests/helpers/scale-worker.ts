@@ -9,7 +9,7 @@ import pino from 'pino';
 import { callOptionsFromConfig } from '../../src/agent/call-options.ts';
 import { CallRegistry, realTimers } from '../../src/agent/call-controller.ts';
 import { openBillingStore } from '../../src/billing/open-store.ts';
-import { parseConfig } from '../../src/config.ts';
+import { parseConfig } from '../../src/shared/config.ts';
 
 type Command = { type: 'call'; id: string; userId: string; talkMs: number } | { type: 'shutdown' };
 

@@ -2,7 +2,7 @@
 // (tests/core.postgres.test.ts) and PGlite (tests/core.pglite.test.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { parseActivationCode } from '../../src/billing/activation-code.ts';
+import { parseActivationCode } from '../../src/shared/activation-code.ts';
 import { isBillingError, type BillingErrorCode } from '../../src/billing/errors.ts';
 import type { BillingStore } from '../../src/billing/store.ts';
 import { asRole, countRows, ledgerMismatches, newUserId, TestClock, type TestDatabase } from '../helpers/test-db.ts';
@@ -210,7 +210,7 @@ export function coreBehaviours(engine: string, open: () => Promise<TestDatabase>
         const code = used.activation_code;
         const typo = code.slice(0, 3) + (code[3] === 'A' ? 'B' : 'A') + code.slice(4);
         const unknownBody = 'ABCDEFGHJKM';
-        const unknown = unknownBody + (await import('../../src/billing/activation-code.ts')).checkSymbol(unknownBody);
+        const unknown = unknownBody + (await import('../../src/shared/activation-code.ts')).checkSymbol(unknownBody);
 
         const before = await snapshotCounts(db);
         await rejectsWith(store.activateCard({ userId: user, code: typo }), 'mistyped_code');
@@ -232,7 +232,7 @@ export function coreBehaviours(engine: string, open: () => Promise<TestDatabase>
         await store.updateSettings({ activation_max_failures: 3 });
         try {
           const body = 'QQQQQQQQQQ';
-          const { checkSymbol } = await import('../../src/billing/activation-code.ts');
+          const { checkSymbol } = await import('../../src/shared/activation-code.ts');
           const guesses = ['2', '3', '4', '5'].map((c) => body + c).map((b) => b + checkSymbol(b));
           for (const guess of guesses.slice(0, 3)) await rejectsWith(store.activateCard({ userId: guesser, code: guess }), 'unknown_code');
           const gift = await store.grantCard({ userId: null, purchaserId: honest, tierId: 'starter_1h', idempotencyKey: `${honest}:g` });

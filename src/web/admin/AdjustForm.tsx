@@ -5,7 +5,7 @@ import { useId, useRef, useState, type FormEvent } from 'react';
 import { idempotencyKey } from '../api.ts';
 import { useApi } from '../auth.tsx';
 import { formatDuration } from '../format.ts';
-import type { Adjustment } from './admin-api.ts';
+import { Adjustment } from '../../shared/admin-contracts.ts';
 import { FieldError, FormError, fieldErrors, invalidProps } from './form-errors.tsx';
 
 type Unit = 'minutes' | 'seconds';
@@ -46,8 +46,8 @@ export function AdjustForm({ userId, onAdjusted }: { userId: string; onAdjusted:
     // Converting the typed unit to the API's seconds is input handling; every figure shown comes back from it.
     const seconds = Math.round(amountNumber * UNIT_SECONDS[unit]) * (direction === 'add' ? 1 : -1);
     try {
-      const result = await api.post<Adjustment>(`/admin/users/${encodeURIComponent(userId)}/adjust`,
-        { seconds, reason }, { 'Idempotency-Key': key.current });
+      const result = await api.post(`/admin/users/${encodeURIComponent(userId)}/adjust`,
+        { seconds, reason }, Adjustment, { 'Idempotency-Key': key.current });
       setAnswer(result);
       setAmount('');
       setReason('');

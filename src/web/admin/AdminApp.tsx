@@ -7,7 +7,7 @@ import { ApiError } from '../api.ts';
 import { useApi } from '../auth.tsx';
 import { useRequest } from '../use-request.ts';
 import { ErrorMessage, Loading } from '../ui.tsx';
-import type { RevenueReport } from './admin-api.ts';
+import { RevenueReport } from '../../shared/admin-contracts.ts';
 import { AdminOnly } from './AdminOnly.tsx';
 import { AttentionPanel } from './AttentionPanel.tsx';
 import { BooksPanel } from './BooksPanel.tsx';
@@ -24,8 +24,8 @@ export function AdminApp() {
   const [days, setDays] = useState<number>(30);
   // null: the report's own choice (the currency most paid in over the period).
   const [currency, setCurrency] = useState<string | null>(null);
-  const revenue = useRequest(() => api.get<RevenueReport>(
-    `/admin/analytics/revenue?days=${days}${currency ? `&currency=${encodeURIComponent(currency)}` : ''}`), [days, currency]);
+  const revenue = useRequest(() => api.get(
+    `/admin/analytics/revenue?days=${days}${currency ? `&currency=${encodeURIComponent(currency)}` : ''}`, RevenueReport), [days, currency]);
 
   if (revenue.error instanceof ApiError && revenue.error.status === 403) return <AdminOnly />;
   if (revenue.data === null) {

@@ -5,11 +5,11 @@ import { useApi } from '../auth.tsx';
 import { useRequest } from '../use-request.ts';
 import { formatDateTime } from '../format.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
-import type { AttentionList } from './admin-api.ts';
+import { AttentionList } from '../../shared/admin-contracts.ts';
 
 export function AttentionPanel() {
   const api = useApi();
-  const request = useRequest(() => api.get<AttentionList>('/admin/attention?limit=50'), []);
+  const request = useRequest(() => api.get('/admin/attention?limit=50', AttentionList), []);
   return (
     <Section title="Needs attention" id="attention"
       actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Refresh</button>}>

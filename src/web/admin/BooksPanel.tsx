@@ -5,7 +5,7 @@ import { useApi } from '../auth.tsx';
 import { formatDateTime, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
-import type { Books, SecondsFigures } from './admin-api.ts';
+import { Books, type SecondsFigures } from '../../shared/admin-contracts.ts';
 
 const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const seconds = (s: number) => `${whole.format(s)} s`;
@@ -14,7 +14,7 @@ const groupName = (g: SecondsFigures) => (g.currency === undefined ? 'Total'
 
 export function BooksPanel() {
   const api = useApi();
-  const request = useRequest(() => api.get<Books>('/admin/books'), []);
+  const request = useRequest(() => api.get('/admin/books', Books), []);
   return (
     <Section title="Books" id="books"
       actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Check the books again</button>}>

@@ -9,7 +9,7 @@ import { useApi } from '../auth.tsx';
 import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded } from '../ui.tsx';
-import type { PaymentRecord, RefundAnswer, RefundQuote } from './admin-api.ts';
+import { RefundAnswer, RefundQuote, type PaymentRecord } from '../../shared/admin-contracts.ts';
 import { FieldError, FormError, fieldErrors, invalidProps } from './form-errors.tsx';
 
 type Reason = '' | 'requested_by_customer' | 'duplicate' | 'fraudulent';
@@ -21,7 +21,7 @@ export function RefundForm({ payment, onRefunded, onClose }: {
 }) {
   const api = useApi();
   const id = useId();
-  const quote = useRequest(() => api.get<RefundQuote>(`/admin/payments/${encodeURIComponent(payment.payment_id)}`),
+  const quote = useRequest(() => api.get(`/admin/payments/${encodeURIComponent(payment.payment_id)}`, RefundQuote),
     [payment.payment_id]);
   const [amount, setAmount] = useState('');
   const [override, setOverride] = useState(false);
@@ -65,11 +65,11 @@ export function RefundForm({ payment, onRefunded, onClose }: {
     setError(null);
     key.current ??= idempotencyKey();
     try {
-      const result = await api.post<RefundAnswer>(`/admin/payments/${encodeURIComponent(payment.payment_id)}/refund`, {
+      const result = await api.post(`/admin/payments/${encodeURIComponent(payment.payment_id)}/refund`, {
         ...(cents !== undefined && { amount_cents: cents }),
         ...(reason && { reason }),
         ...(override && { allow_more_than_unused: true }),
-      }, { 'Idempotency-Key': key.current });
+      }, RefundAnswer, { 'Idempotency-Key': key.current });
       setAnswer(result);
       setConfirming(false);
       onRefunded();

@@ -4,7 +4,7 @@
 import { formatMoney } from '../format.ts';
 import type { RequestState } from '../use-request.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
-import type { RevenueReport } from './admin-api.ts';
+import type { RevenueReport } from '../../shared/admin-contracts.ts';
 import { BarChart } from './BarChart.tsx';
 import { Stats } from './Stats.tsx';
 

@@ -3,7 +3,7 @@
 // untouched value is never rewritten through a unit conversion.
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import { useApi } from '../auth.tsx';
-import type { PricingTier, TierWrite } from './admin-api.ts';
+import { TierWrite, type PricingTier } from '../../shared/admin-contracts.ts';
 import { FieldError, FormError, fieldErrors, invalidProps } from './form-errors.tsx';
 
 interface Values {
@@ -83,8 +83,8 @@ export function TierForm({ tier, onSaved, onCancel }: {
     try {
       const payload = body(values, initial, creating);
       const write = creating
-        ? await api.post<TierWrite>('/admin/tiers', payload)
-        : await api.patch<TierWrite>(`/admin/tiers/${encodeURIComponent(tier.id)}`, payload);
+        ? await api.post('/admin/tiers', payload, TierWrite)
+        : await api.patch(`/admin/tiers/${encodeURIComponent(tier.id)}`, payload, TierWrite);
       onSaved(write);
     } catch (e) {
       setError(e);

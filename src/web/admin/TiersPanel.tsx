@@ -5,12 +5,12 @@ import { useApi } from '../auth.tsx';
 import { formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { ErrorMessage, Loaded, Section, TableScroll } from '../ui.tsx';
-import type { PricingTier, TierWrite } from './admin-api.ts';
+import { PricingTierList, TierWrite, type PricingTier } from '../../shared/admin-contracts.ts';
 import { TierForm } from './TierForm.tsx';
 
 export function TiersPanel() {
   const api = useApi();
-  const request = useRequest(() => api.get<{ pricing_tiers: PricingTier[] }>('/admin/tiers'));
+  const request = useRequest(() => api.get('/admin/tiers', PricingTierList));
   // 'new', a tier being edited, or nothing.
   const [editing, setEditing] = useState<PricingTier | 'new' | null>(null);
   const [notice, setNotice] = useState('');
@@ -29,7 +29,7 @@ export function TiersPanel() {
     setError(null);
     setNotice('');
     try {
-      const write = await api.delete<TierWrite>(`/admin/tiers/${encodeURIComponent(tier.id)}`);
+      const write = await api.delete(`/admin/tiers/${encodeURIComponent(tier.id)}`, TierWrite);
       setNotice(`Deactivated ${write.tier.name}: it has left the public price list. Cards already sold keep their time.`);
       void request.reload();
     } catch (e) {

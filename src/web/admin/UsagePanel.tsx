@@ -3,7 +3,7 @@ import { useApi } from '../auth.tsx';
 import { formatDuration } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section } from '../ui.tsx';
-import type { UsageReport } from './admin-api.ts';
+import { UsageReport } from '../../shared/admin-contracts.ts';
 import { BarChart } from './BarChart.tsx';
 import { Stats } from './Stats.tsx';
 
@@ -11,7 +11,7 @@ const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 
 export function UsagePanel({ days }: { days: number }) {
   const api = useApi();
-  const request = useRequest(() => api.get<UsageReport>(`/admin/analytics/usage?days=${days}`), [days]);
+  const request = useRequest(() => api.get(`/admin/analytics/usage?days=${days}`, UsageReport), [days]);
   return (
     <Section title="Usage" id="usage"
       actions={<button type="button" className="secondary" onClick={() => void request.reload()}>Refresh usage</button>}>

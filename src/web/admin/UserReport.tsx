@@ -6,7 +6,7 @@ import { useApi } from '../auth.tsx';
 import { formatDate, formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, TableScroll } from '../ui.tsx';
-import type { PaymentRecord, UserReport as Report } from './admin-api.ts';
+import { UserReport as Report, type PaymentRecord } from '../../shared/admin-contracts.ts';
 import { AdjustForm } from './AdjustForm.tsx';
 import { RefundForm } from './RefundForm.tsx';
 import { Stats } from './Stats.tsx';
@@ -15,7 +15,7 @@ const REFUNDABLE = new Set<PaymentRecord['status']>(['succeeded', 'partially_ref
 
 export function UserReport({ userId, onChanged, onClose }: { userId: string; onChanged: () => void; onClose: () => void }) {
   const api = useApi();
-  const request = useRequest(() => api.get<Report>(`/admin/reports/user/${encodeURIComponent(userId)}`), [userId]);
+  const request = useRequest(() => api.get(`/admin/reports/user/${encodeURIComponent(userId)}`, Report), [userId]);
   const [refunding, setRefunding] = useState<string | null>(null);
   const title = useRef<HTMLHeadingElement>(null);
   // Opening a report moves the keyboard to it, so the next Tab continues inside it.

@@ -5,7 +5,7 @@ import { useApi } from '../auth.tsx';
 import { formatDateTime, formatDuration, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
-import type { BillingUserList } from './admin-api.ts';
+import { BillingUserList } from '../../shared/admin-contracts.ts';
 import { UserLookup } from './UserLookup.tsx';
 import { UserReport } from './UserReport.tsx';
 
@@ -15,7 +15,7 @@ export function UsersPanel() {
   const api = useApi();
   const [offset, setOffset] = useState(0);
   const [selected, setSelected] = useState<string | null>(null);
-  const request = useRequest(() => api.get<BillingUserList>(`/admin/users?limit=${PAGE_SIZE}&offset=${offset}`), [offset]);
+  const request = useRequest(() => api.get(`/admin/users?limit=${PAGE_SIZE}&offset=${offset}`, BillingUserList), [offset]);
   // Paging disables the button that was pressed on the last page: the focus goes to where the new page
   // starts (its position line) instead of falling to the page's body.
   const position = useRef<HTMLParagraphElement>(null);

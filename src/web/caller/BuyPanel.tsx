@@ -7,12 +7,8 @@ import { useApi, useAuth } from '../auth.tsx';
 import { formatDuration } from '../format.ts';
 import { usePricing, type PricingTierView } from './pricing-context.tsx';
 import { errorText, Loaded, Section } from '../ui.tsx';
+import { PurchaseResponse } from '../../shared/api-contracts.ts';
 
-/** POST /time/purchase without a payment method: always a Checkout Session. */
-interface CheckoutStarted {
-  kind: 'checkout';
-  checkout_url: string;
-}
 
 function purchaseErrorText(error: unknown): string {
   if (error instanceof ApiError && error.code === 'payments_unavailable') {
@@ -36,8 +32,10 @@ export function BuyPanel() {
     setStarting(tier.id);
     setError(null);
     try {
-      const started = await api.post<CheckoutStarted>('/time/purchase', { package_id: tier.id, gift },
+      const started = await api.post('/time/purchase', { package_id: tier.id, gift }, PurchaseResponse,
         { 'Idempotency-Key': idempotencyKey() });
+      // Without a payment method the server always answers with a Checkout Session.
+      if (started.kind !== 'checkout') throw new Error('The server started a payment this page cannot finish. Nothing was charged.');
       // Off to Stripe's hosted page; the button stays busy until the browser leaves.
       location.assign(started.checkout_url);
     } catch (e) {

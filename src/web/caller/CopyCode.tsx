@@ -1,6 +1,6 @@
 // An activation code shown the way people read it out (ABCD-EFGH-JK2V), with a button that copies it.
 import { useState } from 'react';
-import { formatCode } from '../../billing/activation-code.ts';
+import { formatCode } from '../../shared/activation-code.ts';
 
 export function CopyCode({ code, label }: { code: string; label: string }) {
   const [copied, setCopied] = useState<'yes' | 'failed' | null>(null);

@@ -5,18 +5,8 @@ import { useRequest } from '../use-request.ts';
 import { Loaded, Section } from '../ui.tsx';
 import { usePackageName } from './pricing-context.tsx';
 import { CopyCode } from './CopyCode.tsx';
+import { GiftsResponse } from '../../shared/api-contracts.ts';
 
-/** GET /time/gifts */
-interface GiftView {
-  card_id: string;
-  package_id: string | null;
-  total_seconds: number;
-  status: string;
-  redeemed: boolean;
-  activation_code: string | null;
-  expires_at: string;
-  created_at: string;
-}
 
 const STATUS: Record<string, string> = {
   pending: 'Not redeemed yet',
@@ -28,7 +18,7 @@ const STATUS: Record<string, string> = {
 export function GiftsPanel({ refreshKey }: { refreshKey: number }) {
   const packageName = usePackageName();
   const api = useApi();
-  const gifts = useRequest(() => api.get<{ gifts: GiftView[] }>('/time/gifts'), [refreshKey]);
+  const gifts = useRequest(() => api.get('/time/gifts', GiftsResponse), [refreshKey]);
   return (
     <Section title="Gifts you bought" id="gifts">
       <Loaded request={gifts} label="Loading your gifts…">

@@ -5,22 +5,11 @@ import { formatDate, formatDateTime, formatDuration, formatMoney } from '../form
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
 import { usePackageName } from './pricing-context.tsx';
-import { monthLabel, UsageChart, type MonthUsage } from './UsageChart.tsx';
+import { monthLabel, UsageChart } from './UsageChart.tsx';
+import { AnalyticsResponse, MonthlyUsageResponse, PaymentsResponse, SessionsResponse } from '../../shared/api-contracts.ts';
 
 const CHART_MONTHS = 6;
 
-/** GET /api/usage/current */
-interface MonthlyUsageView { month: string; total_calls: number; total_seconds: number }
-/** GET /time/sessions */
-interface CallView {
-  session_id: string; status: string; started_at: string; duration_seconds: number | null;
-  billed_seconds: number; minutes_charged: number; end_reason: string | null;
-}
-/** GET /payments */
-interface PaymentView {
-  payment_id: string; package_id: string | null; amount_cents: number; currency: string; status: string;
-  refunded_cents: number; gift: boolean; created_at: string;
-}
 
 const CALL_STATUS: Record<string, string> = { active: 'In progress', ended: 'Ended', cut_off: 'Cut off (time ran out)', abandoned: 'Dropped' };
 const PAYMENT_STATUS: Record<string, string> = {
@@ -42,7 +31,7 @@ export function HistoryPanel({ refreshKey = 0 }: { refreshKey?: number }) {
 
 function ThisMonth({ refreshKey }: { refreshKey: number }) {
   const api = useApi();
-  const usage = useRequest(() => api.get<MonthlyUsageView>('/api/usage/current'), [refreshKey]);
+  const usage = useRequest(() => api.get('/api/usage/current', MonthlyUsageResponse), [refreshKey]);
   return (
     <>
       <h3>This month</h3>
@@ -63,7 +52,7 @@ function ByMonth({ refreshKey }: { refreshKey: number }) {
   const { session } = useAuth();
   const userId = session?.userId ?? '';
   const analytics = useRequest(
-    () => api.get<{ monthly_usage: MonthUsage[] }>(`/user/${encodeURIComponent(userId)}/analytics?months=${CHART_MONTHS}`), [userId, refreshKey]);
+    () => api.get(`/user/${encodeURIComponent(userId)}/analytics?months=${CHART_MONTHS}`, AnalyticsResponse), [userId, refreshKey]);
   return (
     <>
       <h3>By month</h3>
@@ -76,7 +65,7 @@ function ByMonth({ refreshKey }: { refreshKey: number }) {
 
 function Calls({ refreshKey }: { refreshKey: number }) {
   const api = useApi();
-  const calls = useRequest(() => api.get<{ sessions: CallView[] }>('/time/sessions?limit=20'), [refreshKey]);
+  const calls = useRequest(() => api.get('/time/sessions?limit=20', SessionsResponse), [refreshKey]);
   return (
     <>
       <h3>Calls</h3>
@@ -107,7 +96,7 @@ function Calls({ refreshKey }: { refreshKey: number }) {
 function Payments({ refreshKey }: { refreshKey: number }) {
   const packageName = usePackageName();
   const api = useApi();
-  const payments = useRequest(() => api.get<{ payments: PaymentView[] }>('/payments?limit=50'), [refreshKey]);
+  const payments = useRequest(() => api.get('/payments?limit=50', PaymentsResponse), [refreshKey]);
   return (
     <>
       <h3>Payments</h3>

@@ -7,22 +7,13 @@ import { formatDate, formatDuration, formatMoney } from '../format.ts';
 import { ErrorMessage, Section } from '../ui.tsx';
 import { useBalance } from './balance-context.tsx';
 import { CopyCode } from './CopyCode.tsx';
+import { CheckoutPurchaseResponse } from '../../shared/api-contracts.ts';
 
 const POLL_EVERY_MS = 2_000;
 const POLL_FOR_MS = 60_000;
 
-/** GET /time/purchase/checkout/:sessionId (src/sidecar/client-routes.ts) */
-type CheckoutPurchase =
-  | { found: false }
-  | {
-      found: true;
-      payment: { package_id: string | null; amount_cents: number; currency: string; status: string; gift: boolean; failure_reason: string | null };
-      card: {
-        card_id: string; package_id: string | null; source: 'purchase' | 'gift' | 'adjustment'; status: string;
-        total_seconds: number; expires_at: string; activation_code: string | null;
-      } | null;
-    };
-type Landed = Extract<CheckoutPurchase, { found: true }>;
+/** GET /time/purchase/checkout/:sessionId once Stripe's webhook has landed. */
+type Landed = Extract<CheckoutPurchaseResponse, { found: true }>;
 
 type Phase =
   | { name: 'confirming' }
@@ -64,7 +55,7 @@ function CheckoutLanding({ sessionId, onLanded }: { sessionId: string; onLanded?
     setPhase({ name: 'confirming' });
     const ask = async () => {
       try {
-        const answer = await api.get<CheckoutPurchase>(`/time/purchase/checkout/${encodeURIComponent(sessionId)}`);
+        const answer = await api.get(`/time/purchase/checkout/${encodeURIComponent(sessionId)}`, CheckoutPurchaseResponse);
         if (stopped) return;
         if (answer.found) {
           setPhase({ name: 'landed', purchase: answer });

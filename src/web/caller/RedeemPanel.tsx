@@ -6,11 +6,8 @@ import { useApi } from '../auth.tsx';
 import { formatDate, formatDuration } from '../format.ts';
 import { errorText, Section } from '../ui.tsx';
 import { useBalance } from './balance-context.tsx';
+import { ActivateResponse } from '../../shared/api-contracts.ts';
 
-/** POST /time/activate */
-interface Activated {
-  card: { card_id: string; package_id: string | null; total_seconds: number; remaining_seconds: number; expires_at: string };
-}
 
 /** What each refusal means for the person holding the code. */
 const REFUSAL: Record<string, string> = {
@@ -43,7 +40,7 @@ export function RedeemPanel() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [empty, setEmpty] = useState(false);
-  const [added, setAdded] = useState<Activated['card'] | null>(null);
+  const [added, setAdded] = useState<ActivateResponse['card'] | null>(null);
   const ids = { input: useId(), hint: useId(), error: useId() };
 
   const submit = async (event: FormEvent) => {
@@ -54,7 +51,7 @@ export function RedeemPanel() {
     if (code.trim() === '') return;
     setBusy(true);
     try {
-      const answer = await api.post<Activated>('/time/activate', { activation_code: code });
+      const answer = await api.post('/time/activate', { activation_code: code }, ActivateResponse);
       setAdded(answer.card);
       setCode('');
       void balance.reload();

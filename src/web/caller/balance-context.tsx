@@ -3,32 +3,18 @@
 import { createContext, useContext, type ReactNode } from 'react';
 import { useApi } from '../auth.tsx';
 import { useRequest, type RequestState } from '../use-request.ts';
+import { BalanceResponse } from '../../shared/api-contracts.ts';
 
 /** GET /time/balance */
-export interface BalanceView {
-  user_id: string;
-  total_minutes: number;
-  total_seconds: number;
-  card_count: number;
-  next_expiry: string | null;
-  cards: Array<{
-    card_id: string;
-    package_id: string | null;
-    source: 'purchase' | 'gift' | 'adjustment';
-    remaining_seconds: number;
-    remaining_minutes: number;
-    total_seconds: number;
-    activated_at: string | null;
-    expires_at: string;
-  }>;
-}
+export type BalanceView = BalanceResponse;
+
 
 type BalanceRequest = RequestState<BalanceView> & { reload: () => Promise<void> };
 const BalanceContext = createContext<BalanceRequest | null>(null);
 
 export function BalanceProvider({ children }: { children: ReactNode }) {
   const api = useApi();
-  const request = useRequest(() => api.get<BalanceView>('/time/balance'));
+  const request = useRequest(() => api.get('/time/balance', BalanceResponse));
   return <BalanceContext.Provider value={request}>{children}</BalanceContext.Provider>;
 }
 

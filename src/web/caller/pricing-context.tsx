@@ -3,25 +3,17 @@
 import { createContext, useCallback, useContext, type ReactNode } from 'react';
 import { useApi } from '../auth.tsx';
 import { useRequest, type RequestState } from '../use-request.ts';
+import { PricingResponse, type PricingTierView } from '../../shared/api-contracts.ts';
 
-/** GET /time/pricing (src/sidecar/pricing-display.ts) */
-export interface PricingTierView {
-  id: string;
-  name: string;
-  hours: number;
-  price_display: string;
-  bonus_minutes: number;
-  total_minutes: number;
-  description: string;
-  price_per_hour_display: string;
-}
+export type { PricingTierView };
 
-type PricingRequest = RequestState<{ pricing_tiers: PricingTierView[] }> & { reload: () => Promise<void> };
+
+type PricingRequest = RequestState<PricingResponse> & { reload: () => Promise<void> };
 const PricingContext = createContext<PricingRequest | null>(null);
 
 export function PricingProvider({ children }: { children: ReactNode }) {
   const api = useApi();
-  const request = useRequest(() => api.get<{ pricing_tiers: PricingTierView[] }>('/time/pricing'));
+  const request = useRequest(() => api.get('/time/pricing', PricingResponse));
   return <PricingContext.Provider value={request}>{children}</PricingContext.Provider>;
 }
 

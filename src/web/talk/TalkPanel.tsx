@@ -9,16 +9,8 @@ import { CallRoomContext, type CallRoom } from './call-room.ts';
 import { callIsOpen, initialTalkState, talkReducer } from './talk-state.ts';
 import { TalkView } from './TalkView.tsx';
 import './talk.css';
+import { CallTokenResponse } from '../../shared/api-contracts.ts';
 
-/** POST /token (src/sidecar/livekit-token.ts). */
-interface CallToken {
-  server_url: string;
-  room_name: string;
-  identity: string;
-  participant_token: string;
-  expires_at: string;
-  balance_seconds: number;
-}
 
 /** The countdown's clock: monotonic, so a change of the computer's time does not jump it. */
 const clock = () => performance.now();
@@ -61,9 +53,9 @@ export function TalkPanel({ onCallEnded }: { onCallEnded?: () => void } = {}) {
 
   const start = useCallback(async () => {
     dispatch({ type: 'requested' });
-    let token: CallToken;
+    let token: CallTokenResponse;
     try {
-      token = await api.post<CallToken>('/token', {});
+      token = await api.post('/token', {}, CallTokenResponse);
     } catch (error) {
       if (error instanceof ApiError && error.status !== 0) {
         dispatch({ type: 'token_refused', status: error.status, code: error.code, message: error.message });

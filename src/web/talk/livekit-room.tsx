@@ -8,7 +8,7 @@ import {
   DisconnectReason, ParticipantKind, Room, RoomEvent, type Participant, type RemoteParticipant,
 } from 'livekit-client';
 import { RoomAudioRenderer, RoomContext, useVoiceAssistant } from '@livekit/components-react';
-import { PURCHASE_LINK_TOPIC } from '../../agent/call-protocol.ts';
+import { PURCHASE_LINK_TOPIC } from '../../shared/call-protocol.ts';
 import type { CallRoom, RoomSignal } from './call-room.ts';
 import type { AgentState, EndReason } from './talk-state.ts';
 import { VoiceVisualizer } from './VoiceVisualizer.tsx';

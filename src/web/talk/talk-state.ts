@@ -6,7 +6,7 @@
 // The browser's clock only ever bridges the gap between two answers.
 import {
   CALL_ATTRIBUTES, readCallAttributes, secondsLeft, type CallReading, type CallStateName,
-} from '../../agent/call-protocol.ts';
+} from '../../shared/call-protocol.ts';
 
 /** What the voice agent is doing (LiveKit's `lk.agent.state` attribute), or unknown before it says. */
 export type AgentState = 'initializing' | 'listening' | 'thinking' | 'speaking' | 'unknown';

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { BillingStore, PaymentDetail } from '../billing/store.ts';
-import { HttpError } from './http-errors.ts';
+import { PaymentError } from './errors.ts';
 
 export interface RefundRequest {
   paymentId: string;
@@ -41,19 +41,19 @@ export function refundQuote(payment: PaymentDetail) {
  * explicit override. Never more than what is left of the payment.
  */
 export async function refundPayment(store: BillingStore, stripe: Stripe | null, log: Logger, request: RefundRequest) {
-  if (!stripe) throw new HttpError(503, 'payments_unavailable', 'refunds are not configured (STRIPE_SECRET_KEY is missing)');
+  if (!stripe) throw new PaymentError('payments_unavailable', 'refunds are not configured (STRIPE_SECRET_KEY is missing)');
   const payment = await store.getPayment(request.paymentId);
   if (!payment.stripe_payment_intent_id) {
-    throw new HttpError(409, 'not_refundable', 'this payment has no Stripe payment intent to refund');
+    throw new PaymentError('not_refundable', 'this payment has no Stripe payment intent to refund');
   }
-  if (payment.refundable_cents === 0) throw new HttpError(409, 'already_refunded', 'this payment is refunded in full');
+  if (payment.refundable_cents === 0) throw new PaymentError('already_refunded', 'this payment is refunded in full');
   const override = request.allowMoreThanUnused === true;
   const amount = request.amountCents ?? (override ? payment.refundable_cents : payment.unused_refundable_cents);
   if (amount > payment.refundable_cents) {
-    throw new HttpError(409, 'refund_too_large', `at most ${payment.refundable_cents} cents are left to refund`);
+    throw new PaymentError('refund_too_large', `at most ${payment.refundable_cents} cents are left to refund`);
   }
   if ((amount > payment.unused_refundable_cents || amount === 0) && !override) {
-    throw new HttpError(409, 'exceeds_unused_time',
+    throw new PaymentError('exceeds_unused_time',
       payment.unused_refundable_cents === 0
         ? 'no unused time is left on this payment\'s card: to refund anyway, set allow_more_than_unused'
         : `the unused time is worth ${payment.unused_refundable_cents} cents: to refund more (time already used), set allow_more_than_unused`);
@@ -74,8 +74,8 @@ export async function refundPayment(store: BillingStore, stripe: Stripe | null, 
     const message = error instanceof Error ? error.message : 'the refund failed';
     const status = (error as { statusCode?: number }).statusCode;
     throw status !== undefined && status < 500
-      ? new HttpError(409, 'refund_rejected', message)
-      : new HttpError(502, 'payment_provider_error', 'the payment provider could not be reached; please try again');
+      ? new PaymentError('refund_rejected', message, { cause: error })
+      : new PaymentError('payment_provider_error', 'the payment provider could not be reached; please try again', { cause: error });
   }
   log.info({ adminId: request.adminId, paymentId: payment.payment_id, refundId: refund.id, amount,
     beyondUnused: amount > payment.unused_refundable_cents }, 'refund requested at Stripe');

@@ -7,6 +7,9 @@
 // Purchase link: the Checkout URL as a text stream on PURCHASE_LINK_TOPIC (attributes package_id,
 // checkout_session_id), sent to the caller only.
 
+/** Where the agent's call controller is in a call (src/agent/call-controller.ts); the tools read it. */
+export type CallPhase = 'idle' | 'starting' | 'active' | 'ending' | 'ended' | 'not_started';
+
 export const PURCHASE_LINK_TOPIC = 'mindbot.purchase_link';
 
 export const CALL_ATTRIBUTES = {

@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import type { Config } from '../config.ts';
+import type { Config } from '../shared/config.ts';
 
 /** The Stripe client, pointed at STRIPE_API_BASE when set (stripe-mock, a proxy, the tests' fake). */
 export function createStripeClient(config: Pick<Config, 'STRIPE_SECRET_KEY' | 'STRIPE_API_BASE'>): Stripe | null {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import { isBillingError } from '../billing/errors.ts';
 import type { BillingStore, PaymentFacts, StripeEventOutcome, StripeEventRef } from '../billing/store.ts';
+import { PaymentError } from './errors.ts';
 
 // Turns a verified Stripe event into one call of the billing store. Everything needed to fulfil a purchase
 // travels in the Stripe objects' metadata (set when the purchase was created), so fulfilment never depends
@@ -264,4 +265,33 @@ export async function applyStripeEvent(event: Stripe.Event, deps: StripeEventDep
       objectId: typeof object === 'string' && object.length >= 3 && object.length <= 255 ? object : null,
     });
   }
+}
+
+/**
+ * The event Stripe signed, or a PaymentError: webhooks_unavailable when Stripe or the webhook secret is not
+ * configured, invalid_signature when the header is missing or does not match the raw body (or is too old).
+ * The signature is over the bytes exactly as Stripe sent them, so `body` must be the unparsed request body.
+ */
+export function verifyStripeEvent(
+  stripe: Stripe | null, webhookSecret: string | null | undefined, body: unknown, signature: unknown,
+): Stripe.Event {
+  if (!webhookSecret || !stripe) {
+    throw new PaymentError('webhooks_unavailable', 'webhooks are not configured (STRIPE_WEBHOOK_SECRET / STRIPE_SECRET_KEY)');
+  }
+  if (typeof signature !== 'string' || !Buffer.isBuffer(body)) {
+    throw new PaymentError('invalid_signature', 'missing Stripe-Signature header or body');
+  }
+  try {
+    return stripe.webhooks.constructEvent(body, signature, webhookSecret);
+  } catch (error) {
+    throw new PaymentError('invalid_signature', 'the Stripe signature does not match this body, or is too old', { cause: error });
+  }
+}
+
+/** The look-ups applyStripeEvent makes at Stripe, through the real client. */
+export function stripeLookups(stripe: Stripe): Pick<StripeEventDeps, 'retrievePaymentIntent' | 'listChargeRefunds'> {
+  return {
+    retrievePaymentIntent: (id) => stripe.paymentIntents.retrieve(id),
+    listChargeRefunds: (charge) => stripe.refunds.list({ charge, limit: 100 }).autoPagingToArray({ limit: 1000 }),
+  };
 }

@@ -1,7 +1,8 @@
 import Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { BillingStore, PricingTier } from '../billing/store.ts';
-import { HttpError } from './http-errors.ts';
+import type { PurchaseResponse } from '../shared/api-contracts.ts';
+import { PaymentError } from './errors.ts';
 
 export interface PurchaseDeps {
   store: BillingStore;
@@ -21,22 +22,14 @@ export interface PurchaseRequest {
   idempotencyKey: string;
 }
 
-export type PurchaseResult =
-  | { kind: 'checkout'; checkout_url: string; checkout_session_id: string; package_id: string; gift: boolean }
-  | {
-      kind: 'payment_intent';
-      payment_intent_id: string;
-      status: string;
-      client_secret: string | null;
-      package_id: string;
-      gift: boolean;
-    };
+/** What a started purchase answers: the API sends it to the client as it is (POST /time/purchase). */
+export type PurchaseResult = PurchaseResponse;
 
 async function activeTier(store: BillingStore, packageId: string): Promise<PricingTier> {
   const tiers = await store.listPricingTiers();
   const tier = tiers.find((t) => t.id === packageId);
   if (!tier) {
-    throw new HttpError(404, 'unknown_package',
+    throw new PaymentError('unknown_package',
       `no package ${JSON.stringify(packageId)}; available: ${tiers.map((t) => t.id).join(', ')}`);
   }
   return tier;
@@ -50,17 +43,17 @@ async function customerFor(deps: PurchaseDeps & { stripe: Stripe }, userId: stri
   return deps.store.rememberStripeCustomer(userId, customer.id);
 }
 
-function stripeFailure(error: unknown): HttpError {
+function stripeFailure(error: unknown): PaymentError {
   if (error instanceof Stripe.errors.StripeCardError) {
-    return new HttpError(402, 'payment_declined', error.message);
+    return new PaymentError('payment_declined', error.message, { cause: error });
   }
   if (error instanceof Stripe.errors.StripeIdempotencyError) {
-    return new HttpError(409, 'idempotency_conflict', 'this Idempotency-Key was used for a different purchase');
+    return new PaymentError('idempotency_conflict', 'this Idempotency-Key was used for a different purchase', { cause: error });
   }
   if (error instanceof Stripe.errors.StripeInvalidRequestError) {
-    return new HttpError(400, 'payment_rejected', error.message);
+    return new PaymentError('payment_rejected', error.message, { cause: error });
   }
-  return new HttpError(502, 'payment_provider_error', 'the payment provider could not be reached; please try again');
+  return new PaymentError('payment_provider_error', 'the payment provider could not be reached; please try again', { cause: error });
 }
 
 /**
@@ -71,7 +64,7 @@ function stripeFailure(error: unknown): HttpError {
  */
 export async function startPurchase(deps: PurchaseDeps, request: PurchaseRequest): Promise<PurchaseResult> {
   const { stripe } = deps;
-  if (!stripe) throw new HttpError(503, 'payments_unavailable', 'purchases are not configured (STRIPE_SECRET_KEY is missing)');
+  if (!stripe) throw new PaymentError('payments_unavailable', 'purchases are not configured (STRIPE_SECRET_KEY is missing)');
   const tier = await activeTier(deps.store, request.packageId);
   const gift = request.gift ?? false;
   // What the buyer is shown now is what the webhook grants, even if the tier is edited before the money
@@ -103,7 +96,7 @@ export async function startPurchase(deps: PurchaseDeps, request: PurchaseRequest
         success_url: deps.successUrl,
         cancel_url: deps.cancelUrl,
       }, { idempotencyKey: `checkout:${request.userId}:${request.idempotencyKey}` });
-      if (!session.url) throw new HttpError(502, 'payment_provider_error', 'Stripe returned a checkout session without a URL');
+      if (!session.url) throw new PaymentError('payment_provider_error', 'Stripe returned a checkout session without a URL');
       return { kind: 'checkout', checkout_url: session.url, checkout_session_id: session.id, package_id: tier.id, gift };
     }
     const customer = await customerFor({ ...deps, stripe }, request.userId);
@@ -127,7 +120,7 @@ export async function startPurchase(deps: PurchaseDeps, request: PurchaseRequest
       gift,
     };
   } catch (error) {
-    if (error instanceof HttpError) throw error;
+    if (error instanceof PaymentError) throw error;
     deps.log.warn({ err: error, userId: request.userId, packageId: tier.id }, 'Stripe refused or failed a purchase');
     throw stripeFailure(error);
   }
