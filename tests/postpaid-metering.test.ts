@@ -3,9 +3,11 @@
 // charge step. Run on real PostgreSQL and on PGlite.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { CallController, type CallEvents } from '../src/agent/call-controller.ts';
 import { isBillingError } from '../src/billing/errors.ts';
 import type { BillingStore } from '../src/billing/store.ts';
 import type { SessionState } from '../src/billing/types.ts';
+import { FakeTimers } from './helpers/fake-timers.ts';
 import {
   createPgliteDatabase, createPostgresDatabase, ledgerMismatches, newUserId, TestClock, type TestDatabase,
 } from './helpers/test-db.ts';
@@ -360,6 +362,38 @@ function postpaidSuite(engine: string, open: () => Promise<TestDatabase>): void 
         assert.equal(all.reduce((sum, c) => sum + c.rated_seconds, 0), 500);
         assert.equal(new Set(all.map((c) => c.identifier)).size, all.length);
         assert.ok(states.some((s) => s.shortfall_seconds > 0));
+        await assertBooks(store);
+      });
+
+      it('the call controller warns at 5 and 1 minutes before the cap and cuts the call off at the cap exactly', async () => {
+        const { store, clock } = fresh();
+        const user = newUserId();
+        const plan = await createPlan({ kind: 'subscription', includedSeconds: 120, tiers: [[null, 60]] });   // then 1 c/s
+        await subscribe(user, plan, { capCents: 480 });
+        const since = (date: Date) => (date.getTime() - new Date(START).getTime()) / 1000;
+        const timers = new FakeTimers(clock);
+        const call = new CallController({ store, clock: clock.now, timers });
+        const warnings: Array<CallEvents['warning'] & { at: number }> = [];
+        const cutOffs: number[] = [];
+        call.on('warning', (w) => warnings.push({ ...w, at: since(clock.now()) }));
+        call.on('cut_off', () => cutOffs.push(since(clock.now())));
+        const started = await call.join({ userId: user, externalKey: `controller:${user}`, roomName: 'r' });
+        assert.ok(started);
+        // 2 included minutes, then 480 seconds under the cap: 10 minutes.
+        assert.deepEqual([since(started.covered_until), since(started.payable_until)], [60, 600]);
+        await timers.advance(15 * 60);
+        assert.deepEqual(warnings, [
+          { remainingSeconds: 300, thresholdSeconds: 300, at: 300 },
+          { remainingSeconds: 60, thresholdSeconds: 60, at: 540 },
+        ]);
+        assert.deepEqual(cutOffs, [600]);
+        const { rows } = await db.sql.query<{ status: string; billed_seconds: number }>(
+          'select status, billed_seconds from public.voice_sessions where id = $1', [started.session_id]);
+        assert.deepEqual(rows[0], { status: 'cut_off', billed_seconds: 600 });
+        const all = await charges(user);
+        assert.equal(all.reduce((n, c) => n + c.included_seconds, 0), 120);
+        assert.equal(all.reduce((n, c) => n + Number(c.amount_exact), 0), 480);
+        assert.equal(timers.size, 0);
         await assertBooks(store);
       });
 
