@@ -376,6 +376,20 @@ class Model {
       billed_seconds: s.billed, covered_until: s.startedAt + s.billed, increment_seconds: s.increment,
       charged_seconds: charged, shortfall_seconds: shortfall,
       remaining_seconds: Math.min(INT_MAX, this.spendable(s.userId) + this.planLeft(s.userId)), replayed,
+      plan: this.planJson(s.userId),
+    };
+  }
+
+  /** The plan block of a session's answer: the period so far in the plan's terms; null for a prepaid user. */
+  planJson(userId: string): Record<string, unknown> | null {
+    const plan = this.plans.get(userId);
+    if (!plan) return null;
+    const charged = this.charges.some((c) => c.userId === userId && c.periodStart === plan.periodStart);
+    const usage = Number(roundLine(plan.amount));
+    return {
+      status: plan.status, period_cost_exact: charged ? formatExact(plan.amount) : '0', period_usage_cents: usage,
+      cap_cents: plan.capCents, cap_left_cents: Math.max(0, plan.capCents - usage),
+      included_left_seconds: plan.includedSeconds - plan.includedUsed, seconds_left: this.planLeft(userId),
     };
   }
 
@@ -997,6 +1011,11 @@ function projectSession(s: SessionState): unknown {
     covered_until: secondsOf(s.covered_until), increment_seconds: s.increment_seconds,
     charged_seconds: s.charged_seconds, shortfall_seconds: s.shortfall_seconds, remaining_seconds: s.remaining_seconds,
     replayed: s.replayed,
+    plan: s.plan ? {
+      status: s.plan.status, period_cost_exact: s.plan.period_cost_exact, period_usage_cents: s.plan.period_usage_cents,
+      cap_cents: s.plan.cap_cents, cap_left_cents: s.plan.cap_left_cents, included_left_seconds: s.plan.included_left_seconds,
+      seconds_left: s.plan.seconds_left,
+    } : null,
   };
 }
 
