@@ -397,6 +397,28 @@ function postpaidSuite(engine: string, open: () => Promise<TestDatabase>): void 
         await assertBooks(store);
       });
 
+      it('a plan change mid-period: the new version is its own line, rounded on its own, and the earlier line counts against the cap', async () => {
+        const { store, clock } = fresh();
+        const user = newUserId();
+        const before = await createPlan({ kind: 'payg', tiers: [[null, 60]] });       // 1 c/s
+        const after = await createPlan({ kind: 'payg', tiers: [[null, 30]] });        // 0.5 c/s, its tiers from 0
+        const userPlan = await subscribe(user, before, { capCents: 300 });
+        const first = await store.startSession({ userId: user, externalKey: `${user}:a`, roomName: 'room-a' });
+        await store.endSession({ sessionId: first.session_id, reason: 'caller_left' });
+        await db.sql.query('update public.user_plans set plan_id = $2 where id = $1', [userPlan, after]);
+        clock.advance(60);
+        const second = await store.startSession({ userId: user, externalKey: `${user}:b`, roomName: 'room-b' });
+        // 60 + 30 cents so far; the new line may reach 300 - 60 = 240: (240.5 - 30) / 0.5 -> 420 more seconds.
+        assert.equal(second.remaining_seconds, 420);
+        assert.equal(Number(second.plan?.period_cost_exact), 90);
+        assert.equal(second.plan?.period_usage_cents, 90);
+        assert.equal(second.plan?.cap_left_cents, 210);
+        const books = await store.getBooks();
+        assert.ok(books.postpaid);
+        assert.ok(books.postpaid.lines.lines >= 2);
+        await assertBooks(store);
+      });
+
       it('a prepaid user is charged as before: no plan block, no usage charge', async () => {
         const { store } = fresh();
         const user = newUserId();
