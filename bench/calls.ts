@@ -58,9 +58,31 @@ function instrumented(store: BillingStore) {
   return { store: proxy, counts, meterMs };
 }
 
-async function simulate(db: TestDatabase, calls: number, minutes: number) {
+/**
+ * Puts every user on a subscription (2 minutes included, then 5 c/min under a cap) with a Stripe customer, and
+ * gives every other user one minute on a card: their calls are paid by included seconds, then the card, then the
+ * rate, all inside the same start and meter calls (migrations/017).
+ */
+async function subscribeAll(db: TestDatabase, users: string[]): Promise<void> {
+  const key = `bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  const { rows: [plan] } = await db.sql.query<{ id: string }>(
+    `insert into public.plans (key, version, kind, name, included_seconds, default_cap_cents, max_cap_cents)
+     values ($1, 1, 'subscription', 'Bench subscription', 120, 100000, 100000) returning id`, [key]);
+  await db.sql.query(`insert into public.plan_rate_tiers (plan_id, position, up_to_seconds, cents_per_minute) values ($1, 1, null, 5)`,
+    [plan!.id]);
+  await db.sql.query(`insert into public.stripe_customers (user_id, customer_id) select u, 'cus_' || replace(u::text, '-', '')
+                        from unnest($1::uuid[]) u`, [users]);
+  await db.sql.query(
+    `insert into public.user_plans (user_id, plan_id, status, current_period_start, current_period_end, spending_cap_cents)
+     select u, $2, 'active', '2026-10-01T00:00:00Z', '2026-11-01T00:00:00Z', 100000 from unnest($1::uuid[]) u`, [users, plan!.id]);
+  await db.sql.query(`select public.adjust_user_time(u, 60, 'bench card minute', 'bench-calls:' || u, '2026-10-01T08:00:00Z')
+                        from unnest($1::uuid[]) with ordinality as t(u, n) where n % 2 = 0`, [users]);
+}
+
+export async function simulateCalls(db: TestDatabase, calls: number, minutes: number, pricing: 'prepaid' | 'postpaid' = 'prepaid') {
   const users = Array.from({ length: calls }, () => randomUUID());
-  await db.sql.query(`select public.grant_time_card(u, 'enterprise_50h', null, 'bench-calls:' || u) from unnest($1::uuid[]) u`, [users]);
+  if (pricing === 'postpaid') await subscribeAll(db, users);
+  else await db.sql.query(`select public.grant_time_card(u, 'enterprise_50h', null, 'bench-calls:' || u) from unnest($1::uuid[]) u`, [users]);
   const clock = new TestClock('2026-10-01T09:00:00Z');
   const base = db.store(clock.now, { poolSize: 16 });
   const { store, counts, meterMs } = instrumented(base);
@@ -82,12 +104,16 @@ async function simulate(db: TestDatabase, calls: number, minutes: number) {
     await timers.advanceTo(t0 + 60_000 + minutes * 60_000 - 1);
     await Promise.all(controllers.map((c) => c.leave('caller_left')));
     const meterQueries = (counts.get('startSession') ?? 0) + (counts.get('meterSession') ?? 0);
-    const { rows: [billed] } = await db.sql.query<{ seconds: number; calls: number }>(
-      `select coalesce(sum(billed_seconds), 0)::int as seconds, count(*)::int as calls
+    const { rows: [billed] } = await db.sql.query<{ seconds: number; calls: number; plan_seconds: number }>(
+      `select coalesce(sum(billed_seconds), 0)::int as seconds, count(*)::int as calls,
+              (select coalesce(sum(u.included_seconds + u.rated_seconds), 0)::int from public.usage_charges u
+                where u.user_id = any($1::uuid[])) as plan_seconds
          from public.voice_sessions where user_id = any($1::uuid[]) and status = 'ended'`, [users]);
     return {
       calls,
       minutes,
+      pricing,
+      plan_seconds: billed!.plan_seconds,
       meter_queries: meterQueries,
       settles: counts.get('endSession') ?? 0,
       // Each call-minute is one increment at the default rules; the settle at the end is one more per call.
@@ -103,9 +129,10 @@ async function simulate(db: TestDatabase, calls: number, minutes: number) {
 }
 
 export async function measureCalls(db: TestDatabase, minutes = 5) {
-  const runs = [await simulate(db, 100, minutes), await simulate(db, 1000, minutes)];
-  const [small, large] = runs as [Awaited<ReturnType<typeof simulate>>, Awaited<ReturnType<typeof simulate>>];
-  const figures = Object.fromEntries(runs.map((r) => [`calls_${r.calls}`, {
+  const runs = [await simulateCalls(db, 100, minutes), await simulateCalls(db, 1000, minutes),
+    await simulateCalls(db, 1000, minutes, 'postpaid')];
+  const [small, large] = runs as [Awaited<ReturnType<typeof simulateCalls>>, Awaited<ReturnType<typeof simulateCalls>>];
+  const figures = Object.fromEntries(runs.map((r) => [`calls_${r.calls}${r.pricing === 'postpaid' ? '_postpaid' : ''}`, {
     queries_per_call_increment: Math.round(r.queries_per_call_increment * 1000) / 1000,
     meter_p50_ms: Math.round(r.meter.p50 * 1000) / 1000,
     meter_p99_ms: Math.round(r.meter.p99 * 1000) / 1000,
@@ -113,6 +140,7 @@ export async function measureCalls(db: TestDatabase, minutes = 5) {
     join_p99_ms: Math.round(r.join.p99 * 1000) / 1000,
     ended_calls: r.ended_calls,
     billed_seconds: r.billed_seconds,
+    plan_seconds: r.plan_seconds,
   }]));
   const targets = {
     at_most_one_query_per_call_increment: { value: large.queries_per_call_increment, limit: CALL_TARGETS.queriesPerCallIncrement,
@@ -121,12 +149,14 @@ export async function measureCalls(db: TestDatabase, minutes = 5) {
   };
   const report = (r: Report) => {
     r.section(`Calls through the call controller (${minutes} minutes each, arriving over one minute, pool of 16)`);
-    for (const run of [small, large]) {
-      r.row(`${run.calls} calls: billing queries per billed minute`, run.queries_per_call_increment, '',
+    for (const run of runs) {
+      const label = `${run.calls}${run.pricing === 'postpaid' ? ' postpaid' : ''} calls`;
+      r.row(`${label}: billing queries per billed minute`, run.queries_per_call_increment, '',
         `${run.meter_queries} starts and meters, plus ${run.settles} settles (one per call)`)
-        .row(`${run.calls} calls: meter p50 / p99`, `${run.meter.p50.toFixed(2)} / ${run.meter.p99.toFixed(2)}`, 'ms', `${run.calls} calls active`)
-        .row(`${run.calls} calls: join + greeting balance p50 / p99`, `${run.join.p50.toFixed(2)} / ${run.join.p99.toFixed(2)}`, 'ms', 'billing\'s share of a call\'s start')
-        .row(`${run.calls} calls: ended / billed`, `${run.ended_calls} / ${run.billed_seconds}`, 's');
+        .row(`${label}: meter p50 / p99`, `${run.meter.p50.toFixed(2)} / ${run.meter.p99.toFixed(2)}`, 'ms', `${run.calls} calls active`)
+        .row(`${label}: join + greeting balance p50 / p99`, `${run.join.p50.toFixed(2)} / ${run.join.p99.toFixed(2)}`, 'ms', 'billing\'s share of a call\'s start')
+        .row(`${label}: ended / billed`, `${run.ended_calls} / ${run.billed_seconds}`, 's',
+          run.pricing === 'postpaid' ? `${run.plan_seconds} s paid by the plan (included or rated), the rest by cards` : '');
     }
   };
   return { figures, targets, report };

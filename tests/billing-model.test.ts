@@ -7,7 +7,10 @@
 // the books (get_books: seconds sold + adjusted = used + expired + taken back + outstanding, cents received =
 // refunded + kept, per currency) hold and say what the model says. Besides the store's own operations the walk
 // pays through Stripe's events (in two currencies, gifts too), refunds and disputes them, and runs calls the
-// client runs itself (/time/session: start, heartbeat, end).
+// client runs itself (/time/session: start, heartbeat, end). Two of the users are postpaid (migrations/017): one
+// on a subscription with included seconds and graduated overage, one on a tiered plan; the walk suspends and lifts
+// their plans, moves their caps and starts new periods, and the model predicts every usage charge (included then
+// cards then the rate under the cap, priced exactly through the tiers) and the postpaid books.
 //
 // Replay a failure with the seed printed in the test name and the assertion message:
 //   MODEL_SEED=123 node --import tsx --test tests/billing-model.test.ts
@@ -233,6 +236,52 @@ interface MSession {
   minimum: number;
 }
 
+/** Exact amounts in units of 1e-12 minor units: the scale of cents_per_second and of usage_charges.amount_exact. */
+const EXACT = 10n ** 12n;
+const INT_MAX = 2147483647;
+
+/** A postpaid user's plan (migrations/016, 017), rates per second in EXACT units. */
+interface MPlan {
+  userPlanId: string;
+  planId: string;
+  includedSeconds: number;
+  tiers: Array<{ upTo: number | null; perSecond: bigint }>;
+  capCents: number;
+  status: 'active' | 'suspended';
+  periodStart: number;
+  includedUsed: number;
+  rated: number;
+  amount: bigint;
+}
+
+interface MCharge {
+  identifier: string;
+  userId: string;
+  sessionId: string;
+  periodStart: number;
+  included: number;
+  rated: number;
+  amount: bigint;
+}
+
+/** The exact cost of n billable seconds from position p through graduated tiers: each second at its own tier. */
+function tierCost(plan: MPlan, position: number, n: number): bigint {
+  let cost = 0n;
+  let lower = 0;
+  for (const tier of plan.tiers) {
+    const upper = tier.upTo ?? Number.MAX_SAFE_INTEGER;
+    const overlap = Math.max(0, Math.min(position + n, upper) - Math.max(position, lower));
+    cost += BigInt(overlap) * tier.perSecond;
+    lower = upper;
+  }
+  return cost;
+}
+
+/** The one rounding rule: half-up to whole minor units. */
+const roundLine = (amount: bigint): bigint => (amount + EXACT / 2n) / EXACT;
+
+const formatExact = (amount: bigint): string => `${amount / EXACT}.${(amount % EXACT).toString().padStart(12, '0')}`;
+
 type Outcome = { ok: true; value: unknown } | { ok: false; code: string };
 const ok = (value: unknown): Outcome => ({ ok: true, value });
 const fail = (code: string): Outcome => ({ ok: false, code });
@@ -258,6 +307,10 @@ class Model {
   /** Stripe events applied, by id: a repeated one changes nothing. */
   readonly stripeEvents = new Set<string>();
   readonly ops = new Map<string, RecordedOp>();
+  /** Postpaid plans by user, the usage charges they wrote, and what cards paid of each session. */
+  readonly plans = new Map<string, MPlan>();
+  readonly charges: MCharge[] = [];
+  readonly sessionCardSeconds = new Map<string, number>();
   readonly failures: Array<{ userId: string; at: number }> = [];
   settings = { increment: 60, minimum: 60, maxConcurrent: 3, maxFailures: 10, failureWindow: 15 * 60 };
   /** Oddities the SQL allows and the model mirrors, counted for the report. */
@@ -321,8 +374,45 @@ class Model {
       session_id: s.id, user_id: s.userId, external_key: s.externalKey, room_name: s.roomName, status: s.status,
       started_at: s.startedAt, last_metered_at: s.lastMeteredAt, ended_at: s.endedAt, end_reason: s.endReason,
       billed_seconds: s.billed, covered_until: s.startedAt + s.billed, increment_seconds: s.increment,
-      charged_seconds: charged, shortfall_seconds: shortfall, remaining_seconds: this.spendable(s.userId), replayed,
+      charged_seconds: charged, shortfall_seconds: shortfall,
+      remaining_seconds: Math.min(INT_MAX, this.spendable(s.userId) + this.planLeft(s.userId)), replayed,
+      plan: this.planJson(s.userId),
     };
+  }
+
+  /** The plan block of a session's answer: the period so far in the plan's terms; null for a prepaid user. */
+  planJson(userId: string): Record<string, unknown> | null {
+    const plan = this.plans.get(userId);
+    if (!plan) return null;
+    const charged = this.charges.some((c) => c.userId === userId && c.periodStart === plan.periodStart);
+    const usage = Number(roundLine(plan.amount));
+    return {
+      status: plan.status, period_cost_exact: charged ? formatExact(plan.amount) : '0', period_usage_cents: usage,
+      cap_cents: plan.capCents, cap_left_cents: Math.max(0, plan.capCents - usage),
+      included_left_seconds: plan.includedSeconds - plan.includedUsed, seconds_left: this.planLeft(userId),
+    };
+  }
+
+  /** The most rated seconds the period can still take with its usage line rounding to at most the cap. */
+  underCap(plan: MPlan): number {
+    const fits = (n: number) => roundLine(plan.amount + tierCost(plan, plan.rated, n)) <= BigInt(plan.capCents);
+    if (!fits(0)) return 0;
+    if (fits(INT_MAX)) return INT_MAX;
+    let lo = 0;
+    let hi = INT_MAX;       // fits(lo), !fits(hi)
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (fits(mid)) lo = mid;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** What the plan can still pay: included seconds left, then up to the cap; nothing while suspended. */
+  planLeft(userId: string): number {
+    const plan = this.plans.get(userId);
+    if (!plan || plan.status !== 'active') return 0;
+    return Math.min(INT_MAX, plan.includedSeconds - plan.includedUsed + this.underCap(plan));
   }
 
   // ----- the rules
@@ -525,9 +615,31 @@ class Model {
     let charged = 0;
     let shortfall = 0;
     if (owed > 0) {
-      const spent = this.spend(s.userId, owed, 'usage');
-      charged = spent.deducted;
-      shortfall = spent.shortfall;
+      // Included seconds, then cards, then the rate under the cap (docs/plans.md).
+      const plan = this.plans.get(s.userId);
+      const pays = plan !== undefined && plan.status === 'active';
+      const included = pays ? Math.min(owed, plan.includedSeconds - plan.includedUsed) : 0;
+      const spent = this.spend(s.userId, owed - included, 'usage');
+      this.sessionCardSeconds.set(s.id, (this.sessionCardSeconds.get(s.id) ?? 0) + spent.deducted);
+      const rest = owed - included - spent.deducted;
+      const rated = pays && rest > 0 ? Math.min(rest, this.underCap(plan)) : 0;
+      if (plan && included + rated > 0) {
+        const amount = tierCost(plan, plan.rated, rated);
+        this.charges.push({ identifier: `${s.id}:${s.billed}`, userId: s.userId, sessionId: s.id,
+          periodStart: plan.periodStart, included, rated, amount });
+        plan.includedUsed += included;
+        plan.rated += rated;
+        plan.amount += amount;
+        if (included > 0) this.cover('postpaid-included');
+        if (rated > 0) this.cover('postpaid-rated');
+        if (included > 0 && spent.deducted > 0) this.cover('postpaid-included-then-cards');
+        if (spent.deducted > 0 && rated > 0) this.cover('postpaid-cards-then-rate');
+        if (rated < rest) this.cover('postpaid-cap-reached');
+      } else if (plan && rest > 0) {
+        this.cover(plan.status === 'suspended' ? 'postpaid-suspended-short' : 'postpaid-cap-exhausted');
+      }
+      charged = included + spent.deducted + rated;
+      shortfall = rest - rated;
       this.cover(shortfall > 0 ? 'session-charge-short' : 'session-charge-full');
     } else {
       this.cover('session-charge-nothing-owed');
@@ -545,7 +657,7 @@ class Model {
     }
     const active = [...this.sessions.values()].filter((s) => s.userId === userId && s.status === 'active').length;
     if (active >= this.settings.maxConcurrent) return fail('too_many_sessions');
-    if (this.spendable(userId) === 0) return fail('insufficient_balance');
+    if (this.spendable(userId) + this.planLeft(userId) === 0) return fail('insufficient_balance');
     const session: MSession = {
       id: fresh?.id ?? '<no id>', userId, externalKey, roomName, status: 'active', startedAt: this.now,
       lastMeteredAt: this.now, endedAt: null, endReason: null, billed: 0, increment: this.settings.increment,
@@ -812,8 +924,36 @@ class Model {
     const currencies = [...groups.keys()].sort((a, b) => (a === null ? 1 : b === null ? -1 : compareIds(a, b)));
     const money = new Map<string, MPayment[]>();
     for (const p of this.payments.values()) money.set(p.currency, [...(money.get(p.currency) ?? []), p]);
+    const lines = new Map<string, { userId: string; rated: number; amount: bigint }>();
+    for (const c of this.charges) {
+      const key = `${c.userId}:${c.periodStart}`;
+      const line = lines.get(key) ?? { userId: c.userId, rated: 0, amount: 0n };
+      line.rated += c.rated;
+      line.amount += c.amount;
+      lines.set(key, line);
+    }
+    const sessions = [...this.sessions.values()];
+    const totalAmount = [...lines.values()].reduce((n, l) => n + l.amount, 0n);
+    const postpaid = {
+      ok: true,
+      sessions: {
+        billed_seconds: sessions.reduce((n, s) => n + s.billed, 0),
+        card_seconds: sessions.reduce((n, s) => n + (this.sessionCardSeconds.get(s.id) ?? 0), 0),
+        plan_seconds: this.charges.reduce((n, c) => n + c.included + c.rated, 0),
+        sessions_out_of_step: 0,
+      },
+      meter_events: { charges: this.charges.length, events: this.charges.length, charges_without_event: 0 },
+      lines: {
+        lines: lines.size,
+        rated_seconds: [...lines.values()].reduce((n, l) => n + l.rated, 0),
+        amount_exact: lines.size === 0 ? '0' : formatExact(totalAmount),
+        lines_mispriced: 0,
+        lines_over_cap: [...lines.values()].filter((l) => roundLine(l.amount) > BigInt(this.plans.get(l.userId)!.capCents)).length,
+      },
+    };
     return {
       ok: true,
+      postpaid,
       seconds: {
         ok: true,
         cards_out_of_step: 0,
@@ -871,6 +1011,11 @@ function projectSession(s: SessionState): unknown {
     covered_until: secondsOf(s.covered_until), increment_seconds: s.increment_seconds,
     charged_seconds: s.charged_seconds, shortfall_seconds: s.shortfall_seconds, remaining_seconds: s.remaining_seconds,
     replayed: s.replayed,
+    plan: s.plan ? {
+      status: s.plan.status, period_cost_exact: s.plan.period_cost_exact, period_usage_cents: s.plan.period_usage_cents,
+      cap_cents: s.plan.cap_cents, cap_left_cents: s.plan.cap_left_cents, included_left_seconds: s.plan.included_left_seconds,
+      seconds_left: s.plan.seconds_left,
+    } : null,
   };
 }
 
@@ -979,6 +1124,40 @@ interface RunResult {
   span: { from: number; to: number };
 }
 
+/**
+ * Puts a user on a postpaid plan as the Stripe webhooks will (that path is built elsewhere): a plan version with
+ * its tiers (integer cents per minute), a Stripe customer and an active user plan whose period begins now.
+ */
+async function setUpPlan(sql: SqlClient, model: Model, userId: string, spec: {
+  key: string; kind: 'payg' | 'tiered' | 'subscription'; includedSeconds: number; tiers: Array<[number | null, number]>;
+  capCents: number;
+}): Promise<void> {
+  const { rows } = await sql.query<{ id: string }>(
+    `insert into public.plans (key, version, kind, name, included_seconds, default_cap_cents, max_cap_cents)
+     values ($1, 1, $2, $1, $3, $4, 100000) returning id`, [spec.key, spec.kind, spec.includedSeconds, spec.capCents]);
+  const planId = rows[0]!.id;
+  for (const [i, [upTo, centsPerMinute]] of spec.tiers.entries()) {
+    await sql.query(`insert into public.plan_rate_tiers (plan_id, position, up_to_seconds, cents_per_minute) values ($1, $2, $3, $4)`,
+      [planId, i + 1, upTo, centsPerMinute]);
+  }
+  await sql.query(`insert into public.stripe_customers (user_id, customer_id) values ($1, $2)`, [userId, `cus_${spec.key}`]);
+  const created = await sql.query<{ id: string }>(
+    `insert into public.user_plans (user_id, plan_id, status, current_period_start, current_period_end, spending_cap_cents)
+     values ($1, $2, 'active', to_timestamp($3), to_timestamp($4), $5) returning id`,
+    [userId, planId, model.now, model.now + 30 * DAY, spec.capCents]);
+  model.plans.set(userId, {
+    userPlanId: created.rows[0]!.id, planId, includedSeconds: spec.includedSeconds, capCents: spec.capCents,
+    // cents_per_second is cents_per_minute / 60 rounded half-up to 12 decimals (016's generated column).
+    tiers: spec.tiers.map(([upTo, cpm]) => ({ upTo, perSecond: (BigInt(cpm) * EXACT * 2n + 60n) / 120n })),
+    status: 'active', periodStart: model.now, includedUsed: 0, rated: 0, amount: 0n,
+  });
+}
+
+interface ChargeRow {
+  identifier: string; user_id: string; session_id: string; period_start: number; included_seconds: number;
+  rated_seconds: number; amount_exact: string;
+}
+
 async function runModel(
   t: TestContext, db: TestDatabase, label: string, seed: number, steps: number, replay: string,
 ): Promise<RunResult> {
@@ -991,6 +1170,13 @@ async function runModel(
   await store.upsertPricingTier({ id: 'starter_eur', name: 'Starter (EUR)', baseSeconds: 3600, priceCents: 900, currency: 'eur' });
   const users = Array.from({ length: 5 }, () => rng.uuid());
   const stranger = rng.uuid();
+  // u3 and u4 are postpaid: a subscription (10 minutes included, then 60 c/min up to 20 minutes and 5 c/min, a rate
+  // whose per-second price is rounded to 12 decimals) and a tiered plan; the caps are small so the walk hits them.
+  const postpaidUsers = [users[3]!, users[4]!];
+  await setUpPlan(db.sql, model, users[3]!, { key: 'model_sub', kind: 'subscription', includedSeconds: 600,
+    tiers: [[1200, 60], [null, 5]], capCents: 1500 });
+  await setUpPlan(db.sql, model, users[4]!, { key: 'model_tiered', kind: 'tiered', includedSeconds: 0,
+    tiers: [[300, 45], [900, 7], [null, 3]], capCents: 800 });
   const who = (id: string | null): string => {
     if (id === null) return 'nobody';
     const i = users.indexOf(id);
@@ -1078,6 +1264,16 @@ async function runModel(
       assert.deepStrictEqual(plain(projectBalance(balances[i]!)), plain(model.balance(u)),
         where(`balance of ${who(u)} differs`));
     });
+
+    const { rows: chargeRows } = await db.sql.query<ChargeRow>(
+      `select identifier, user_id, session_id, extract(epoch from period_start)::float8 as period_start, included_seconds,
+              rated_seconds, amount_exact::text as amount_exact
+         from public.usage_charges`);
+    const byIdentifier = (a: ChargeRow, b: ChargeRow) => compareIds(a.identifier, b.identifier);
+    assert.deepStrictEqual(chargeRows.sort(byIdentifier), model.charges.map((c): ChargeRow => ({
+      identifier: c.identifier, user_id: c.userId, session_id: c.sessionId, period_start: c.periodStart,
+      included_seconds: c.included, rated_seconds: c.rated, amount_exact: formatExact(c.amount),
+    })).sort(byIdentifier), where('usage charges differ'));
   }
 
   const pickTier = () => rng.weighted([
@@ -1228,6 +1424,34 @@ async function runModel(
         check(got, model.startSession(userId, externalKey, roomName, isNew && got.ok ? { id: got.value.session_id } : undefined),
           projectSession);
       }
+    }],
+    ['plan', 3, async () => {
+      // What the plan webhooks will do (suspend on a failed invoice, lift on a paid one, a new period), and the user
+      // moving their cap, written straight to the user plan.
+      const userId = rng.pick(postpaidUsers);
+      const plan = model.plans.get(userId)!;
+      const change = rng.weighted([['suspend-or-lift', 40], ['cap', 35], ['new-period', 25]] as const);
+      if (change === 'suspend-or-lift') {
+        plan.status = plan.status === 'active' ? 'suspended' : 'active';
+        desc = `plan of ${who(userId)}: ${plan.status}`;
+        await db.sql.query(
+          `update public.user_plans set status = $2,
+                  suspended_reason = case when $2 = 'suspended' then 'invoice.payment_failed' end
+            where id = $1`, [plan.userPlanId, plan.status]);
+      } else if (change === 'cap') {
+        plan.capCents = rng.int(1, 3000);
+        desc = `plan of ${who(userId)}: cap ${plan.capCents} cents`;
+        await db.sql.query(`update public.user_plans set spending_cap_cents = $2 where id = $1`, [plan.userPlanId, plan.capCents]);
+      } else {
+        desc = `plan of ${who(userId)}: new period from now`;
+        if (plan.periodStart !== model.now) {
+          Object.assign(plan, { periodStart: model.now, includedUsed: 0, rated: 0, amount: 0n });
+        }
+        await db.sql.query(
+          `update public.user_plans set current_period_start = to_timestamp($2), current_period_end = to_timestamp($3)
+            where id = $1`, [plan.userPlanId, model.now, model.now + 30 * DAY]);
+      }
+      count(`plan:${change}`);
     }],
     ['meter', 10, async () => {
       const sessionId = pickSession();

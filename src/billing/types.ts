@@ -114,6 +114,29 @@ export const AdjustmentSchema = z.object({
 });
 export type Adjustment = z.infer<typeof AdjustmentSchema>;
 
+/** A postpaid user's plan as a session's answer tells it (migrations/017). */
+export const SessionPlanSchema = z.object({
+  user_plan_id: id,
+  plan_id: id,
+  kind: z.enum(['payg', 'tiered', 'subscription']),
+  status: z.enum(['pending', 'active', 'suspended']),
+  currency: z.string(),
+  period_start: timestamp.nullable(),
+  period_end: timestamp.nullable(),
+  /** The period's rated usage, exact (minor units, as a decimal string: never rounded before the invoice). */
+  period_cost_exact: z.string().regex(/^\d+(\.\d+)?$/),
+  /** The period's usage lines, each rounded once (the one rounding rule). */
+  period_usage_cents: z.number().int(),
+  cap_cents: z.number().int(),
+  cap_left_cents: z.number().int(),
+  included_left_seconds: seconds,
+  /** What the plan can still pay this period: included seconds left plus what fits under the cap. */
+  seconds_left: seconds,
+  suspended_reason: z.string().nullable(),
+  suspended_invoice_url: z.string().nullable(),
+});
+export type SessionPlan = z.infer<typeof SessionPlanSchema>;
+
 export const SessionStateSchema = z.object({
   session_id: id,
   user_id: id,
@@ -149,6 +172,11 @@ export const SessionStateSchema = z.object({
   /** ...and the last of those expiries (null when there are none). */
   expiring_unused_until: timestamp.nullable(),
   replayed: z.boolean(),
+  /**
+   * The user's postpaid plan and its period so far (migrations/017); null for a prepaid user. remaining_seconds
+   * and payable_until already count what the plan can still pay (included seconds, then up to the cap).
+   */
+  plan: SessionPlanSchema.nullable().optional(),
 });
 export type SessionState = z.infer<typeof SessionStateSchema>;
 
@@ -400,6 +428,29 @@ export const BooksSchema = z.object({
       ok: z.boolean(),
     })),
   }),
+  /**
+   * Postpaid identities (migrations/017): each session's billed seconds are its card usage plus its usage
+   * charges' included and rated seconds; every usage charge has its one meter event; every line is priced
+   * through its plan's tiers. Optional: an older database answers without it.
+   */
+  postpaid: z.object({
+    ok: z.boolean(),
+    sessions: z.object({
+      billed_seconds: seconds,
+      card_seconds: seconds,
+      plan_seconds: seconds,
+      sessions_out_of_step: count,
+    }),
+    meter_events: z.object({ charges: count, events: count, charges_without_event: count }),
+    lines: z.object({
+      lines: count,
+      rated_seconds: seconds,
+      amount_exact: z.string(),
+      lines_mispriced: count,
+      /** Lines above the user's cap of today (a cap lowered mid-period): reported, not a fault of the books. */
+      lines_over_cap: count,
+    }),
+  }).optional(),
 });
 export type Books = z.infer<typeof BooksSchema>;
 
