@@ -411,7 +411,7 @@ const planInputs = {
   key: z.string().regex(/^[a-z][a-z0-9_]{1,39}$/, 'a plan key like pro_monthly'),
   definition: z.object({
     key: z.string(),
-    kind: z.enum(['prepaid', 'payg', 'tiered', 'subscription']),
+    kind: z.string(),
     ...planFields,
   }).partial({ description: true, currency: true, monthly_fee_cents: true, included_seconds: true,
     default_cap_cents: true, max_cap_cents: true, sort_order: true, tiers: true }).strict(),
