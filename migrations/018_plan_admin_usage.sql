@@ -271,6 +271,12 @@ begin
   perform billing_private.check_plan_definition(p_definition);
   -- Two creations of one key at once: the second waits here and then sees the first.
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mindbot.plan:' || (p_definition ->> 'key'), 0));
+  if exists (select 1 from public.plans p where p.key = p_definition ->> 'key')
+     and not exists (select 1 from public.plans p where p.key = p_definition ->> 'key' and p.status = 'active') then
+    perform billing_private.fail('idempotency_conflict', pg_catalog.format(
+      'plan %L was retired, and a key is never used again (its Stripe prices keep it): choose another key',
+      p_definition ->> 'key'));
+  end if;
   if exists (select 1 from public.plans p where p.key = p_definition ->> 'key') then
     perform billing_private.fail('idempotency_conflict', pg_catalog.format(
       'a plan %L exists already: change it with a new version (POST /admin/plans/%s/versions)',

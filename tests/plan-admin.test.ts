@@ -116,6 +116,8 @@ function planSql(engine: string, open: () => Promise<TestDatabase>) {
       assert.equal((await store.listPlans()).plans.some((p) => p.key === 'tiered'), false);
       await assert.rejects(store.revisePlan('tiered', { name: 'Back' }), (e: any) => e.code === 'invalid_argument' && /retired/.test(e.message));
       await assert.rejects(store.retirePlan('no_such_plan'), (e: any) => e.code === 'unknown_plan');
+      await assert.rejects(store.createPlan({ key: 'tiered', kind: 'payg', name: 'Again', ...caps,
+        tiers: [{ up_to_seconds: null, cents_per_minute: 1 }] }), (e: any) => e.code === 'idempotency_conflict' && /never used again/.test(e.message));
     });
   });
 }

@@ -205,6 +205,17 @@ describe('usage API (HTTP)', () => {
     const calls = (await ok('GET', '/api/usage/calls?limit=5', { user: alice })).calls as Json[];
     assert.deepEqual(calls.map((c) => [c.id, c.agent_name, c.cost_cents, c.cost_usd]), [[aliceCall, 'juana', 1, 0.01]]);
     assert.deepEqual((await ok('GET', '/api/usage/calls', { user: bob })).calls, []);
+    // One charge of a third of a cent: the call shows it exactly, where the invoice line would round it.
+    const carol = newUserId();
+    const payg = await planId(db.sql, 'payg');
+    const userPlan = await subscribe(db.sql, { userId: carol, planId: payg, start: '2026-03-01T00:00:00Z', end: '2026-04-01T00:00:00Z' });
+    const short = await endedCall(db.sql, { userId: carol, at: '2026-03-15T09:00:00Z', billedSeconds: 4 });
+    await charge(db.sql, { userId: carol, userPlanId: userPlan, planId: payg, sessionId: short, periodStart: '2026-03-01T00:00:00Z',
+      at: '2026-03-15T09:00:04Z', ratedSeconds: 4, amountExact: exact(4), billedBefore: 0 });
+    const carols = (await ok('GET', '/api/usage/calls', { user: carol })).calls as Json[];
+    assert.deepEqual(carols.map((c) => [c.cost_cents, c.cost_usd]), [[0.3333, 0.0033]]);
+    const current = await ok('GET', '/api/usage/current', { user: carol });
+    assert.deepEqual([current.usage_exact_cents, current.usage_cents, current.lines[0].amount_cents], [0.3333, 0, 0]);
   });
 
   it('answers a month with its days', async () => {
