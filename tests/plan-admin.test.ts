@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { PlanDefinition } from '../src/billing/plan-types.ts';
-import type { BillingStore } from '../src/billing/store.ts';
+import { RpcBillingStore, type BillingStore } from '../src/billing/store.ts';
+import { createServiceClient, supabaseTransport } from '../src/billing/supabase-transport.ts';
+import { createFakePostgrest, projectKey } from './helpers/fake-postgrest.ts';
 import { countRows, createPgliteDatabase, createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
 import { charge, endedCall, planId, subscribe } from './helpers/plan-fixtures.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
@@ -299,5 +301,23 @@ describe('plan administration API (HTTP)', () => {
       [1, [[users.d, 'payg', 60]]]);
     assert.equal((await asAdmin('GET', '/admin/meter-drift?include_resolved=true')).drift.length, 2);
     assert.equal((await call('GET', '/admin/meter-drift?include_resolved=1', { user: admin })).status, 400);
+  });
+
+  it("answers the same through Supabase's Data API as through Postgres, jsonb arguments included", async () => {
+    const api = createFakePostgrest({ sql: db.sql, apiKeys: [projectKey('service_role')] });
+    const overSupabase = new RpcBillingStore(supabaseTransport(createServiceClient({
+      url: 'http://supabase.test', serviceRoleKey: projectKey('service_role'), fetch: api.fetch })), clock.now);
+    const created = await overSupabase.createPlan({ key: 'over_api', kind: 'payg', name: 'Over the API', ...caps,
+      tiers: [{ up_to_seconds: null, cents_per_minute: 1.2345 }] });
+    assert.deepEqual([created.plan.version, created.plan.tiers[0]?.cents_per_minute], [1, 1.2345]);
+    assert.equal((await overSupabase.revisePlan('over_api', { name: 'Over the API, 2' })).plan.version, 2);
+    assert.deepEqual(await overSupabase.listPlans({ includeRetired: true }), await sidecar.store.listPlans({ includeRetired: true }));
+    assert.deepEqual(await overSupabase.getUsageCurrent(users.d), await sidecar.store.getUsageCurrent(users.d));
+    assert.deepEqual(await overSupabase.getUsageHistory({ userId: users.d, month: '2026-05' }),
+      await sidecar.store.getUsageHistory({ userId: users.d, month: '2026-05' }));
+    assert.deepEqual(await overSupabase.getMrr(), await sidecar.store.getMrr());
+    assert.deepEqual(await overSupabase.listInvoices({ status: 'all' }), await sidecar.store.listInvoices({ status: 'all' }));
+    await assert.rejects(overSupabase.retirePlan('no_such_plan'), { code: 'unknown_plan' });
+    await assert.rejects(overSupabase.setSpendingCap({ userId: users.d, capCents: 60_000 }), { code: 'invalid_argument' });
   });
 });
