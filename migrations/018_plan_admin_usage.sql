@@ -162,7 +162,7 @@ end
 $$;
 
 -- A plan with its tiers and its prices per hour (see the top of this file).
-create function billing_private.plan_json(p_plan public.plans) returns jsonb
+create function billing_private.plan_offer_json(p_plan public.plans) returns jsonb
   language plpgsql stable
 as $$
 declare
@@ -273,17 +273,17 @@ begin
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mindbot.plan:' || (p_definition ->> 'key'), 0));
   if exists (select 1 from public.plans p where p.key = p_definition ->> 'key')
      and not exists (select 1 from public.plans p where p.key = p_definition ->> 'key' and p.status = 'active') then
-    perform billing_private.fail('idempotency_conflict', pg_catalog.format(
+    perform billing_private.fail('plan_conflict', pg_catalog.format(
       'plan %L was retired, and a key is never used again (its Stripe prices keep it): choose another key',
       p_definition ->> 'key'));
   end if;
   if exists (select 1 from public.plans p where p.key = p_definition ->> 'key') then
-    perform billing_private.fail('idempotency_conflict', pg_catalog.format(
+    perform billing_private.fail('plan_conflict', pg_catalog.format(
       'a plan %L exists already: change it with a new version (POST /admin/plans/%s/versions)',
       p_definition ->> 'key', p_definition ->> 'key'));
   end if;
   v_plan := billing_private.insert_plan(p_definition, 1, v_now);
-  return pg_catalog.jsonb_build_object('plan', billing_private.plan_json(v_plan), 'created', true);
+  return pg_catalog.jsonb_build_object('plan', billing_private.plan_offer_json(v_plan), 'created', true);
 end
 $$;
 
@@ -324,7 +324,7 @@ begin
   select max(p.version) + 1 into v_version from public.plans p where p.key = p_key;
   update public.plans p set status = 'retired', retired_at = v_now where p.id = v_old.id returning * into v_old;
   v_plan := billing_private.insert_plan(v_def, v_version, v_now);
-  return pg_catalog.jsonb_build_object('plan', billing_private.plan_json(v_plan), 'retired', billing_private.plan_json(v_old),
+  return pg_catalog.jsonb_build_object('plan', billing_private.plan_offer_json(v_plan), 'retired', billing_private.plan_offer_json(v_old),
     'created', true);
 end
 $$;
@@ -346,9 +346,9 @@ begin
     if not found then
       perform billing_private.fail('unknown_plan', pg_catalog.format('no plan %L', p_key));
     end if;
-    return pg_catalog.jsonb_build_object('plan', billing_private.plan_json(v_plan), 'retired', false);
+    return pg_catalog.jsonb_build_object('plan', billing_private.plan_offer_json(v_plan), 'retired', false);
   end if;
-  return pg_catalog.jsonb_build_object('plan', billing_private.plan_json(v_plan), 'retired', true);
+  return pg_catalog.jsonb_build_object('plan', billing_private.plan_offer_json(v_plan), 'retired', true);
 end
 $$;
 
@@ -358,7 +358,7 @@ create function public.list_plans(p_include_retired boolean default false)
 as $$
 begin
   return pg_catalog.jsonb_build_object('plans',
-    (select coalesce(pg_catalog.jsonb_agg(billing_private.plan_json(p) order by p.sort_order, p.key, p.version desc), '[]'::jsonb)
+    (select coalesce(pg_catalog.jsonb_agg(billing_private.plan_offer_json(p) order by p.sort_order, p.key, p.version desc), '[]'::jsonb)
        from public.plans p
       where p.status = 'active' or coalesce(p_include_retired, false)));
 end
@@ -471,7 +471,7 @@ begin
   return pg_catalog.jsonb_build_object(
     'user_id', p_user_id,
     'billing', case when v_postpaid then 'postpaid' else 'prepaid' end,
-    'plan', case when v_plan.id is null then null else billing_private.plan_json(v_plan) end,
+    'plan', case when v_plan.id is null then null else billing_private.plan_offer_json(v_plan) end,
     'status', case when v_user_plan.id is null then 'active' else v_user_plan.status end,
     'suspended_reason', v_user_plan.suspended_reason,
     'hosted_invoice_url', v_user_plan.suspended_invoice_url,

@@ -76,7 +76,7 @@ function planSql(engine: string, open: () => Promise<TestDatabase>) {
           (e: any) => e.code === 'invalid_argument' && message.test(e.message), JSON.stringify(definition));
       }
       await assert.rejects(store.createPlan({ key: 'payg', kind: 'payg', name: 'again', ...caps, tiers: [rate(5)] }),
-        (e: any) => e.code === 'idempotency_conflict' && /exists already/.test(e.message));
+        (e: any) => e.code === 'plan_conflict' && /exists already/.test(e.message));
       assert.deepEqual(await snapshot(), before);
     });
 
@@ -119,7 +119,7 @@ function planSql(engine: string, open: () => Promise<TestDatabase>) {
       await assert.rejects(store.revisePlan('tiered', { name: 'Back' }), (e: any) => e.code === 'invalid_argument' && /retired/.test(e.message));
       await assert.rejects(store.retirePlan('no_such_plan'), (e: any) => e.code === 'unknown_plan');
       await assert.rejects(store.createPlan({ key: 'tiered', kind: 'payg', name: 'Again', ...caps,
-        tiers: [{ up_to_seconds: null, cents_per_minute: 1 }] }), (e: any) => e.code === 'idempotency_conflict' && /never used again/.test(e.message));
+        tiers: [{ up_to_seconds: null, cents_per_minute: 1 }] }), (e: any) => e.code === 'plan_conflict' && /never used again/.test(e.message));
     });
   });
 }

@@ -18,7 +18,7 @@ import { createMetrics, installMetrics } from './metrics.ts';
 import { mintCallToken, roomNameFor, type LiveKitSettings } from './livekit-token.ts';
 import { registerClientRoutes, UserIdParam } from './client-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
-import { registerPlanRoutes } from './plan-routes.ts';
+import { registerPlanAdminRoutes } from './plan-admin-routes.ts';
 import { registerUsageRoutes } from './usage-routes.ts';
 import { registerWebApp, type WebAppSettings } from './web-app.ts';
 
@@ -132,7 +132,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   registerClientRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
   registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe });
   registerUsageRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
-  registerPlanRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
+  registerPlanAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
 
   app.post('/token', async (request) => {
     const who = await principal(request);

@@ -102,7 +102,7 @@ const writeView = (result: PlanWrite) => ({
   ...(typeof result.retired === 'boolean' && { retired: result.retired }),
 });
 
-export function registerPlanRoutes(app: FastifyInstance, deps: RouteDeps): void {
+export function registerPlanAdminRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { store, principal, input } = deps;
   const admin = async (request: FastifyRequest): Promise<Principal> => {
     const who = await principal(request);
