@@ -11,7 +11,7 @@ import { sendDueMeterEvents, type MeterSenderOptions } from '../src/payments/met
 import { reconcileMeterUsage, VOICE_METER_EVENT_NAME } from '../src/payments/meter-reconciliation.ts';
 import { startFakeStripeBilling, type FakeBilling } from './helpers/fake-stripe-billing.ts';
 import type { FakeStripe } from './helpers/fake-stripe.ts';
-import { parseConfig } from '../src/config.ts';
+import { parseConfig } from '../src/shared/config.ts';
 import { startBackgroundJobs, type JobSettings } from '../src/sidecar/jobs.ts';
 import { createPgliteDatabase, createPostgresDatabase, newUserId, TestClock, type TestDatabase } from './helpers/test-db.ts';
 
