@@ -8,6 +8,8 @@ export const BILLING_ERROR_CODES = [
   'unknown_payment',
   'unknown_session',
   'unknown_revocation',
+  'unknown_plan',
+  'plan_conflict',
   'insufficient_balance',
   'too_many_sessions',
   'idempotency_conflict',

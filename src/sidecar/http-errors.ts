@@ -28,6 +28,8 @@ const BILLING_STATUS: Record<BillingErrorCode, number> = {
   unknown_session: 404,
   unknown_revocation: 404,
   unknown_code: 404,
+  unknown_plan: 404,
+  plan_conflict: 409,
   insufficient_balance: 402,
   too_many_sessions: 409,
   idempotency_conflict: 409,
