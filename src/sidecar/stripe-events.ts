@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import { isBillingError } from '../billing/errors.ts';
 import type { BillingStore, PaymentFacts, StripeEventOutcome, StripeEventRef } from '../billing/store.ts';
+import { applySubscriptionEvent, isSubscriptionEvent } from '../payments/subscription-events.ts';
 
 // Turns a verified Stripe event into one call of the billing store. Everything needed to fulfil a purchase
 // travels in the Stripe objects' metadata (set when the purchase was created), so fulfilment never depends
@@ -124,6 +125,8 @@ function paymentFromIntent(intent: z.infer<typeof PaymentIntent>): PaymentFacts 
 async function dispatch(event: Stripe.Event, ref: StripeEventRef, deps: StripeEventDeps): Promise<StripeEventOutcome> {
   const { store } = deps;
   const object = event.data.object as unknown;
+  // Postpaid plans (subscriptions and their invoices): src/payments/subscription-events.ts.
+  if (isSubscriptionEvent(event)) return applySubscriptionEvent(event, ref, store);
   switch (event.type) {
     case 'checkout.session.completed':
     case 'checkout.session.async_payment_succeeded': {
