@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Stripe from 'stripe';
-import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
+import { createPgliteDatabase, createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { startFakeStripeBilling, type FakeBilling } from './helpers/fake-stripe-billing.ts';
 import type { FakeStripe } from './helpers/fake-stripe.ts';
 import { startSidecar, WEBHOOK_SECRET, type TestSidecar } from './helpers/sidecar.ts';
@@ -14,7 +14,10 @@ import { syncStripeCatalogue } from '../src/payments/stripe-sync.ts';
 const START = Date.UTC(2026, 0, 31, 12, 0, 0) / 1000;
 const MIN = 60;
 
-describe('postpaid plans through Stripe Billing', () => {
+// The same SQL on both engines (docs: the rules live in SQL and run on PostgreSQL and PGlite alike).
+const ENGINES: [string, () => Promise<TestDatabase>][] = [['PostgreSQL', createPostgresDatabase], ['PGlite', createPgliteDatabase]];
+
+for (const [engine, createDatabase] of ENGINES) describe(`postpaid plans through Stripe Billing (${engine})`, () => {
   let db: TestDatabase;
   let fake: FakeStripe & { billing: FakeBilling };
   let billing: FakeBilling;
@@ -22,7 +25,7 @@ describe('postpaid plans through Stripe Billing', () => {
   let sidecar: TestSidecar;
 
   before(async () => {
-    db = await createPostgresDatabase();
+    db = await createDatabase();
     fake = await startFakeStripeBilling({ billing: { startTime: START } });
     billing = fake.billing;
     stripe = fake.client({ maxNetworkRetries: 0 });
