@@ -9,6 +9,8 @@
 
 alter table public.user_plans add column stripe_state_at timestamptz;
 alter table public.stripe_invoices add column stripe_event_at timestamptz;
+-- A downgrade is due from this instant (the end of the period it was asked in).
+alter table public.user_plans add column scheduled_from timestamptz;
 
 -- ---------- the catalogue ----------
 
@@ -85,7 +87,7 @@ begin
   end if;
   select * into v_plan from public.plans p where p.id = p_user_plan.plan_id;
   select * into v_scheduled from public.plans p where p.id = p_user_plan.scheduled_plan_id;
-  return pg_catalog.to_jsonb(p_user_plan) - 'stripe_state_at' || pg_catalog.jsonb_build_object(
+  return pg_catalog.to_jsonb(p_user_plan) - 'stripe_state_at' - 'scheduled_from' || pg_catalog.jsonb_build_object(
     'plan', pg_catalog.jsonb_build_object('id', v_plan.id, 'key', v_plan.key, 'version', v_plan.version,
       'kind', v_plan.kind, 'name', v_plan.name, 'sort_order', v_plan.sort_order,
       'stripe_fee_price_id', v_plan.stripe_fee_price_id, 'stripe_usage_price_id', v_plan.stripe_usage_price_id),
@@ -191,12 +193,36 @@ begin
   v_direction := case when (v_to.sort_order, v_to.monthly_fee_cents) > (v_from.sort_order, v_from.monthly_fee_cents)
                       then 'upgrade' else 'downgrade' end;
   update public.user_plans u
-     set scheduled_plan_id = case when v_direction = 'downgrade' then v_to.id end, updated_at = v_now
+     set scheduled_plan_id = case when v_direction = 'downgrade' then v_to.id end,
+         scheduled_from = case when v_direction = 'downgrade' then u.current_period_end end,
+         updated_at = v_now
    where u.id = v_row.id
   returning * into v_row;
   return pg_catalog.jsonb_build_object('direction', v_direction, 'user_plan', billing_private.user_plan_view(v_row),
     'from', pg_catalog.jsonb_build_object('id', v_from.id, 'key', v_from.key,
       'stripe_fee_price_id', v_from.stripe_fee_price_id, 'stripe_usage_price_id', v_from.stripe_usage_price_id),
+    'to', pg_catalog.jsonb_build_object('id', v_to.id, 'key', v_to.key,
+      'stripe_fee_price_id', v_to.stripe_fee_price_id, 'stripe_usage_price_id', v_to.stripe_usage_price_id));
+end
+$$;
+
+-- The downgrade due on a subscription whose Stripe period now starts at p_period_start: the plan's prices once
+-- the period it was asked in has ended, else null. Asked again until Stripe's update names the new plan (which
+-- clears it), so a failed attempt is retried with the next event.
+create function public.get_due_plan_change(p_subscription_id text, p_period_start timestamptz)
+  returns jsonb language plpgsql stable security definer set search_path = ''
+as $$
+declare
+  v_row public.user_plans;
+  v_to public.plans;
+begin
+  select * into v_row from public.user_plans u where u.stripe_subscription_id = p_subscription_id;
+  if v_row.id is null or v_row.status = 'ended' or v_row.scheduled_plan_id is null
+     or p_period_start is null or p_period_start < v_row.scheduled_from then
+    return null;
+  end if;
+  select * into v_to from public.plans p where p.id = v_row.scheduled_plan_id;
+  return pg_catalog.jsonb_build_object('user_plan_id', v_row.id, 'scheduled_from', v_row.scheduled_from,
     'to', pg_catalog.jsonb_build_object('id', v_to.id, 'key', v_to.key,
       'stripe_fee_price_id', v_to.stripe_fee_price_id, 'stripe_usage_price_id', v_to.stripe_usage_price_id));
 end
@@ -293,6 +319,8 @@ begin
          plan_id = coalesce(v_plan_id, u.plan_id),
          scheduled_plan_id = case when coalesce(v_plan_id, u.plan_id) = u.scheduled_plan_id or v_status = 'ended'
                                   then null else u.scheduled_plan_id end,
+         scheduled_from = case when coalesce(v_plan_id, u.plan_id) = u.scheduled_plan_id or v_status = 'ended'
+                               then null else u.scheduled_from end,
          current_period_start = case when p_period_end > p_period_start then p_period_start else u.current_period_start end,
          current_period_end = case when p_period_end > p_period_start then p_period_end else u.current_period_end end,
          cancel_at_period_end = coalesce(p_cancel_at_period_end, u.cancel_at_period_end),
@@ -420,6 +448,7 @@ select billing_private.grant_to_service_only(
     'public.request_plan_change(uuid, text, timestamptz)',
     'public.record_subscription_event(text, text, jsonb, timestamptz, uuid, text, text, text, jsonb, timestamptz, timestamptz, boolean, timestamptz, timestamptz)',
     'public.record_invoice_event(text, text, jsonb, timestamptz, text, text, text, text, text, integer, integer, integer, text, timestamptz, timestamptz, timestamptz, timestamptz)',
-    'public.get_user_invoices(uuid, integer)'
+    'public.get_user_invoices(uuid, integer)',
+    'public.get_due_plan_change(text, timestamptz)'
 );
 revoke all on all functions in schema billing_private from public;

@@ -273,6 +273,22 @@ for (const [engine, createDatabase] of ENGINES) describe(`postpaid plans through
       assert.equal((await userPlan(caller)).plan_key, 'pro_monthly');
       const same = (await stripe.subscriptions.retrieve(subscription.id)).items.data.map((i) => i.price.id).sort();
       assert.deepEqual(same, [pro.stripe_fee_price_id, pro.stripe_usage_price_id].sort());
+
+      // At the boundary Stripe renews on the old plan; the renewal's event makes the downgrade at Stripe, whose
+      // own event then moves the user plan.
+      const periodEnd = upgraded.current_period_end.getTime() / 1000;
+      const closed = await billing.closePeriod(subscription.id);
+      const answers2 = [...outcomes(closed.deliveries), ...outcomes(await billing.deliver())];
+      assert.ok(answers2.filter(([type]) => type === 'customer.subscription.updated').length >= 2, JSON.stringify(answers2));
+      const payg = await planRow('payg');
+      const moved = (await stripe.subscriptions.retrieve(subscription.id)).items.data;
+      assert.deepEqual(moved.map((i) => i.price.id), [payg.stripe_usage_price_id]);
+      const downgraded = await userPlan(caller);
+      assert.equal(downgraded.plan_key, 'payg');
+      assert.equal(downgraded.scheduled_plan_id, null);
+      assert.equal(downgraded.status, 'active');
+      assert.equal(downgraded.current_period_start.getTime() / 1000, periodEnd);
+      assert.equal((await api('GET', '/api/plans/current', caller)).body.plan.scheduled_plan_key, null);
     });
   });
 

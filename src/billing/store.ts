@@ -15,8 +15,8 @@ import {
   type UsageReport, type UserAnalytics, type UserReport,
 } from './types.ts';
 import {
-  InvoiceRecordSchema, PlanChangeSchema, PlanStripeIdsWriteSchema, SyncPlanSchema, UserPlanSchema,
-  type InvoiceFacts, type InvoiceRecord, type PlanChange, type PlanStripeIdsWrite, type SubscriptionFacts, type SyncPlan, type UserPlan,
+  DuePlanChangeSchema, InvoiceRecordSchema, PlanChangeSchema, PlanStripeIdsWriteSchema, SyncPlanSchema, UserPlanSchema,
+  type DuePlanChange, type InvoiceFacts, type InvoiceRecord, type PlanChange, type PlanStripeIdsWrite, type SubscriptionFacts, type SyncPlan, type UserPlan,
 } from './subscription-types.ts';
 
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
@@ -185,6 +185,8 @@ export interface BillingStore {
   recordSubscriptionEvent(event: StripeEventRef, facts: SubscriptionFacts): Promise<StripeEventOutcome>;
   recordInvoiceEvent(event: StripeEventRef, facts: InvoiceFacts): Promise<StripeEventOutcome>;
   listUserInvoices(input: { userId: string; limit?: number }): Promise<InvoiceRecord[]>;
+  /** The downgrade due on the subscription now that its period starts at periodStart (null: none). */
+  getDuePlanChange(input: { subscriptionId: string; periodStart: Date }): Promise<DuePlanChange | null>;
   /** Events that needed attention, newest first, and how many in all. */
   listStripeAttention(options?: { limit?: number }): Promise<StripeAttentionList>;
   getStripeCustomer(userId: string): Promise<string | null>;
@@ -648,6 +650,13 @@ export class RpcBillingStore implements BillingStore {
       p_user_id: validated(inputs.userId, input.userId),
       p_limit: validated(z.number().int().min(1).max(100), input.limit ?? 24),
     }, z.array(InvoiceRecordSchema), false);
+  }
+
+  async getDuePlanChange(input: { subscriptionId: string; periodStart: Date }): Promise<DuePlanChange | null> {
+    return this.call('get_due_plan_change', {
+      p_subscription_id: validated(inputs.stripeId, input.subscriptionId),
+      p_period_start: validated(z.date(), input.periodStart),
+    }, DuePlanChangeSchema.nullable(), false);
   }
 
   async listStripeAttention(options: { limit?: number } = {}): Promise<StripeAttentionList> {

@@ -77,6 +77,9 @@ export const PlanChangeSchema = z.object({
 });
 export type PlanChange = z.infer<typeof PlanChangeSchema>;
 
+export const DuePlanChangeSchema = z.object({ user_plan_id: id, scheduled_from: date, to: PlanPrices });
+export type DuePlanChange = z.infer<typeof DuePlanChangeSchema>;
+
 export const InvoiceRecordSchema = z.object({
   invoice_id: z.string(),
   user_id: id,

@@ -1,7 +1,9 @@
 import type Stripe from 'stripe';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BillingError } from '../billing/errors.ts';
 import type { BillingStore, StripeEventOutcome, StripeEventRef } from '../billing/store.ts';
+import { moveSubscription } from './subscriptions.ts';
 
 // The webhook events of postpaid plans: a Checkout Session in subscription mode, the subscription's life and its
 // invoices. Each is read with zod into plain facts and applied by ONE SQL call (migrations/020_subscriptions.sql),
@@ -80,7 +82,32 @@ export function isSubscriptionEvent(event: Stripe.Event): boolean {
   return event.type === 'checkout.session.completed' && (event.data.object as { mode?: unknown }).mode === 'subscription';
 }
 
-export async function applySubscriptionEvent(event: Stripe.Event, ref: StripeEventRef, store: BillingStore): Promise<StripeEventOutcome> {
+export interface SubscriptionEventDeps {
+  store: BillingStore;
+  /** Applies a downgrade that fell due (null: no Stripe client; the downgrade then waits). */
+  stripe: Stripe | null;
+  log: Logger;
+}
+
+/**
+ * A downgrade asked for during a period is made at Stripe once a later period has begun, before the event is
+ * recorded: if Stripe fails, the event is not claimed and its retry tries again. Stripe's own event for the
+ * change then moves the user plan (and clears the schedule); until it lands, a subscription already on the
+ * new prices is left alone.
+ */
+async function makeDueDowngrade(deps: SubscriptionEventDeps, stripe: Stripe, subscriptionId: string, periodStart: Date): Promise<void> {
+  const due = await deps.store.getDuePlanChange({ subscriptionId, periodStart });
+  if (!due) return;
+  const current = await stripe.subscriptions.retrieve(subscriptionId);
+  const wanted = new Set([due.to.stripe_usage_price_id, due.to.stripe_fee_price_id].filter((p) => p !== null));
+  const prices = current.items.data.map((i) => i.price.id);
+  if (prices.length === wanted.size && prices.every((p) => wanted.has(p))) return;
+  await moveSubscription(stripe, current, due.to, `plan-downgrade:${due.user_plan_id}:${due.scheduled_from.getTime() / 1000}`);
+  deps.log.info({ subscriptionId, planKey: due.to.key }, 'scheduled downgrade made at Stripe');
+}
+
+export async function applySubscriptionEvent(event: Stripe.Event, ref: StripeEventRef, deps: SubscriptionEventDeps): Promise<StripeEventOutcome> {
+  const { store } = deps;
   const object = event.data.object as unknown;
   const eventCreated = new Date(event.created * 1000);
   if (event.type === 'checkout.session.completed') {
@@ -94,13 +121,17 @@ export async function applySubscriptionEvent(event: Stripe.Event, ref: StripeEve
   if (SUBSCRIPTION_EVENTS.has(event.type)) {
     const subscription = parse(Subscription, object, event.type);
     const items = subscription.items.data;
+    const periodStart = toDate(items.length ? Math.min(...items.map((i) => i.current_period_start)) : null);
+    if (deps.stripe && periodStart && ['active', 'trialing', 'past_due'].includes(subscription.status)) {
+      await makeDueDowngrade(deps, deps.stripe, subscription.id, periodStart);
+    }
     return store.recordSubscriptionEvent(ref, {
       eventCreated,
       userId: userIdOf(subscription.metadata),
       subscriptionId: subscription.id,
       status: subscription.status,
       priceIds: items.map((i) => i.price.id),
-      periodStart: toDate(items.length ? Math.min(...items.map((i) => i.current_period_start)) : null),
+      periodStart,
       periodEnd: toDate(items.length ? Math.max(...items.map((i) => i.current_period_end)) : null),
       cancelAtPeriodEnd: subscription.cancel_at_period_end,
       endedAt: toDate(subscription.ended_at),

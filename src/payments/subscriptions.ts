@@ -122,28 +122,43 @@ export async function changePlan(deps: SubscriptionDeps, request: { userId: stri
     const end = change.user_plan.current_period_end;
     return { direction: 'downgrade', plan_key: change.to.key, effective: 'period_end', effective_at: end?.toISOString() ?? null };
   }
-  const items: Stripe.SubscriptionUpdateParams.Item[] = [];
-  for (const item of subscription.items.data) {
-    if (item.price.recurring?.usage_type === 'metered') {
-      items.push({ id: item.id, price: change.to.stripe_usage_price_id! });
-    } else if (change.to.stripe_fee_price_id) {
-      items.push({ id: item.id, price: change.to.stripe_fee_price_id, quantity: 1 });
-    } else {
-      items.push({ id: item.id, deleted: true });
-    }
-  }
-  if (change.to.stripe_fee_price_id && !subscription.items.data.some((i) => i.price.recurring?.usage_type !== 'metered')) {
-    items.push({ price: change.to.stripe_fee_price_id, quantity: 1 });
-  }
   try {
-    await stripe.subscriptions.update(subscription.id, {
-      items, proration_behavior: 'create_prorations',
-      metadata: { plan_id: change.to.id, plan_key: change.to.key },
-    }, { idempotencyKey: `plan-change:${request.userId}:${request.idempotencyKey}` });
+    await moveSubscription(stripe, subscription, change.to, `plan-change:${request.userId}:${request.idempotencyKey}`);
   } catch (error) {
     return stripeFailure(error, deps.log, 'plan change');
   }
   return { direction: 'upgrade', plan_key: change.to.key, effective: 'now', effective_at: null };
+}
+
+export interface PlanPrices {
+  id: string;
+  key: string;
+  stripe_fee_price_id: string | null;
+  stripe_usage_price_id: string | null;
+}
+
+/**
+ * Puts the subscription on the plan's prices, prorated: the metered item keeps its id with the new usage price
+ * (Stripe bills the usage so far at the old price), the fee item is replaced, added or removed.
+ */
+export async function moveSubscription(stripe: Stripe, subscription: Stripe.Subscription, to: PlanPrices, idempotencyKey: string): Promise<Stripe.Subscription> {
+  if (!to.stripe_usage_price_id) throw new HttpError(503, 'plan_not_synced', `plan ${to.key} is not in Stripe yet (./launch.sh stripe-sync)`);
+  const items: Stripe.SubscriptionUpdateParams.Item[] = [];
+  for (const item of subscription.items.data) {
+    if (item.price.recurring?.usage_type === 'metered') {
+      items.push({ id: item.id, price: to.stripe_usage_price_id });
+    } else if (to.stripe_fee_price_id) {
+      items.push({ id: item.id, price: to.stripe_fee_price_id, quantity: 1 });
+    } else {
+      items.push({ id: item.id, deleted: true });
+    }
+  }
+  if (to.stripe_fee_price_id && !subscription.items.data.some((i) => i.price.recurring?.usage_type !== 'metered')) {
+    items.push({ price: to.stripe_fee_price_id, quantity: 1 });
+  }
+  return stripe.subscriptions.update(subscription.id, {
+    items, proration_behavior: 'create_prorations', metadata: { plan_id: to.id, plan_key: to.key },
+  }, { idempotencyKey });
 }
 
 /** Cancels at the period's end; customer.subscription.deleted ends the plan when Stripe does. */

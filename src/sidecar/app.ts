@@ -212,6 +212,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
           store: deps.store,
           retrievePaymentIntent: (id) => stripe.paymentIntents.retrieve(id),
           listChargeRefunds: (charge) => stripe.refunds.list({ charge, limit: 100 }).autoPagingToArray({ limit: 1000 }),
+          stripe,
           log: log as Logger,
         });
       } catch (error) {

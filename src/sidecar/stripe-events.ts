@@ -83,6 +83,8 @@ export interface StripeEventDeps {
   retrievePaymentIntent: (paymentIntentId: string) => Promise<Stripe.PaymentIntent>;
   /** The refunds of a charge at Stripe, for a charge.refunded event that does not list them. */
   listChargeRefunds: (chargeId: string) => Promise<Stripe.Refund[]>;
+  /** For postpaid plans' events (a downgrade due at the period's end is made at Stripe); absent: none made. */
+  stripe?: Stripe | null;
   log: Logger;
 }
 
@@ -126,7 +128,7 @@ async function dispatch(event: Stripe.Event, ref: StripeEventRef, deps: StripeEv
   const { store } = deps;
   const object = event.data.object as unknown;
   // Postpaid plans (subscriptions and their invoices): src/payments/subscription-events.ts.
-  if (isSubscriptionEvent(event)) return applySubscriptionEvent(event, ref, store);
+  if (isSubscriptionEvent(event)) return applySubscriptionEvent(event, ref, { store, stripe: deps.stripe ?? null, log: deps.log });
   switch (event.type) {
     case 'checkout.session.completed':
     case 'checkout.session.async_payment_succeeded': {
