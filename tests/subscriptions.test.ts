@@ -289,6 +289,12 @@ for (const [engine, createDatabase] of ENGINES) describe(`postpaid plans through
       assert.equal(downgraded.status, 'active');
       assert.equal(downgraded.current_period_start.getTime() / 1000, periodEnd);
       assert.equal((await api('GET', '/api/plans/current', caller)).body.plan.scheduled_plan_key, null);
+      // Stripe had billed the new period's fee in advance at the renewal; the downgrade (prorated) credits all of
+      // it on the next invoice.
+      const next = await billing.closePeriod(subscription.id);
+      outcomes(next.deliveries);
+      assert.deepEqual(next.invoice.lines.data.filter((l) => l.amount !== 0).map((l) => l.amount), [-4900]);
+      assert.equal((await userPlan(caller)).plan_key, 'payg');
     });
   });
 
