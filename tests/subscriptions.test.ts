@@ -332,6 +332,34 @@ for (const [engine, createDatabase] of ENGINES) describe(`postpaid plans through
       }
     });
 
+    it('a payment failure told after the invoice was paid suspends nothing', async () => {
+      billing.setWebhookEndpoint(null);
+      try {
+        const caller = newUserId();
+        const { subscription, customer } = await subscribe(caller, 'pro_monthly');
+        outcomes(await billing.deliver(endpoint()));
+        billing.declinePayments(customer.id);
+        const closed = await billing.closePeriod(subscription.id);
+        billing.acceptPayments(customer.id);
+        await stripe.invoices.pay(closed.invoice.id, { payment_method: 'pm_card_visa' });
+        const deliveries = await billing.deliver(endpoint(), { order: 'reversed' });
+        outcomes(deliveries);
+        const about = deliveries.filter((d) => (d.event.data.object as { id?: string }).id === closed.invoice.id)
+          .map((d) => [d.event.type, (JSON.parse(d.body) as { outcome: string }).outcome]);
+        assert.deepEqual(about, [
+          ['invoice.payment_succeeded', 'ignored'], ['invoice.paid', 'invoice_recorded'], ['invoice.payment_failed', 'invoice_recorded'],
+          ['invoice.finalized', 'invoice_recorded'], ['invoice.created', 'invoice_recorded'],
+        ]);
+        const row = await userPlan(caller);
+        assert.equal(row.status, 'active');
+        assert.equal(row.suspended_reason, null);
+        const { rows: [invoice] } = await db.sql.query<Record<string, any>>('select status, payment_failed, amount_paid_cents from public.stripe_invoices where invoice_id = $1', [closed.invoice.id]);
+        assert.deepEqual(invoice, { status: 'paid', payment_failed: true, amount_paid_cents: 4900 });
+      } finally {
+        billing.setWebhookEndpoint(endpoint());
+      }
+    });
+
     it('keeps a subscription that is no MindBot plan, and invoices of unknown customers, for an administrator', async () => {
       const pro = await planRow('pro_monthly');
       const session = await stripe.checkout.sessions.create({
