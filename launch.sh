@@ -6,6 +6,7 @@
 #   ./launch.sh stop | status   stop it / show what runs
 #   ./launch.sh test            install what is needed, typecheck, run every test
 #   ./launch.sh migrate         apply the migrations to the configured database (twice is a no-op)
+#   ./launch.sh stripe-sync     create/update Stripe's meter, products and prices from the plans (twice is a no-op)
 #   ./launch.sh api-token UUID  print a local API token for that user (add --admin for an admin)
 #   ./launch.sh token UUID      print a room name and a LiveKit token for a call (as POST /token mints them)
 #   ./launch.sh console [--user UUID]  talk to the agent by typing (OPENAI_* model, configured store; guest without --user)
@@ -329,6 +330,10 @@ case "$cmd" in
   migrate)
     ensure_node_modules
     exec node --import tsx src/billing/migrate-cli.ts "$@"
+    ;;
+  stripe-sync)
+    ensure_node_modules
+    exec node --import tsx src/payments/stripe-sync-cli.ts "$@"
     ;;
   test)
     ensure_node_modules

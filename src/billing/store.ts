@@ -25,6 +25,10 @@ import {
   type InvoiceFilter, type InvoiceList, type MeterDriftList, type Mrr, type PlanChanges, type PlanDefinition, type PlanList,
   type PlanSubscribers, type PlanWrite, type UsageByAgent, type UsageByPlan, type UsageCurrent, type UsageHistory,
 } from './plan-types.ts';
+import {
+  DuePlanChangeSchema, InvoiceRecordSchema, PlanChangeSchema, PlanStripeIdsWriteSchema, SyncPlanSchema, UserPlanSchema,
+  type DuePlanChange, type InvoiceFacts, type InvoiceRecord, type PlanChange, type PlanStripeIdsWrite, type SubscriptionFacts, type SyncPlan, type UserPlan,
+} from './subscription-types.ts';
 
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
   Revocation, SessionState, StripeEventOutcome, ClaimedNotification, NotificationScan };
@@ -180,6 +184,22 @@ export interface BillingStore {
   recordIgnoredStripeEvent(event: StripeEventRef): Promise<StripeEventOutcome>;
   /** An event that can never apply: acknowledged once, listed for an administrator. */
   recordStripeAttention(event: StripeEventRef, attention: AttentionFacts): Promise<StripeEventOutcome>;
+  // Postpaid plans in Stripe (migrations/020_subscriptions.sql).
+  /** Every postpaid plan version with its tiers and Stripe ids, for the catalogue sync. */
+  listPlansForStripeSync(): Promise<SyncPlan[]>;
+  /** Writes back what a plan version is in Stripe; `changed` false when it was known already. */
+  recordPlanStripeIds(input: { planId: string; productId: string; feePriceId: string | null; usagePriceId: string }): Promise<PlanStripeIdsWrite>;
+  /** The user's current plan (not ended), or null: prepaid. */
+  getUserPlan(userId: string): Promise<UserPlan | null>;
+  /** A Checkout Session for a plan was created: the pending user plan (refused when the user has a plan). */
+  startPlanCheckout(input: { userId: string; planKey: string; checkoutSessionId: string }): Promise<UserPlan>;
+  /** Upgrade (made at Stripe by the caller) or downgrade (scheduled for the period's end). */
+  requestPlanChange(input: { userId: string; planKey: string }): Promise<PlanChange>;
+  recordSubscriptionEvent(event: StripeEventRef, facts: SubscriptionFacts): Promise<StripeEventOutcome>;
+  recordInvoiceEvent(event: StripeEventRef, facts: InvoiceFacts): Promise<StripeEventOutcome>;
+  listUserInvoices(input: { userId: string; limit?: number }): Promise<InvoiceRecord[]>;
+  /** The downgrade due on the subscription now that its period starts at periodStart (null: none). */
+  getDuePlanChange(input: { subscriptionId: string; periodStart: Date }): Promise<DuePlanChange | null>;
   /** Events that needed attention, newest first, and how many in all. */
   listStripeAttention(options?: { limit?: number }): Promise<StripeAttentionList>;
   getStripeCustomer(userId: string): Promise<string | null>;
@@ -296,6 +316,7 @@ export interface RpcTransport {
 const userId = z.guid({ message: 'a user id must be a uuid' });
 const uuid = z.guid({ message: 'must be a uuid' });
 const key = z.string().min(1).max(200);
+const planKey = z.string().regex(/^[a-z][a-z0-9_]{1,39}$/, 'a plan key of lowercase letters, digits and _');
 const positiveSeconds = z.number().int().positive().max(2_000_000_000);
 /** A calling or called number as the telephony side gives it: E.164, a SIP URI (shown, never dialled). */
 const callParty = z.string().regex(/^[^\s\p{Cc}]{1,128}$/u, 'a number of 1 to 128 characters without spaces');
@@ -623,6 +644,90 @@ export class RpcBillingStore implements BillingStore {
       p_message: attention.message.slice(0, 1000),
       p_object_id: validated(inputs.stripeId, attention.objectId) ?? null,
     }, StripeEventOutcomeSchema);
+  }
+
+  // ---------- postpaid plans in Stripe (migrations/020_subscriptions.sql) ----------
+
+  async listPlansForStripeSync(): Promise<SyncPlan[]> {
+    return this.call('get_plans_for_stripe_sync', {}, z.array(SyncPlanSchema), false);
+  }
+
+  async recordPlanStripeIds(input: { planId: string; productId: string; feePriceId: string | null; usagePriceId: string }): Promise<PlanStripeIdsWrite> {
+    return this.call('record_plan_stripe_ids', {
+      p_plan_id: validated(uuid, input.planId),
+      p_product_id: validated(inputs.stripeId, input.productId),
+      p_fee_price_id: validated(inputs.stripeId, input.feePriceId) ?? null,
+      p_usage_price_id: validated(inputs.stripeId, input.usagePriceId),
+    }, PlanStripeIdsWriteSchema, false);
+  }
+
+  async getUserPlan(id: string): Promise<UserPlan | null> {
+    return this.call('get_user_plan', { p_user_id: validated(inputs.userId, id) }, UserPlanSchema.nullable(), false);
+  }
+
+  async startPlanCheckout(input: { userId: string; planKey: string; checkoutSessionId: string }): Promise<UserPlan> {
+    return this.call('start_plan_checkout', {
+      p_user_id: validated(inputs.userId, input.userId),
+      p_plan_key: validated(planKey, input.planKey),
+      p_checkout_session_id: validated(inputs.stripeId, input.checkoutSessionId),
+    }, UserPlanSchema);
+  }
+
+  async requestPlanChange(input: { userId: string; planKey: string }): Promise<PlanChange> {
+    return this.call('request_plan_change', {
+      p_user_id: validated(inputs.userId, input.userId),
+      p_plan_key: validated(planKey, input.planKey),
+    }, PlanChangeSchema);
+  }
+
+  async recordSubscriptionEvent(event: StripeEventRef, facts: SubscriptionFacts): Promise<StripeEventOutcome> {
+    return this.call('record_subscription_event', {
+      ...this.eventArgs(event),
+      p_event_created: validated(z.date(), facts.eventCreated),
+      p_user_id: validated(userId.nullable(), facts.userId),
+      p_subscription_id: validated(inputs.stripeId, facts.subscriptionId),
+      p_checkout_session_id: validated(inputs.stripeId, facts.checkoutSessionId) ?? null,
+      p_status: validated(z.string().min(1).max(40).nullish(), facts.status) ?? null,
+      p_price_ids: validated(z.array(z.string().min(3).max(255)).max(20).nullish(), facts.priceIds) ?? null,
+      p_period_start: facts.periodStart ?? null,
+      p_period_end: facts.periodEnd ?? null,
+      p_cancel_at_period_end: facts.cancelAtPeriodEnd ?? null,
+      p_ended_at: facts.endedAt ?? null,
+    }, StripeEventOutcomeSchema);
+  }
+
+  async recordInvoiceEvent(event: StripeEventRef, facts: InvoiceFacts): Promise<StripeEventOutcome> {
+    const cents = z.number().int().min(-100_000_000_000).max(100_000_000_000);
+    return this.call('record_invoice_event', {
+      ...this.eventArgs(event),
+      p_event_created: validated(z.date(), facts.eventCreated),
+      p_invoice_id: validated(inputs.stripeId, facts.invoiceId),
+      p_customer_id: validated(inputs.stripeId, facts.customerId) ?? null,
+      p_subscription_id: validated(inputs.stripeId, facts.subscriptionId) ?? null,
+      p_status: validated(z.string().min(1).max(40), facts.status),
+      p_currency: validated(z.string().regex(/^[A-Za-z]{3}$/), facts.currency),
+      p_total_cents: validated(cents, facts.totalCents),
+      p_amount_due_cents: validated(cents.min(0), facts.amountDueCents),
+      p_amount_paid_cents: validated(cents.min(0), facts.amountPaidCents),
+      p_hosted_invoice_url: validated(z.string().max(2000).nullable(), facts.hostedInvoiceUrl),
+      p_period_start: facts.periodStart,
+      p_period_end: facts.periodEnd,
+      p_created: validated(z.date(), facts.created),
+    }, StripeEventOutcomeSchema);
+  }
+
+  async listUserInvoices(input: { userId: string; limit?: number }): Promise<InvoiceRecord[]> {
+    return this.call('get_user_invoices', {
+      p_user_id: validated(inputs.userId, input.userId),
+      p_limit: validated(z.number().int().min(1).max(100), input.limit ?? 24),
+    }, z.array(InvoiceRecordSchema), false);
+  }
+
+  async getDuePlanChange(input: { subscriptionId: string; periodStart: Date }): Promise<DuePlanChange | null> {
+    return this.call('get_due_plan_change', {
+      p_subscription_id: validated(inputs.stripeId, input.subscriptionId),
+      p_period_start: validated(z.date(), input.periodStart),
+    }, DuePlanChangeSchema.nullable(), false);
   }
 
   async listStripeAttention(options: { limit?: number } = {}): Promise<StripeAttentionList> {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { isBillingError } from '../billing/errors.ts';
 import type { BillingStore, PaymentFacts, StripeEventOutcome, StripeEventRef } from '../billing/store.ts';
 import { PaymentError } from './errors.ts';
+import { applySubscriptionEvent, isSubscriptionEvent } from './subscription-events.ts';
 
 // Turns a verified Stripe event into one call of the billing store. Everything needed to fulfil a purchase
 // travels in the Stripe objects' metadata (set when the purchase was created), so fulfilment never depends
@@ -83,6 +84,8 @@ export interface StripeEventDeps {
   retrievePaymentIntent: (paymentIntentId: string) => Promise<Stripe.PaymentIntent>;
   /** The refunds of a charge at Stripe, for a charge.refunded event that does not list them. */
   listChargeRefunds: (chargeId: string) => Promise<Stripe.Refund[]>;
+  /** For postpaid plans' events (a downgrade due at the period's end is made at Stripe); absent: none made. */
+  stripe?: Stripe | null;
   log: Logger;
 }
 
@@ -125,6 +128,8 @@ function paymentFromIntent(intent: z.infer<typeof PaymentIntent>): PaymentFacts 
 async function dispatch(event: Stripe.Event, ref: StripeEventRef, deps: StripeEventDeps): Promise<StripeEventOutcome> {
   const { store } = deps;
   const object = event.data.object as unknown;
+  // Postpaid plans (subscriptions and their invoices): src/payments/subscription-events.ts.
+  if (isSubscriptionEvent(event)) return applySubscriptionEvent(event, ref, { store, stripe: deps.stripe ?? null, log: deps.log });
   switch (event.type) {
     case 'checkout.session.completed':
     case 'checkout.session.async_payment_succeeded': {

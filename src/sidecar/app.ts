@@ -22,6 +22,7 @@ import { registerClientRoutes, UserIdParam } from './client-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { registerPlanAdminRoutes } from './plan-admin-routes.ts';
 import { registerUsageRoutes } from './usage-routes.ts';
+import { registerPlanRoutes } from './plan-routes.ts';
 import { registerWebApp, type WebAppSettings } from './web-app.ts';
 
 export interface SidecarDeps {
@@ -135,6 +136,8 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe });
   registerUsageRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
   registerPlanAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
+  registerPlanRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe,
+    get successUrl() { return deps.successUrl; }, cancelUrl: deps.cancelUrl });
 
   app.post('/token', async (request): Promise<Api.CallTokenResponse> => {
     const who = await principal(request);
@@ -208,7 +211,7 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
       const stripe = deps.stripe as Stripe;
       let outcome;
       try {
-        outcome = await applyStripeEvent(event, { store: deps.store, ...stripeLookups(stripe), log: log as Logger });
+        outcome = await applyStripeEvent(event, { store: deps.store, ...stripeLookups(stripe), stripe, log: log as Logger });
       } catch (error) {
         // Whatever went wrong was rolled back; a 5xx makes Stripe deliver the event again later.
         log.error({ err: error }, 'Stripe event could not be applied; Stripe will retry');
