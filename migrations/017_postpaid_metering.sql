@@ -34,7 +34,8 @@ $$;
 -- amount so far is p_amount would round above p_cap_cents. round_line(x) <= cap exactly when x < cap + 0.5, so
 -- the budget is cap + 0.5 - amount and the seconds must cost strictly less. Walking the tiers from the
 -- position, the first tier whose end exhausts the budget decides; a free tier never limits. Unbounded (no
--- paid tier ahead) answers the largest integer.
+-- paid tier ahead) answers the largest integer. Seconds past a last tier that has an end have no price, so they
+-- cannot be rated (a plan without tiers rates nothing) rather than being free.
 create function billing_private.seconds_under_cap(
   p_plan_id uuid, p_position integer, p_amount numeric, p_cap_cents integer
 ) returns integer language sql stable
@@ -55,7 +56,11 @@ as $$
       from segments g
   )
   select case when (select b from budget) <= 0 then 0
-              else least(2147483647::bigint, coalesce(min(
+              else least(2147483647::bigint,
+                     (select case when bool_or(r.up_to_seconds is null) then 2147483647::bigint
+                                  else greatest(0, coalesce(max(r.up_to_seconds), 0)::bigint - p_position) end
+                        from public.plan_rate_tiers r where r.plan_id = p_plan_id),
+                     coalesce(min(
                      case when w.r > 0 and w.cost_before < (select b from budget) and (w.e is null or w.cost_before + (w.e - w.s) * w.r >= (select b from budget))
                           then (w.s - p_position) + pg_catalog.ceil(((select b from budget) - w.cost_before) / w.r)::bigint - 1
                      end), 2147483647::bigint))::integer

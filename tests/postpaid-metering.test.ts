@@ -151,6 +151,13 @@ function postpaidSuite(engine: string, open: () => Promise<TestDatabase>): void 
         // A free tier ahead never limits.
         const free = await createPlan({ kind: 'payg', tiers: [[null, 0]] });
         assert.equal(await one('billing_private.seconds_under_cap($1, 0, 0, 1)', [free]), '2147483647');
+        // Past a last tier that ends, nothing is priced: those seconds cannot be rated (nor can any without tiers).
+        const bounded = await createPlan({ kind: 'tiered', tiers: [[100, 6]] });
+        assert.equal(await one('billing_private.seconds_under_cap($1, 0, 0, 1000)', [bounded]), '100');
+        assert.equal(await one('billing_private.seconds_under_cap($1, 40, 0, 1000)', [bounded]), '60');
+        assert.equal(await one('billing_private.seconds_under_cap($1, 100, 0, 1000)', [bounded]), '0');
+        const none = await createPlan({ kind: 'payg', tiers: [] });
+        assert.equal(await one('billing_private.seconds_under_cap($1, 0, 0, 1000)', [none]), '0');
       });
     });
 
