@@ -2,6 +2,9 @@
 // the subscription and invoice webhooks, driven through the real sidecar against the fake Stripe Billing
 // (tests/helpers/fake-stripe-billing.ts), whose events are signed and posted to the real webhook route.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import Stripe from 'stripe';
 import { createPgliteDatabase, createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
@@ -131,6 +134,20 @@ for (const [engine, createDatabase] of ENGINES) describe(`postpaid plans through
       assert.deepEqual((await syncStripeCatalogue(stripe, sidecar.store)).created, []);
     });
   });
+  describe('the stripe-sync command (src/payments/stripe-sync-cli.ts)', () => {
+    it('syncs the configured database with the configured Stripe and says what it left', { skip: engine === 'PGlite' && 'needs a database URL' }, async () => {
+      const root = fileURLToPath(new URL('..', import.meta.url));
+      // The command's entry itself (launch.sh would source a developer's .env, and with it their own Stripe account).
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/payments/stripe-sync-cli.ts'], {
+        cwd: root, timeout: 60_000,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', DATABASE_URL: db.url!, STRIPE_SECRET_KEY: fake.apiKey, STRIPE_API_BASE: fake.url, LOG_LEVEL: 'error' },
+      });
+      assert.match(stdout, /^0 created or changed, \d+ left as they were$/m, stdout);
+      assert.match(stdout, /^left {5}price mindbot_pro_monthly_v1_fee \(price_\w+\)$/m, stdout);
+      assert.match(stdout, /^left {5}inactive price mindbot_payg_v1_usage /m, stdout);
+    });
+  });
+
   describe('a subscription through Checkout and its month on the test clock', () => {
     const caller = newUserId();
     let subscriptionId = '';
