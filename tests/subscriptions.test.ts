@@ -261,6 +261,41 @@ for (const [engine, createDatabase] of ENGINES) describe(`postpaid plans through
     });
   });
 
+  describe('what the plan routes refuse', () => {
+    it('answers 4xx JSON for plans that are not offered, callers without a plan, and bad input', async () => {
+      const caller = newUserId();
+      const cases: [string, string, number, string][] = [
+        ['POST', '/api/plans/prepaid/subscribe', 404, 'unknown_plan'],
+        ['POST', '/api/plans/nosuchplan/subscribe', 404, 'unknown_plan'],
+        ['POST', '/api/plans/Bad-Key/subscribe', 400, 'invalid_request'],
+        ['POST', '/api/plans/payg/change', 409, 'plan_conflict'],
+        ['POST', '/api/plans/cancel', 409, 'plan_conflict'],
+        ['POST', '/api/billing/portal', 409, 'no_billing_account'],
+      ];
+      for (const [method, path, status, code] of cases) {
+        const answer = await api(method, path, caller, {});
+        assert.equal(answer.status, status, `${path}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.error.code, code, path);
+      }
+      assert.equal((await api('POST', '/api/plans/payg/subscribe', caller, { extra: 1 })).status, 400);
+      assert.equal((await sidecar.request('POST', '/api/plans/payg/subscribe', { body: {} })).status, 401);
+      assert.deepEqual((await api('GET', '/api/plans/current', caller)).body, { plan: null, invoices: [] });
+    });
+
+    it('replaces an abandoned Checkout\'s pending plan with the new one', async () => {
+      const caller = newUserId();
+      const first = await api('POST', '/api/plans/payg/subscribe', caller, {});
+      const second = await api('POST', '/api/plans/tiered/subscribe', caller, {});
+      assert.equal(second.status, 200, JSON.stringify(second.body));
+      assert.equal(first.status, 200);
+      const { rows } = await db.sql.query<{ status: string; stripe_checkout_session_id: string }>(
+        'select status, stripe_checkout_session_id from public.user_plans where user_id = $1', [caller]);
+      assert.deepEqual(rows.map((r) => [r.status, r.stripe_checkout_session_id]), [['pending', second.body.checkout_session_id]]);
+      assert.notEqual(first.body.checkout_session_id, second.body.checkout_session_id);
+      assert.equal((await api('GET', '/api/plans/current', caller)).body.plan.plan_key, 'tiered');
+    });
+  });
+
   describe('moving between plans', () => {
     it('upgrades mid-period at once (prorated at Stripe); a downgrade waits for the period end', async () => {
       const caller = newUserId();
