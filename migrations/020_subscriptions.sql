@@ -128,7 +128,7 @@ end
 $$;
 
 -- A Checkout Session for a plan was created: the user's plan is pending until Stripe confirms the subscription.
--- A user already on a plan moves through a change instead. A pending row of an abandoned Checkout is replaced;
+-- A user already on a plan moves through a change instead. The pending row of an abandoned Checkout is replaced;
 -- the same session again answers the same row.
 create function public.start_plan_checkout(p_user_id uuid, p_plan_key text, p_checkout_session_id text,
   p_now timestamptz default null)
@@ -154,7 +154,9 @@ begin
       'you already have a plan; change it (POST /api/plans/:key/change) or cancel it instead');
   end if;
   if v_row.id is not null then
-    update public.user_plans u set status = 'ended', ended_at = v_now, updated_at = v_now where u.id = v_row.id;
+    -- Never confirmed by Stripe, so it had no period (an ended row needs one): it goes. Should that Checkout
+    -- complete after all, its subscription is found by user and linked, and the newer one is kept for attention.
+    delete from public.user_plans u where u.id = v_row.id;
   end if;
   insert into public.user_plans (user_id, plan_id, status, stripe_checkout_session_id, spending_cap_cents,
     created_at, updated_at)

@@ -2,6 +2,9 @@
 // the subscription and invoice webhooks, driven through the real sidecar against the fake Stripe Billing
 // (tests/helpers/fake-stripe-billing.ts), whose events are signed and posted to the real webhook route.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import Stripe from 'stripe';
 import { createPgliteDatabase, createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
@@ -131,6 +134,20 @@ for (const [engine, createDatabase] of ENGINES) describe(`postpaid plans through
       assert.deepEqual((await syncStripeCatalogue(stripe, sidecar.store)).created, []);
     });
   });
+  describe('the stripe-sync command (src/payments/stripe-sync-cli.ts)', () => {
+    it('syncs the configured database with the configured Stripe and says what it left', { skip: engine === 'PGlite' && 'needs a database URL' }, async () => {
+      const root = fileURLToPath(new URL('..', import.meta.url));
+      // The command's entry itself (launch.sh would source a developer's .env, and with it their own Stripe account).
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/payments/stripe-sync-cli.ts'], {
+        cwd: root, timeout: 60_000,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', DATABASE_URL: db.url!, STRIPE_SECRET_KEY: fake.apiKey, STRIPE_API_BASE: fake.url, LOG_LEVEL: 'error' },
+      });
+      assert.match(stdout, /^0 created or changed, \d+ left as they were$/m, stdout);
+      assert.match(stdout, /^left {5}price mindbot_pro_monthly_v1_fee \(price_\w+\)$/m, stdout);
+      assert.match(stdout, /^left {5}inactive price mindbot_payg_v1_usage /m, stdout);
+    });
+  });
+
   describe('a subscription through Checkout and its month on the test clock', () => {
     const caller = newUserId();
     let subscriptionId = '';
@@ -241,6 +258,41 @@ for (const [engine, createDatabase] of ENGINES) describe(`postpaid plans through
       const resent = await sidecar.deliver(update);
       assert.equal(((await resent.json()) as { outcome: string }).outcome, 'duplicate_event');
       assert.equal((await userPlan(caller)).status, 'ended');
+    });
+  });
+
+  describe('what the plan routes refuse', () => {
+    it('answers 4xx JSON for plans that are not offered, callers without a plan, and bad input', async () => {
+      const caller = newUserId();
+      const cases: [string, string, number, string][] = [
+        ['POST', '/api/plans/prepaid/subscribe', 404, 'unknown_plan'],
+        ['POST', '/api/plans/nosuchplan/subscribe', 404, 'unknown_plan'],
+        ['POST', '/api/plans/Bad-Key/subscribe', 400, 'invalid_request'],
+        ['POST', '/api/plans/payg/change', 409, 'plan_conflict'],
+        ['POST', '/api/plans/cancel', 409, 'plan_conflict'],
+        ['POST', '/api/billing/portal', 409, 'no_billing_account'],
+      ];
+      for (const [method, path, status, code] of cases) {
+        const answer = await api(method, path, caller, {});
+        assert.equal(answer.status, status, `${path}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.error.code, code, path);
+      }
+      assert.equal((await api('POST', '/api/plans/payg/subscribe', caller, { extra: 1 })).status, 400);
+      assert.equal((await sidecar.request('POST', '/api/plans/payg/subscribe', { body: {} })).status, 401);
+      assert.deepEqual((await api('GET', '/api/plans/current', caller)).body, { plan: null, invoices: [] });
+    });
+
+    it('replaces an abandoned Checkout\'s pending plan with the new one', async () => {
+      const caller = newUserId();
+      const first = await api('POST', '/api/plans/payg/subscribe', caller, {});
+      const second = await api('POST', '/api/plans/tiered/subscribe', caller, {});
+      assert.equal(second.status, 200, JSON.stringify(second.body));
+      assert.equal(first.status, 200);
+      const { rows } = await db.sql.query<{ status: string; stripe_checkout_session_id: string }>(
+        'select status, stripe_checkout_session_id from public.user_plans where user_id = $1', [caller]);
+      assert.deepEqual(rows.map((r) => [r.status, r.stripe_checkout_session_id]), [['pending', second.body.checkout_session_id]]);
+      assert.notEqual(first.body.checkout_session_id, second.body.checkout_session_id);
+      assert.equal((await api('GET', '/api/plans/current', caller)).body.plan.plan_key, 'tiered');
     });
   });
 
