@@ -2,6 +2,7 @@ import Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { BillingStore } from '../billing/store.ts';
 import type { UserPlan } from '../billing/subscription-types.ts';
+import type { BillingPortalResponse, PlanCancelResponse, PlanChangeResponse, PlanCheckoutResponse } from '../shared/api-contracts.ts';
 import { HttpError } from '../sidecar/http-errors.ts';
 
 // A postpaid plan is a Stripe subscription: started through Checkout (mode=subscription), moved between plans
@@ -40,12 +41,8 @@ function stripeFailure(error: unknown, log: Logger, what: string): never {
   throw new HttpError(502, 'payment_provider_error', 'the payment provider could not be reached; please try again');
 }
 
-export interface SubscribeResult {
-  checkout_url: string;
-  checkout_session_id: string;
-  plan_key: string;
-  user_plan_id: string;
-}
+/** The API's answer (src/shared/api-contracts.ts): this module's result is what the caller reads. */
+export type SubscribeResult = PlanCheckoutResponse;
 
 /**
  * A Checkout Session in subscription mode for the plan's prices (the licensed monthly fee with quantity 1, the
@@ -102,13 +99,8 @@ async function subscriptionOf(deps: SubscriptionDeps, userId: string): Promise<{
   }
 }
 
-export interface ChangeResult {
-  direction: 'upgrade' | 'downgrade';
-  plan_key: string;
-  /** When the new plan applies: now (an upgrade, prorated) or at the period's end (a downgrade). */
-  effective: 'now' | 'period_end';
-  effective_at: string | null;
-}
+/** When the new plan applies: now (an upgrade, prorated) or at the period's end (a downgrade). */
+export type ChangeResult = PlanChangeResponse;
 
 /**
  * Moves the user's subscription to another plan. An upgrade replaces the items at once: the metered item keeps
@@ -162,7 +154,7 @@ export async function moveSubscription(stripe: Stripe, subscription: Stripe.Subs
 }
 
 /** Cancels at the period's end; customer.subscription.deleted ends the plan when Stripe does. */
-export async function cancelPlan(deps: SubscriptionDeps, request: { userId: string }): Promise<{ cancel_at_period_end: true; ends_at: string | null }> {
+export async function cancelPlan(deps: SubscriptionDeps, request: { userId: string }): Promise<PlanCancelResponse> {
   const { stripe, subscription, plan } = await subscriptionOf(deps, request.userId);
   try {
     await stripe.subscriptions.update(subscription.id, { cancel_at_period_end: true },
@@ -174,7 +166,7 @@ export async function cancelPlan(deps: SubscriptionDeps, request: { userId: stri
 }
 
 /** A billing portal session for the user's customer: change card, see invoices, cancel. */
-export async function openBillingPortal(deps: SubscriptionDeps, request: { userId: string; returnUrl: string }): Promise<{ url: string }> {
+export async function openBillingPortal(deps: SubscriptionDeps, request: { userId: string; returnUrl: string }): Promise<BillingPortalResponse> {
   const stripe = requireStripe(deps.stripe);
   const customer = await deps.store.getStripeCustomer(request.userId);
   if (!customer) throw new HttpError(409, 'no_billing_account', 'you have no billing account yet; subscribe to a plan first');
