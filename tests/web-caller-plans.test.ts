@@ -126,11 +126,16 @@ describe('web app: the caller’s plans', () => {
       assert.equal(page.url(), session.url);
       assertClean(opened);
 
-      // Paid at Stripe: its webhooks make the plan active.
+      // Back from Checkout before Stripe's webhooks: the landing waits for the plan, not for a pack.
+      await page.goto(`${sidecar.url}/purchase/success?session_id=${session.id}`); // still signed in
+      const landing = page.getByRole('region', { name: 'Your new plan' });
+      await landing.getByText('Confirming your subscription with Stripe…').waitFor();
+      assert.equal(await page.getByRole('region', { name: 'Your purchase' }).count(), 0);
+      // Paid at Stripe: its webhooks make the plan active, and the landing says so.
       fake.billing.completeSubscriptionCheckout(session.id);
       for (const delivery of await fake.billing.deliver()) assert.equal(delivery.status, 200, delivery.body);
-      await page.goto(sidecar.url); // still signed in
-      await page.getByRole('heading', { name: 'Your MindBot time' }).waitFor();
+      await landing.getByText('Thank you! You are on Volume.').waitFor();
+      await screenshot(page, 'caller-plan-landed');
       await plans.getByText('You are on Volume').waitFor();
       assert.match(await planItem(page, 'Volume').innerText(), /Your plan/);
       await plans.getByRole('button', { name: 'Manage card and invoices in Stripe' }).waitFor();
@@ -183,6 +188,34 @@ describe('web app: the caller’s plans', () => {
       assert.equal(await period.getByRole('progressbar').getAttribute('max'), '5000');
       await screenshot(page, 'caller-period');
       await assertAccessible(page, 'the caller page with this period on a postpaid plan');
+      assertClean(opened);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  it('shows a subscription’s included minutes used and left and its fee line, and no prepaid warning', async () => {
+    const opened = await openPage(browser);
+    const { page } = opened;
+    const user = newUserId();
+    try {
+      await onPlan(user, 'pro_monthly');
+      await call(user, 150); // 180 s, all of it included
+      const usage = await apiAnswer(user, '/api/usage/current');
+      assert.deepEqual([usage.included_seconds_used, usage.included_seconds_left, usage.fee_cents, usage.plan_cost_cents],
+        [180, 59_820, 4900, 4900]);
+      await signIn(page, user);
+      const period = periodSection(page);
+      await period.getByText('Cost so far').first().waitFor();
+      const stats = await period.locator('.stats').innerText();
+      assert.match(stats, /\$49\.00\s*Cost so far/);
+      assert.match(stats, /16 h 37 min\s*Included left \(3 min of 16 h 40 min used\)/);
+      const fee = await period.getByRole('row').filter({ hasText: 'Monthly fee' }).getByRole('cell').allInnerTexts();
+      assert.deepEqual([fee[1], fee[2], fee[3]], ['—', '—', '$49.00']);
+      const balance = page.getByRole('region', { name: 'Balance' });
+      await balance.getByText(/Your calls are billed on your plan/).waitFor();
+      assert.equal(await balance.getByText('No time left').count(), 0);
+      await screenshot(page, 'caller-period-subscription');
       assertClean(opened);
     } finally {
       await opened.close();
@@ -244,7 +277,7 @@ describe('web app: the caller’s plans', () => {
       const period = periodSection(page);
       const alert = period.getByRole('alert');
       await alert.getByText('Calls on your plan are paused.').waitFor();
-      assert.match(await alert.innerText(), new RegExp(reason.replace(/[().]/g, '\\$&')));
+      assert.match(await alert.innerText(), new RegExp(`${reason.replace(/[().]/g, '\\$&')}\\.`, 'i'));
       assert.equal(await alert.getByRole('link', { name: 'Pay the invoice at Stripe' }).getAttribute('href'), invoiceUrl);
       const invoices = page.getByRole('region', { name: 'Invoices' });
       const row = invoices.getByRole('row').filter({ hasText: '$12.34' });

@@ -10,6 +10,9 @@ import { errorText, Loaded, Section, TableScroll } from '../ui.tsx';
 import { usePlan } from './plan-context.tsx';
 import { InvoicesResponse, UsageCurrentResponse, type InvoiceView } from '../../shared/api-contracts.ts';
 
+/** The server's reason ("the payment of invoice … failed; pay it …") as a sentence of its own. */
+const sentence = (text: string) => text.charAt(0).toUpperCase() + text.slice(1).replace(/\.$/, '');
+
 export function PeriodPanel() {
   const { usage } = usePlan();
   const postpaid = usage.data?.billing === 'postpaid' || usage.data?.status === 'suspended';
@@ -31,7 +34,7 @@ function PeriodDetails({ usage: u }: { usage: UsageCurrentResponse }) {
     <>
       {u.status === 'suspended' && (
         <div className="error suspended" role="alert">
-          <p><strong>Calls on your plan are paused.</strong> {u.suspended_reason ?? 'An invoice is unpaid.'}</p>
+          <p><strong>Calls on your plan are paused.</strong> {sentence(u.suspended_reason ?? 'an invoice is unpaid')}.</p>
           {u.hosted_invoice_url && (
             <p><a className="button danger" href={u.hosted_invoice_url} target="_blank" rel="noopener noreferrer">Pay the invoice at Stripe</a></p>
           )}

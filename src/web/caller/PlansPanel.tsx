@@ -9,6 +9,7 @@ import { formatDate, formatDuration, formatMoney, formatPerHour } from '../forma
 import { useRequest } from '../use-request.ts';
 import { errorText, Loaded, Section } from '../ui.tsx';
 import { usePlan } from './plan-context.tsx';
+import { rememberPlanCheckout } from './PlanReturn.tsx';
 import {
   BillingPortalResponse, PlanCancelResponse, PlanChangeResponse, PlanCheckoutResponse, PlansResponse,
   type PlanView, type UserPlanView,
@@ -93,6 +94,7 @@ export function PlansPanel() {
   const subscribe = (plan: PlanView) => act(`subscribe:${plan.key}`, async () => {
     const started = await api.post(`/api/plans/${encodeURIComponent(plan.key)}/subscribe`, {}, PlanCheckoutResponse,
       { 'Idempotency-Key': idempotencyKey() });
+    rememberPlanCheckout(started.checkout_session_id);
     location.assign(started.checkout_url);
     return null;
   });
@@ -139,7 +141,7 @@ export function PlansPanel() {
               return (
                 <li key={plan.key} className={`package${isMine ? ' highlight' : ''}`}>
                   <div>
-                    <h3>{plan.name} <span className="muted">· {KIND_LABEL[plan.kind]}</span></h3>
+                    <h3>{plan.name}{KIND_LABEL[plan.kind] !== plan.name && <span className="muted"> · {KIND_LABEL[plan.kind]}</span>}</h3>
                     {plan.description && <p className="muted">{plan.description}</p>}
                     <PlanTerms plan={plan} />
                   </div>
