@@ -159,6 +159,32 @@ describe('web app: the caller’s plans', () => {
     }
   });
 
+  it('says so when a subscription cannot start, and that nothing was charged; the picker reads on a phone and in the dark scheme', async () => {
+    const opened = await openPage(browser, { phone: true });
+    const { page } = opened;
+    try {
+      await signIn(page, newUserId());
+      const plans = plansSection(page);
+      await plans.getByRole('button', { name: 'Subscribe to Pro monthly' }).waitFor();
+      fake.failNext(1, 500, { path: 'POST /v1/checkout/sessions' });
+      await plans.getByRole('button', { name: 'Subscribe to Pro monthly' }).click();
+      await plans.getByRole('alert').getByText('The payment provider could not be reached. Nothing was charged').waitFor();
+      assert.equal(new URL(page.url()).origin, sidecar.url, 'the browser stayed on the page');
+      // No plan was started: the buttons are there again.
+      assert.equal(await plans.getByRole('button', { name: /^Subscribe to / }).count(), 3);
+      assert.ok(await plans.getByRole('button', { name: 'Subscribe to Pro monthly' }).isEnabled());
+      const width = await page.evaluate('document.documentElement.scrollWidth');
+      assert.ok(Number(width) <= 390, `the page fits the phone's width (${String(width)} px)`);
+      await screenshot(page, 'caller-plan-error-phone');
+      await assertAccessible(page, 'the plan picker on a phone with a refused subscription');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the plan picker on a phone, dark scheme');
+      assertClean(opened, [502]); // the refused subscription, shown on purpose
+    } finally {
+      await opened.close();
+    }
+  });
+
   it('shows a postpaid caller this period: minutes, the cost so far and the invoice lines, exact and rounded once', async () => {
     const opened = await openPage(browser);
     const { page } = opened;
