@@ -212,6 +212,12 @@ describe('web app: the caller’s plans', () => {
       assert.match(await period.innerText(), /\$0\.20 of your \$50\.00 cap used: \$49\.80 left/);
       assert.equal(await period.getByRole('progressbar').getAttribute('value'), '20');
       assert.equal(await period.getByRole('progressbar').getAttribute('max'), '5000');
+      // Each call's cost, exact to 4 decimals: 180 s and 60 s at 5 cents a minute.
+      const calls = page.getByRole('region', { name: 'History' }).getByRole('table', { name: 'Your most recent calls' });
+      await calls.waitFor();
+      const costs = (await calls.getByRole('row').allInnerTexts()).slice(1).map((row) => /\$\d+\.\d{4}/.exec(row)?.[0]).sort();
+      assert.deepEqual(costs, ['$0.0500', '$0.1500']);
+      assert.match(await calls.getByRole('row').nth(1).innerText(), /mindbot/);
       await screenshot(page, 'caller-period');
       await assertAccessible(page, 'the caller page with this period on a postpaid plan');
       assertClean(opened);
