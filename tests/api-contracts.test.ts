@@ -9,6 +9,9 @@ import * as Admin from '../src/shared/admin-contracts.ts';
 import { createPostgresDatabase, newUserId, type TestDatabase } from './helpers/test-db.ts';
 import { checkoutSession, purchaseIds, startSidecar, stripeEvent, type TestSidecar } from './helpers/sidecar.ts';
 import { startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
+import { startFakeStripeBilling, type FakeBilling } from './helpers/fake-stripe-billing.ts';
+import { syncStripeCatalogue } from '../src/payments/stripe-sync.ts';
+import { WEBHOOK_SECRET } from './helpers/sidecar.ts';
 
 /** The answer exactly as the contract declares it: no field missing, mistyped or extra. */
 function assertContract(schema: z.ZodType, body: unknown, what: string): void {
@@ -94,8 +97,13 @@ describe('API response contracts', () => {
     const sessions = await check(Api.SessionsResponse, 'GET', '/time/sessions');
     assert.equal(sessions.sessions.length, 1);
     await check(Api.UsageCallsResponse, 'GET', '/api/usage/calls');
-    await check(Api.MonthlyUsageResponse, 'GET', '/api/usage/current');
-    await check(Api.MonthlyUsageResponse, 'GET', '/api/usage/history?month=2026-01');
+    const usage = await check(Api.UsageCurrentResponse, 'GET', '/api/usage/current');
+    assert.equal(usage.billing, 'prepaid');
+    await check(Api.UsageHistoryResponse, 'GET', '/api/usage/history?month=2026-01');
+    const plans = await check(Api.PlansResponse, 'GET', '/api/plans');
+    assert.deepEqual(plans.plans.map((p: { kind: string }) => p.kind), ['prepaid', 'payg', 'tiered', 'subscription']);
+    assert.deepEqual(await check(Api.CurrentPlanResponse, 'GET', '/api/plans/current'), { plan: null, invoices: [] });
+    assert.deepEqual(await check(Api.InvoicesResponse, 'GET', '/api/invoices'), { invoices: [] });
     await check(Api.AnalyticsResponse, 'GET', `/user/${buyer}/analytics?months=2`);
     const token = await check(Api.CallTokenResponse, 'POST', '/token', buyer, {});
     assert.equal(token.identity, buyer);
@@ -149,5 +157,71 @@ describe('API response contracts', () => {
     assert.equal(Api.BalanceResponse.safeParse(missing).success, false);
     assert.throws(() => assertContract(Api.BalanceResponse, { ...balance, secret: 1 }, 'an extra field'),
       /fields its contract does not declare/);
+  });
+});
+
+describe('API response contracts of postpaid plans', () => {
+  let db: TestDatabase;
+  let fake: FakeStripe & { billing: FakeBilling };
+  let sidecar: TestSidecar;
+
+  before(async () => {
+    db = await createPostgresDatabase();
+    fake = await startFakeStripeBilling({ billing: { startTime: Date.UTC(2026, 0, 31, 12) / 1000 } });
+    const stripe = fake.client({ maxNetworkRetries: 0 });
+    sidecar = await startSidecar(db, { stripe, web: false });
+    fake.billing.setWebhookEndpoint({ url: `${sidecar.url}/webhooks/stripe`, secret: WEBHOOK_SECRET, timeoutMs: 10_000 });
+    await syncStripeCatalogue(stripe, sidecar.store);
+  });
+  after(async () => {
+    await sidecar?.close();
+    await fake?.close();
+    await db?.close();
+  });
+
+  it('every answer of the plan, usage, invoice and portal routes matches its contract exactly', async () => {
+    const caller = newUserId();
+    const check = async (schema: z.ZodType, method: string, path: string, body?: unknown) => {
+      const response = await sidecar.request(method, path, { token: await sidecar.tokenFor(caller), ...(body !== undefined && { body }) });
+      const json: unknown = await response.json();
+      assert.equal(response.status, 200, `${method} ${path}: ${JSON.stringify(json)}`);
+      assertContract(schema, json, `${method} ${path}`);
+      return json as Record<string, any>;
+    };
+    const started = await check(Api.PlanCheckoutResponse, 'POST', '/api/plans/pro_monthly/subscribe', {});
+    const pending = await check(Api.CurrentPlanResponse, 'GET', '/api/plans/current');
+    assert.equal(pending.plan.status, 'pending');
+    fake.billing.completeSubscriptionCheckout(started.checkout_session_id);
+    for (const delivery of await fake.billing.deliver()) assert.equal(delivery.status, 200, delivery.body);
+
+    const current = await check(Api.CurrentPlanResponse, 'GET', '/api/plans/current');
+    assert.deepEqual([current.plan.plan_key, current.plan.plan_kind, current.plan.status], ['pro_monthly', 'subscription', 'active']);
+    assert.equal(current.invoices.length, 1);
+    const invoices = await check(Api.InvoicesResponse, 'GET', '/api/invoices?limit=5');
+    assert.deepEqual(invoices.invoices, current.invoices);
+    assert.match(invoices.invoices[0].hosted_invoice_url, /^https:\/\/invoice\.stripe\.com\//);
+    const usage = await check(Api.UsageCurrentResponse, 'GET', '/api/usage/current');
+    assert.deepEqual([usage.billing, usage.plan.key, usage.fee_cents, usage.lines.length], ['postpaid', 'pro_monthly', 4900, 1]);
+    const capped = await check(Api.UsageCurrentResponse, 'PUT', '/api/usage/cap', { cap_cents: 2500 });
+    assert.equal(capped.cap_cents, 2500);
+    await check(Api.UsageHistoryResponse, 'GET', '/api/usage/history?month=2026-01');
+    const portal = await check(Api.BillingPortalResponse, 'POST', '/api/billing/portal', {});
+    assert.match(portal.url, /^https:\/\/billing\.stripe\.com\//);
+    const down = await check(Api.PlanChangeResponse, 'POST', '/api/plans/payg/change', {});
+    assert.deepEqual([down.direction, down.effective], ['downgrade', 'period_end']);
+    const cancel = await check(Api.PlanCancelResponse, 'POST', '/api/plans/cancel', {});
+    assert.equal(cancel.ends_at, current.plan.current_period_end);
+  });
+
+  it('GET /api/invoices answers each caller only their own, and refuses a bad limit or no token', async () => {
+    const stranger = newUserId();
+    const mine = await sidecar.request('GET', '/api/invoices', { token: await sidecar.tokenFor(stranger) });
+    assert.deepEqual([mine.status, await mine.json()], [200, { invoices: [] }]);
+    for (const query of ['?limit=0', '?limit=101', '?limit=x', '?user_id=someone']) {
+      const refused = await sidecar.request('GET', `/api/invoices${query}`, { token: await sidecar.tokenFor(stranger) });
+      assert.equal(refused.status, 400, query);
+      assert.equal(typeof ((await refused.json()) as { error: { message: unknown } }).error.message, 'string');
+    }
+    assert.equal((await sidecar.request('GET', '/api/invoices')).status, 401);
   });
 });

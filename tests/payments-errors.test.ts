@@ -66,6 +66,7 @@ describe('payment domain errors', () => {
       payments_unavailable: 503, webhooks_unavailable: 503, invalid_signature: 400, unknown_package: 404,
       payment_declined: 402, idempotency_conflict: 409, payment_rejected: 400, payment_provider_error: 502,
       not_refundable: 409, already_refunded: 409, refund_too_large: 409, exceeds_unused_time: 409, refund_rejected: 409,
+      unknown_plan: 404, plan_not_synced: 503, plan_conflict: 409, no_billing_account: 409,
     });
     const http = toHttpError(new PaymentError('payment_declined', 'Your card was declined.'));
     assert.deepEqual([http.code, http.message], ['payment_declined', 'Your card was declined.']);

@@ -21,6 +21,14 @@ export const PAYMENT_ERROR_CODES = [
   'refund_too_large',
   'exceeds_unused_time',
   'refund_rejected',
+  /** No postpaid plan with that key is offered. */
+  'unknown_plan',
+  /** The plan has no Stripe prices yet (./launch.sh stripe-sync has not run since it was made). */
+  'plan_not_synced',
+  /** The caller is on a plan already, or has no subscription to change or cancel. */
+  'plan_conflict',
+  /** The caller has no Stripe customer yet (the billing portal needs one). */
+  'no_billing_account',
 ] as const;
 
 export type PaymentErrorCode = (typeof PAYMENT_ERROR_CODES)[number];

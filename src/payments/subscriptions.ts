@@ -2,7 +2,8 @@ import Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { BillingStore } from '../billing/store.ts';
 import type { UserPlan } from '../billing/subscription-types.ts';
-import { HttpError } from '../sidecar/http-errors.ts';
+import type { BillingPortalResponse, PlanCancelResponse, PlanChangeResponse, PlanCheckoutResponse } from '../shared/api-contracts.ts';
+import { PaymentError } from './errors.ts';
 
 // A postpaid plan is a Stripe subscription: started through Checkout (mode=subscription), moved between plans
 // by updating its items, cancelled at the period's end, and managed by the caller in Stripe's billing portal.
@@ -18,7 +19,7 @@ export interface SubscriptionDeps {
 }
 
 function requireStripe(stripe: Stripe | null): Stripe {
-  if (!stripe) throw new HttpError(503, 'payments_unavailable', 'plans are not configured (STRIPE_SECRET_KEY is missing)');
+  if (!stripe) throw new PaymentError('payments_unavailable', 'plans are not configured (STRIPE_SECRET_KEY is missing)');
   return stripe;
 }
 
@@ -31,21 +32,17 @@ async function customerFor(store: BillingStore, stripe: Stripe, userId: string):
 }
 
 function stripeFailure(error: unknown, log: Logger, what: string): never {
-  if (error instanceof HttpError) throw error;
+  if (error instanceof PaymentError) throw error;
   log.warn({ err: error }, `Stripe refused or failed: ${what}`);
   if (error instanceof Stripe.errors.StripeIdempotencyError) {
-    throw new HttpError(409, 'idempotency_conflict', 'this Idempotency-Key was used for a different request');
+    throw new PaymentError('idempotency_conflict', 'this Idempotency-Key was used for a different request');
   }
-  if (error instanceof Stripe.errors.StripeInvalidRequestError) throw new HttpError(400, 'payment_rejected', error.message);
-  throw new HttpError(502, 'payment_provider_error', 'the payment provider could not be reached; please try again');
+  if (error instanceof Stripe.errors.StripeInvalidRequestError) throw new PaymentError('payment_rejected', error.message);
+  throw new PaymentError('payment_provider_error', 'the payment provider could not be reached; please try again');
 }
 
-export interface SubscribeResult {
-  checkout_url: string;
-  checkout_session_id: string;
-  plan_key: string;
-  user_plan_id: string;
-}
+/** The API's answer (src/shared/api-contracts.ts): this module's result is what the caller reads. */
+export type SubscribeResult = PlanCheckoutResponse;
 
 /**
  * A Checkout Session in subscription mode for the plan's prices (the licensed monthly fee with quantity 1, the
@@ -56,14 +53,14 @@ export async function subscribeToPlan(deps: SubscriptionDeps, request: { userId:
   const stripe = requireStripe(deps.stripe);
   const current = await deps.store.getUserPlan(request.userId);
   if (current && (current.status !== 'pending' || current.stripe_subscription_id)) {
-    throw new HttpError(409, 'plan_conflict',
+    throw new PaymentError('plan_conflict',
       `you are on plan ${current.plan.key} already; change it with POST /api/plans/${request.planKey}/change or cancel it`);
   }
   const plans = await deps.store.listPlansForStripeSync();
   const plan = plans.find((p) => p.key === request.planKey && p.status === 'active');
-  if (!plan) throw new HttpError(404, 'unknown_plan', `no postpaid plan ${JSON.stringify(request.planKey)} is offered`);
+  if (!plan) throw new PaymentError('unknown_plan', `no postpaid plan ${JSON.stringify(request.planKey)} is offered`);
   if (!plan.stripe_usage_price_id || (plan.kind === 'subscription' && !plan.stripe_fee_price_id)) {
-    throw new HttpError(503, 'plan_not_synced', `plan ${plan.key} is not in Stripe yet (./launch.sh stripe-sync)`);
+    throw new PaymentError('plan_not_synced', `plan ${plan.key} is not in Stripe yet (./launch.sh stripe-sync)`);
   }
   try {
     const customer = await customerFor(deps.store, stripe, request.userId);
@@ -81,7 +78,7 @@ export async function subscribeToPlan(deps: SubscriptionDeps, request: { userId:
       success_url: deps.successUrl,
       cancel_url: deps.cancelUrl,
     }, { idempotencyKey: `plan-checkout:${request.userId}:${request.idempotencyKey}` });
-    if (!session.url) throw new HttpError(502, 'payment_provider_error', 'Stripe returned a checkout session without a URL');
+    if (!session.url) throw new PaymentError('payment_provider_error', 'Stripe returned a checkout session without a URL');
     const pending = await deps.store.startPlanCheckout({ userId: request.userId, planKey: plan.key, checkoutSessionId: session.id });
     return { checkout_url: session.url, checkout_session_id: session.id, plan_key: plan.key, user_plan_id: pending.id };
   } catch (error) {
@@ -93,7 +90,7 @@ async function subscriptionOf(deps: SubscriptionDeps, userId: string): Promise<{
   const stripe = requireStripe(deps.stripe);
   const plan = await deps.store.getUserPlan(userId);
   if (!plan?.stripe_subscription_id) {
-    throw new HttpError(409, 'plan_conflict', 'you have no subscription; subscribe to a plan first');
+    throw new PaymentError('plan_conflict', 'you have no subscription; subscribe to a plan first');
   }
   try {
     return { stripe, plan, subscription: await stripe.subscriptions.retrieve(plan.stripe_subscription_id) };
@@ -102,13 +99,8 @@ async function subscriptionOf(deps: SubscriptionDeps, userId: string): Promise<{
   }
 }
 
-export interface ChangeResult {
-  direction: 'upgrade' | 'downgrade';
-  plan_key: string;
-  /** When the new plan applies: now (an upgrade, prorated) or at the period's end (a downgrade). */
-  effective: 'now' | 'period_end';
-  effective_at: string | null;
-}
+/** When the new plan applies: now (an upgrade, prorated) or at the period's end (a downgrade). */
+export type ChangeResult = PlanChangeResponse;
 
 /**
  * Moves the user's subscription to another plan. An upgrade replaces the items at once: the metered item keeps
@@ -142,7 +134,7 @@ export interface PlanPrices {
  * (Stripe bills the usage so far at the old price), the fee item is replaced, added or removed.
  */
 export async function moveSubscription(stripe: Stripe, subscription: Stripe.Subscription, to: PlanPrices, idempotencyKey: string): Promise<Stripe.Subscription> {
-  if (!to.stripe_usage_price_id) throw new HttpError(503, 'plan_not_synced', `plan ${to.key} is not in Stripe yet (./launch.sh stripe-sync)`);
+  if (!to.stripe_usage_price_id) throw new PaymentError('plan_not_synced', `plan ${to.key} is not in Stripe yet (./launch.sh stripe-sync)`);
   const items: Stripe.SubscriptionUpdateParams.Item[] = [];
   for (const item of subscription.items.data) {
     if (item.price.recurring?.usage_type === 'metered') {
@@ -162,7 +154,7 @@ export async function moveSubscription(stripe: Stripe, subscription: Stripe.Subs
 }
 
 /** Cancels at the period's end; customer.subscription.deleted ends the plan when Stripe does. */
-export async function cancelPlan(deps: SubscriptionDeps, request: { userId: string }): Promise<{ cancel_at_period_end: true; ends_at: string | null }> {
+export async function cancelPlan(deps: SubscriptionDeps, request: { userId: string }): Promise<PlanCancelResponse> {
   const { stripe, subscription, plan } = await subscriptionOf(deps, request.userId);
   try {
     await stripe.subscriptions.update(subscription.id, { cancel_at_period_end: true },
@@ -174,10 +166,10 @@ export async function cancelPlan(deps: SubscriptionDeps, request: { userId: stri
 }
 
 /** A billing portal session for the user's customer: change card, see invoices, cancel. */
-export async function openBillingPortal(deps: SubscriptionDeps, request: { userId: string; returnUrl: string }): Promise<{ url: string }> {
+export async function openBillingPortal(deps: SubscriptionDeps, request: { userId: string; returnUrl: string }): Promise<BillingPortalResponse> {
   const stripe = requireStripe(deps.stripe);
   const customer = await deps.store.getStripeCustomer(request.userId);
-  if (!customer) throw new HttpError(409, 'no_billing_account', 'you have no billing account yet; subscribe to a plan first');
+  if (!customer) throw new PaymentError('no_billing_account', 'you have no billing account yet; subscribe to a plan first');
   try {
     const session = await stripe.billingPortal.sessions.create({ customer, return_url: request.returnUrl });
     return { url: session.url };

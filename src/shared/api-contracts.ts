@@ -200,7 +200,7 @@ export const CheckoutPurchaseResponse = z.discriminatedUnion('found', [
 ]);
 export type CheckoutPurchaseResponse = z.infer<typeof CheckoutPurchaseResponse>;
 
-/** GET /api/usage/current, GET /api/usage/history?month=: seed 003's month of usage. */
+/** GET /api/usage/current, GET /api/usage/history?month=: seed 003's month of usage (both answers grow it). */
 export const MonthlyUsageResponse = z.object({
   month: z.string(),
   total_calls: count,
@@ -210,6 +210,202 @@ export const MonthlyUsageResponse = z.object({
   total_cost_cents: z.number(),
 });
 export type MonthlyUsageResponse = z.infer<typeof MonthlyUsageResponse>;
+
+// Plans (docs/plans.md). Amounts are integer cents except *_exact_* and cents_per_*: exact decimals of a cent
+// (at most 4 places) that are shown, never charged as such; an invoice line is rounded once, by the server.
+const cents = z.number().int();
+const decimalCents = z.number();
+const currency = z.string().regex(/^[a-z]{3}$/);
+
+export const PlanKind = z.enum(['prepaid', 'payg', 'tiered', 'subscription']);
+export type PlanKind = z.infer<typeof PlanKind>;
+export const UserPlanStatus = z.enum(['pending', 'active', 'suspended', 'ended']);
+export const InvoiceStatus = z.enum(['draft', 'open', 'paid', 'uncollectible', 'void']);
+
+/** A plan as callers compare them: rates per minute and per hour, included minutes, a prepaid plan's packs. */
+export const PlanView = z.object({
+  plan_id: z.string(),
+  key: z.string(),
+  version: count,
+  kind: PlanKind,
+  name: z.string(),
+  description: z.string(),
+  currency,
+  status: z.enum(['active', 'retired']),
+  sort_order: count,
+  monthly_fee_cents: cents,
+  included_seconds: seconds,
+  included_minutes: minutes,
+  default_cap_cents: cents.nullable(),
+  max_cap_cents: cents.nullable(),
+  /** Graduated over the period's billable seconds (after the included ones); the last has no end. */
+  tiers: z.array(z.object({
+    position: count,
+    up_to_seconds: seconds.nullable(),
+    up_to_minutes: minutes.nullable(),
+    cents_per_minute: decimalCents,
+    cents_per_hour: decimalCents,
+  })),
+  /** A prepaid plan's packs, each with its price per hour; null for a postpaid plan. */
+  packs: z.array(z.object({
+    package_id: z.string(), name: z.string(), price_cents: cents, currency, total_seconds: seconds, cents_per_hour: decimalCents,
+  })).nullable(),
+  /** What makes the plans comparable: an hour at the (first) rate, an hour of the fee's included time, the cheapest pack's hour. */
+  price_per_hour: z.object({
+    rate_cents_per_hour: decimalCents.nullable(),
+    included_cents_per_hour: decimalCents.nullable(),
+    cheapest_pack_cents_per_hour: decimalCents.nullable(),
+  }),
+  created_at: timestamp,
+  retired_at: timestamp.nullable(),
+});
+export type PlanView = z.infer<typeof PlanView>;
+
+/** GET /api/plans: the offer, for anyone. */
+export const PlansResponse = z.object({ plans: z.array(PlanView) });
+export type PlansResponse = z.infer<typeof PlansResponse>;
+
+/** One line of the period's invoice: usage per plan version (rounded once), or the subscription's fee. */
+export const InvoiceLineView = z.object({
+  kind: z.enum(['usage', 'fee']),
+  plan_key: z.string(),
+  plan_version: count,
+  currency,
+  included_seconds: seconds.optional(),
+  rated_seconds: seconds.optional(),
+  amount_exact: decimalCents.optional(),
+  amount_cents: cents,
+});
+export type InvoiceLineView = z.infer<typeof InvoiceLineView>;
+
+/**
+ * GET /api/usage/current, PUT /api/usage/cap: this period in the plan's terms. A prepaid caller (billing
+ * 'prepaid') has no cap (the cap fields are null) and pays with cards only.
+ */
+export const UsageCurrentResponse = MonthlyUsageResponse.extend({
+  billing: z.enum(['prepaid', 'postpaid']),
+  plan: PlanView.nullable(),
+  status: z.enum(['pending', 'active', 'suspended']),
+  suspended_reason: z.string().nullable(),
+  hosted_invoice_url: z.string().nullable(),
+  cancel_at_period_end: z.boolean(),
+  period_start: timestamp,
+  period_end: timestamp,
+  card_seconds: seconds,
+  included_seconds: seconds,
+  included_seconds_used: seconds,
+  included_seconds_left: seconds,
+  included_minutes_left: count,
+  rated_seconds: seconds,
+  currency,
+  usage_exact_cents: decimalCents,
+  /** The usage lines, each rounded once, summed. */
+  usage_cents: cents,
+  fee_cents: cents,
+  /** What the invoice will say so far: usage_cents + fee_cents. */
+  plan_cost_cents: cents,
+  prepaid_cost_cents: decimalCents,
+  lines: z.array(InvoiceLineView),
+  cap_cents: cents.nullable(),
+  cap_used_cents: cents.nullable(),
+  cap_left_cents: cents.nullable(),
+  max_cap_cents: cents.nullable(),
+  balance_seconds: seconds,
+  balance_minutes: count,
+});
+export type UsageCurrentResponse = z.infer<typeof UsageCurrentResponse>;
+
+/** GET /api/usage/history?month=YYYY-MM: the month, its subscription fees and its days. */
+export const UsageHistoryResponse = MonthlyUsageResponse.extend({
+  card_seconds: seconds,
+  usage_exact_cents: decimalCents,
+  usage_cents: cents,
+  fee_cents: cents,
+  fees: z.array(z.object({ plan_key: z.string(), plan_version: count, period_start: timestamp, currency, amount_cents: cents })),
+  plan_cost_cents: cents,
+  prepaid_cost_cents: decimalCents,
+  days: z.array(z.object({
+    date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+    calls: count,
+    seconds: seconds,
+    minutes: minutes,
+    included_seconds: seconds,
+    rated_seconds: seconds,
+    usage_exact_cents: decimalCents,
+  })),
+});
+export type UsageHistoryResponse = z.infer<typeof UsageHistoryResponse>;
+
+/** The caller's postpaid plan (one Stripe subscription). */
+export const UserPlanView = z.object({
+  user_plan_id: z.string(),
+  plan_key: z.string(),
+  plan_version: count,
+  plan_kind: PlanKind,
+  plan_name: z.string(),
+  status: UserPlanStatus,
+  current_period_start: timestamp.nullable(),
+  current_period_end: timestamp.nullable(),
+  cancel_at_period_end: z.boolean(),
+  /** A downgrade waiting for the period's end. */
+  scheduled_plan_key: z.string().nullable(),
+  spending_cap_cents: cents,
+  suspended_reason: z.string().nullable(),
+  suspended_invoice_id: z.string().nullable(),
+  suspended_invoice_url: z.string().nullable(),
+  ended_at: timestamp.nullable(),
+});
+export type UserPlanView = z.infer<typeof UserPlanView>;
+
+/** A Stripe invoice of the caller, with Stripe's hosted page (null until Stripe finalizes it). */
+export const InvoiceView = z.object({
+  invoice_id: z.string(),
+  status: InvoiceStatus,
+  payment_failed: z.boolean(),
+  currency,
+  total_cents: cents,
+  amount_due_cents: cents,
+  amount_paid_cents: cents,
+  hosted_invoice_url: z.string().nullable(),
+  period_start: timestamp.nullable(),
+  period_end: timestamp.nullable(),
+  created_at: timestamp,
+});
+export type InvoiceView = z.infer<typeof InvoiceView>;
+
+/** GET /api/plans/current: null plan for a prepaid caller. */
+export const CurrentPlanResponse = z.object({ plan: UserPlanView.nullable(), invoices: z.array(InvoiceView) });
+export type CurrentPlanResponse = z.infer<typeof CurrentPlanResponse>;
+
+/** GET /api/invoices?limit=: newest first. */
+export const InvoicesResponse = z.object({ invoices: z.array(InvoiceView) });
+export type InvoicesResponse = z.infer<typeof InvoicesResponse>;
+
+/** POST /api/plans/:key/subscribe: Stripe Checkout in subscription mode; the plan is pending until Stripe confirms. */
+export const PlanCheckoutResponse = z.object({
+  checkout_url: z.string(),
+  checkout_session_id: z.string(),
+  plan_key: z.string(),
+  user_plan_id: z.string(),
+});
+export type PlanCheckoutResponse = z.infer<typeof PlanCheckoutResponse>;
+
+/** POST /api/plans/:key/change: an upgrade applies now (prorated), a downgrade at the period's end. */
+export const PlanChangeResponse = z.object({
+  direction: z.enum(['upgrade', 'downgrade']),
+  plan_key: z.string(),
+  effective: z.enum(['now', 'period_end']),
+  effective_at: timestamp.nullable(),
+});
+export type PlanChangeResponse = z.infer<typeof PlanChangeResponse>;
+
+/** POST /api/plans/cancel: at the period's end, which Stripe confirms with its own event. */
+export const PlanCancelResponse = z.object({ cancel_at_period_end: z.literal(true), ends_at: timestamp.nullable() });
+export type PlanCancelResponse = z.infer<typeof PlanCancelResponse>;
+
+/** POST /api/billing/portal: Stripe's customer portal (change card, invoices, cancel). */
+export const BillingPortalResponse = z.object({ url: z.string() });
+export type BillingPortalResponse = z.infer<typeof BillingPortalResponse>;
 
 /** Seed 003's call (agent_name, call_from, call_to, duration, cost, start, end, status) with the app's fields. */
 export const CallView = z.object({

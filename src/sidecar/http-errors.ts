@@ -58,6 +58,10 @@ const PAYMENT_STATUS: Record<PaymentErrorCode, number> = {
   refund_too_large: 409,
   exceeds_unused_time: 409,
   refund_rejected: 409,
+  unknown_plan: 404,
+  plan_not_synced: 503,
+  plan_conflict: 409,
+  no_billing_account: 409,
 };
 
 /** A 400 for input that holds text PostgreSQL cannot store, before any of it reaches SQL. */

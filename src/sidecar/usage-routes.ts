@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Plan, UsageCurrent, UsageHistory } from '../billing/plan-types.ts';
+import type * as Api from '../shared/api-contracts.ts';
 import { minutes, type RouteDeps } from './client-routes.ts';
 
 const NoQuery = z.strictObject({});
@@ -19,8 +20,13 @@ const major = (cents: number, decimals: number) => Math.round((cents / 100) * 10
 const hundredths = (cents: number) => Math.round(cents * 100) / 100;
 
 /** A plan as callers compare them: rates per minute and per hour, included minutes, packs per hour. */
-export function planView(plan: Plan, options: { admin?: boolean } = {}) {
-  return {
+/** The Stripe ids an administrator sees beside a plan. */
+type AdminPlanFields = Pick<Plan, 'stripe_product_id' | 'stripe_fee_price_id' | 'stripe_usage_price_id'>;
+
+export function planView(plan: Plan): Api.PlanView;
+export function planView(plan: Plan, options: { admin: true }): Api.PlanView & AdminPlanFields;
+export function planView(plan: Plan, options: { admin?: boolean } = {}): Api.PlanView | (Api.PlanView & AdminPlanFields) {
+  const view: Api.PlanView = {
     plan_id: plan.plan_id,
     key: plan.key,
     version: plan.version,
@@ -46,16 +52,18 @@ export function planView(plan: Plan, options: { admin?: boolean } = {}) {
     price_per_hour: plan.price_per_hour,
     created_at: plan.created_at.toISOString(),
     retired_at: plan.retired_at?.toISOString() ?? null,
-    ...(options.admin && {
-      stripe_product_id: plan.stripe_product_id,
-      stripe_fee_price_id: plan.stripe_fee_price_id,
-      stripe_usage_price_id: plan.stripe_usage_price_id,
-    }),
+  };
+  if (!options.admin) return view;
+  return {
+    ...view,
+    stripe_product_id: plan.stripe_product_id,
+    stripe_fee_price_id: plan.stripe_fee_price_id,
+    stripe_usage_price_id: plan.stripe_usage_price_id,
   };
 }
 
 /** Seed 003's current month, in the plan's terms. */
-export function usageCurrentView(usage: UsageCurrent) {
+export function usageCurrentView(usage: UsageCurrent): Api.UsageCurrentResponse {
   return {
     month: usage.month,
     total_calls: usage.total_calls,
@@ -94,7 +102,7 @@ export function usageCurrentView(usage: UsageCurrent) {
 }
 
 /** Seed 003's month, in the plan's terms, with its days. */
-export function usageHistoryView(usage: UsageHistory) {
+export function usageHistoryView(usage: UsageHistory): Api.UsageHistoryResponse {
   return {
     month: usage.month,
     total_calls: usage.total_calls,
@@ -117,24 +125,24 @@ export function registerUsageRoutes(app: FastifyInstance, deps: RouteDeps): void
   const { store, principal, input } = deps;
 
   // The offer, for anyone (the plan picker): no token needed.
-  app.get('/api/plans', async (request) => {
+  app.get('/api/plans', async (request): Promise<Api.PlansResponse> => {
     input(NoQuery, request.query);
     return { plans: (await store.listPlans()).plans.map((p) => planView(p)) };
   });
 
-  app.get('/api/usage/current', async (request) => {
+  app.get('/api/usage/current', async (request): Promise<Api.UsageCurrentResponse> => {
     const who = await principal(request);
     input(NoQuery, request.query);
     return usageCurrentView(await store.getUsageCurrent(who.userId));
   });
 
-  app.get('/api/usage/history', async (request) => {
+  app.get('/api/usage/history', async (request): Promise<Api.UsageHistoryResponse> => {
     const who = await principal(request);
     const { month } = input(MonthQuery, request.query);
     return usageHistoryView(await store.getUsageHistory({ userId: who.userId, month }));
   });
 
-  app.put('/api/usage/cap', async (request) => {
+  app.put('/api/usage/cap', async (request): Promise<Api.UsageCurrentResponse> => {
     const who = await principal(request);
     const body = input(CapBody, request.body);
     const usage = await store.setSpendingCap({ userId: who.userId, capCents: body.cap_cents });

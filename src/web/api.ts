@@ -15,6 +15,7 @@ export interface ApiClient {
   get<S extends z.ZodType>(path: string, schema: S): Promise<z.output<S>>;
   post<S extends z.ZodType>(path: string, body: unknown, schema: S, headers?: Record<string, string>): Promise<z.output<S>>;
   patch<S extends z.ZodType>(path: string, body: unknown, schema: S): Promise<z.output<S>>;
+  put<S extends z.ZodType>(path: string, body: unknown, schema: S): Promise<z.output<S>>;
   delete<S extends z.ZodType>(path: string, schema: S): Promise<z.output<S>>;
 }
 
@@ -59,6 +60,7 @@ export function createApi(getToken: () => string | null, fetchImpl: typeof fetch
     get: (path, schema) => send('GET', path, undefined, schema),
     post: (path, body, schema, headers) => send('POST', path, body, schema, headers),
     patch: (path, body, schema) => send('PATCH', path, body, schema),
+    put: (path, body, schema) => send('PUT', path, body, schema),
     delete: (path, schema) => send('DELETE', path, undefined, schema),
   };
 }

@@ -24,6 +24,21 @@ export function formatMoney(cents: number, currency = 'usd'): string {
   return new Intl.NumberFormat(undefined, { style: 'currency', currency: currency.toUpperCase() }).format(cents / 100);
 }
 
+/**
+ * Exact cents (a call's or an invoice line's unrounded amount) in major units to 4 decimals, as docs/plans.md
+ * shows them: 33.3333 → "$0.3333". Never what is charged: the server rounds each line once.
+ */
+export function formatExactMoney(cents: number, currency = 'usd'): string {
+  return new Intl.NumberFormat(undefined, {
+    style: 'currency', currency: currency.toUpperCase(), minimumFractionDigits: 4, maximumFractionDigits: 4,
+  }).format(cents / 100);
+}
+
+/** A price per hour that may carry fractions of a cent (a rate of 0.06 c/s is 360 c/h; 3.3 c/min is 198 c/h). */
+export function formatPerHour(cents: number, currency = 'usd'): string {
+  return `${formatMoney(Math.round(cents), currency)} per hour`;
+}
+
 export function formatDate(iso: string | null | undefined): string {
   if (!iso) return '—';
   return new Date(iso).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });

@@ -1,6 +1,7 @@
 // Test-only build of the caller page (never part of dist/web): the real app, sidecar and CallerApp, with the
 // one thing that needs a LiveKit server, the call room, replaced through CallRoomContext by a fake that the
 // browser test drives with page.evaluate(() => window.talkHarness...).
+import '../../src/web/zod-config.ts'; // first, like main.tsx: zod must not probe eval under the CSP
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import type { AppConfig } from '../../src/web/app-config.ts';

@@ -5,6 +5,7 @@ import { formatDate, formatDuration } from '../format.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
 import { usePackageName } from './pricing-context.tsx';
 import { useBalance, type BalanceView } from './balance-context.tsx';
+import { usePlan } from './plan-context.tsx';
 
 /** Under this, the page warns: about one more conversation. */
 const LOW_BALANCE_SECONDS = 30 * 60;
@@ -30,6 +31,12 @@ export function BalancePanel() {
 
 function BalanceDetails({ balance }: { balance: BalanceView }) {
   const packageName = usePackageName();
+  // A postpaid plan that pays (active) has no use for the prepaid warnings: cards only come first.
+  const usage = usePlan().usage.data;
+  const paysOnPlan = usage?.billing === 'postpaid' && usage.status === 'active';
+  if (balance.total_seconds <= 0 && paysOnPlan) {
+    return <p className="muted">No prepaid time cards. Your calls are billed on <a href="#period">your plan</a>; time cards you buy or redeem are used first.</p>;
+  }
   if (balance.total_seconds <= 0) {
     return (
       <div className="banner-warn" role="status">
@@ -40,7 +47,7 @@ function BalanceDetails({ balance }: { balance: BalanceView }) {
   }
   return (
     <>
-      {balance.total_seconds < LOW_BALANCE_SECONDS && (
+      {balance.total_seconds < LOW_BALANCE_SECONDS && !paysOnPlan && (
         <p className="banner-warn" role="status">
           Less than 30 minutes left. <a href="#buy">Buy more time</a> or <a href="#redeem">redeem a code</a> so a
           call is not cut short.

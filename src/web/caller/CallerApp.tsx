@@ -1,9 +1,13 @@
-// The caller's page (/): balance, talk, buy, redeem, gifts, history. Back from Stripe Checkout,
+// The caller's page (/): balance, this period on a postpaid plan, talk, the plans, buy, redeem, invoices,
+// gifts, history. Back from Stripe Checkout,
 // /purchase/success shows the purchase landing first.
 import { useCallback, useState } from 'react';
 import { useAuth } from '../auth.tsx';
 import { BalanceProvider } from './balance-context.tsx';
 import { PricingProvider } from './pricing-context.tsx';
+import { PlanProvider } from './plan-context.tsx';
+import { PlansPanel } from './PlansPanel.tsx';
+import { InvoicesPanel, PeriodPanel } from './PeriodPanel.tsx';
 import { BalancePanel } from './BalancePanel.tsx';
 import { BuyPanel } from './BuyPanel.tsx';
 import { RedeemPanel } from './RedeemPanel.tsx';
@@ -22,19 +26,24 @@ export function CallerApp() {
   return (
     <BalanceProvider>
       <PricingProvider>
+      <PlanProvider refreshKey={changes}>
       <main>
         <h1>Your MindBot time</h1>
         <p className="muted">Signed in as <span className="code">{session?.email ?? session?.userId}</span></p>
         {returning && <PurchaseReturn onLanded={changed} />}
         <BalancePanel />
+        <PeriodPanel />
         <TalkPanel onCallEnded={changed} />
+        <PlansPanel />
         <div className="grid">
           <BuyPanel />
           <RedeemPanel />
         </div>
+        <InvoicesPanel refreshKey={changes} />
         <GiftsPanel refreshKey={changes} />
         <HistoryPanel refreshKey={changes} />
       </main>
+      </PlanProvider>
       </PricingProvider>
     </BalanceProvider>
   );

@@ -1,12 +1,13 @@
 // What happened on the account: this month's usage, talk time by month, past calls, payments and refunds.
 // Each list is its own request with its own loading and error state, so one failing leaves the others.
 import { useApi, useAuth } from '../auth.tsx';
-import { formatDate, formatDateTime, formatDuration, formatMoney } from '../format.ts';
+import { formatDate, formatDateTime, formatDuration, formatExactMoney, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
 import { Loaded, Section, TableScroll } from '../ui.tsx';
 import { usePackageName } from './pricing-context.tsx';
+import { usePlan } from './plan-context.tsx';
 import { monthLabel, UsageChart } from './UsageChart.tsx';
-import { AnalyticsResponse, MonthlyUsageResponse, PaymentsResponse, SessionsResponse } from '../../shared/api-contracts.ts';
+import { AnalyticsResponse, MonthlyUsageResponse, PaymentsResponse, SessionsResponse, UsageCallsResponse } from '../../shared/api-contracts.ts';
 
 const CHART_MONTHS = 6;
 
@@ -64,6 +65,45 @@ function ByMonth({ refreshKey }: { refreshKey: number }) {
 }
 
 function Calls({ refreshKey }: { refreshKey: number }) {
+  const usage = usePlan().usage.data;
+  return usage?.billing === 'postpaid'
+    ? <PlanCalls refreshKey={refreshKey} currency={usage.currency} />
+    : <CardCalls refreshKey={refreshKey} />;
+}
+
+/** On a postpaid plan each call has a cost: the exact sum of its charges, to 4 decimals (docs/plans.md). */
+function PlanCalls({ refreshKey, currency }: { refreshKey: number; currency: string }) {
+  const api = useApi();
+  const calls = useRequest(() => api.get('/api/usage/calls?limit=20', UsageCallsResponse), [refreshKey]);
+  return (
+    <>
+      <h3>Calls</h3>
+      <Loaded request={calls} label="Loading your calls…">
+        {({ calls: list }) => list.length === 0 ? <p className="muted">No calls yet.</p> : (
+          <TableScroll label="Your most recent calls">
+            <table>
+              <caption className="visually-hidden">Your most recent calls</caption>
+              <thead><tr><th scope="col">Started</th><th scope="col">Agent</th><th scope="col" className="num">Length</th><th scope="col" className="num">Cost</th><th scope="col">Status</th></tr></thead>
+              <tbody>
+                {list.map((c) => (
+                  <tr key={c.id}>
+                    <td>{formatDateTime(c.started_at)}</td>
+                    <td>{c.agent_name}{c.call_from && <span className="muted"> · from {c.call_from}</span>}</td>
+                    <td className="num">{c.duration_seconds === null ? '—' : formatDuration(c.duration_seconds)}</td>
+                    <td className="num">{formatExactMoney(c.cost_cents, currency)}</td>
+                    <td>{CALL_STATUS[c.status] ?? c.status}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableScroll>
+        )}
+      </Loaded>
+    </>
+  );
+}
+
+function CardCalls({ refreshKey }: { refreshKey: number }) {
   const api = useApi();
   const calls = useRequest(() => api.get('/time/sessions?limit=20', SessionsResponse), [refreshKey]);
   return (

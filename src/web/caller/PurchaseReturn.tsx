@@ -7,6 +7,7 @@ import { formatDate, formatDuration, formatMoney } from '../format.ts';
 import { ErrorMessage, Section } from '../ui.tsx';
 import { useBalance } from './balance-context.tsx';
 import { CopyCode } from './CopyCode.tsx';
+import { isPlanCheckout, PlanReturn } from './PlanReturn.tsx';
 import { CheckoutPurchaseResponse } from '../../shared/api-contracts.ts';
 
 const POLL_EVERY_MS = 2_000;
@@ -37,6 +38,7 @@ export function PurchaseReturn({ onLanded }: { onLanded?: () => void }) {
       </Section>
     );
   }
+  if (isPlanCheckout(sessionId)) return <PlanReturn />;
   return <CheckoutLanding sessionId={sessionId} onLanded={onLanded} />;
 }
 
