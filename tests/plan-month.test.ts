@@ -424,6 +424,25 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
       [['usage', 'payg', 150], ['usage', 'pro_monthly', 0], ['fee', 'pro_monthly', fee]]);
     assert.equal(month.closing.total, 150 + fee + 4900);
     assert.equal(month.nextFee, 4900);
+
+    // Back down to pay as you go: due at the period end. Stripe renews on the subscription (its fee in advance),
+    // then the renewal's event makes the downgrade, which credits that fee in full: the period has no fee.
+    await to(billing.now() + 2 * DAY);
+    const down = await api('POST', '/api/plans/payg/change', caller, {});
+    assert.equal(down.status, 200, JSON.stringify(down.body));
+    assert.equal(down.body.effective, 'period_end');
+    await call(caller, 1100 * MIN);                       // 1,000 included, 100 at 5 cents
+    const month2 = await closePeriod(caller, customerId, subscriptionId);
+    assert.deepEqual(month2.said.lines.map((l) => [l.kind, l.plan_key, l.amount_cents]), [['usage', 'pro_monthly', 500], ['fee', 'pro_monthly', 4900]]);
+    outcomes(await billing.deliver());
+    const downgraded = await userPlan(caller);
+    assert.equal(downgraded.plan_key, 'payg');
+    await to(billing.now() + DAY);
+    await call(caller, 12 * MIN);
+    const month3 = await closePeriod(caller, customerId, subscriptionId);
+    assert.deepEqual(month3.said.lines.map((l) => [l.kind, l.plan_key, l.amount_cents]), [['usage', 'payg', 60]]);
+    assert.equal(month3.said.plan_cost_cents, 60);
+    assert.deepEqual(month3.closing.lines.data.filter((l) => l.amount !== 0).map((l) => l.amount).sort((a, b) => a - b), [-4900, 60]);
     await assertBooks();
   });
 
