@@ -293,24 +293,32 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
     const second = await call(caller, 40 * MIN);
     assert.equal(second.ended.plan?.period_usage_cents, 3080);
 
-    // Stripe's webhooks are late: the period ends at Stripe, our row still says the old period.
+    // A call runs across the period's end, and Stripe's webhooks are late: our row still says the old period.
     billing.setWebhookEndpoint(null);
     try {
+      await to(end - 5 * MIN);
+      calls += 1;
+      const spanning = await store().startSession({ userId: caller, externalKey: `month:${caller}:spanning`, roomName: 'room-spanning' });
       await to(end - MIN);
+      await store().meterSession(spanning.session_id);            // 4 increments begun: 240 s, before the end
       await deliverMeterEvents();
       const said = await usage(caller);
-      assert.equal(said.plan_cost_cents, 3080);
-      assert.deepEqual(said.lines.map((l) => [l.kind, l.plan_key, l.amount_cents, l.rated_seconds]), [['usage', 'tiered', 3080, 520 * MIN]]);
+      // 500 minutes at 6 cents, 24 at 4 cents.
+      assert.equal(said.plan_cost_cents, 3000 + 96);
+      assert.deepEqual(said.lines.map((l) => [l.kind, l.plan_key, l.amount_cents, l.rated_seconds]), [['usage', 'tiered', 3096, 524 * MIN]]);
       await to(end + 10 * MIN);
       assert.equal((await userPlan(caller)).current_period_end.getTime() / 1000, end, 'the period has not moved on our side yet');
-      const late = await call(caller, 5 * MIN);
-      // Charged in the period that contains it, which starts where the old one ended (its end not known yet).
-      assert.equal(new Date(late.ended.plan!.period_start!).getTime() / 1000, end);
-      assert.equal(late.ended.plan?.period_end, null);
-      assert.equal(late.ended.plan?.period_usage_cents, 30);
-      const { rows } = await db.sql.query<{ period_start: Date }>(
-        'select distinct period_start from public.usage_charges where session_id = $1', [late.started.session_id]);
-      assert.deepEqual(rows.map((r) => r.period_start.getTime() / 1000), [end]);
+      const ended = await store().endSession({ sessionId: spanning.session_id, reason: 'caller_left' });
+      // The rest (660 s) is charged after the end: in the period that contains it, which starts where the old one
+      // ended (its end not known yet), from the first tier again.
+      assert.equal(ended.billed_seconds, 15 * MIN);
+      assert.equal(new Date(ended.plan!.period_start!).getTime() / 1000, end);
+      assert.equal(ended.plan?.period_end, null);
+      assert.equal(ended.plan?.period_usage_cents, 66);
+      const { rows } = await db.sql.query<{ period_start: Date; seconds: number }>(
+        `select period_start, included_seconds + rated_seconds as seconds from public.usage_charges where session_id = $1 order by id`,
+        [spanning.session_id]);
+      assert.deepEqual(rows.map((r) => [r.period_start.getTime() / 1000, r.seconds]), [[start, 60], [start, 180], [end, 660]]);
       await deliverMeterEvents();
       await to(end + HOUR + MIN);
     } finally {
@@ -320,17 +328,17 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
     const closing = (await stripe.invoices.list({ customer: customerId, limit: 100 })).data.find((i) => i.period_end === end)!;
     assert.ok(closing);
     assert.equal(closing.status, 'paid');
-    assert.equal(closing.total, 3080, 'the late call is not on the closed period\'s invoice');
+    assert.equal(closing.total, 3096, 'what was charged after the end is not on the closed period\'s invoice');
     const moved = await usage(caller);
     assert.equal(new Date(moved.period_start).getTime() / 1000, end);
-    assert.equal(moved.plan_cost_cents, 30);
+    assert.equal(moved.plan_cost_cents, 66);
 
-    // The next month: the late call and one more, crossing nothing.
+    // The next month: the call's last 11 minutes and one more call of 10, at the first tier again.
     await to(end + 3 * DAY);
     await call(caller, 10 * MIN);
     const month2 = await closePeriod(caller, customerId, subscriptionId);
-    assert.equal(month2.said.plan_cost_cents, 15 * 6);
-    assert.equal(month2.closing.total, 90);
+    assert.equal(month2.said.plan_cost_cents, 21 * 6);
+    assert.equal(month2.closing.total, 126);
     await assertBooks();
   });
 
