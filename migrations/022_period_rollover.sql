@@ -115,3 +115,85 @@ $$;
 revoke all on public.user_plan_changes from public, anon, authenticated, service_role;
 -- Written only by the trigger above (as the owner of user_plans' changes: the subscription webhook functions).
 grant select on public.user_plan_changes to service_role;
+
+-- 018's usage of this period, for the period that contains now (as 017 charges): from the row's period end on,
+-- before customer.subscription.updated moves it, the next period (period_end null until Stripe says it); once a
+-- subscription cancelled at the period end has reached it, the user is prepaid.
+create or replace function public.get_usage_current(p_user_id uuid, p_now timestamptz default null)
+  returns jsonb language plpgsql stable security definer set search_path = ''
+as $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.now());
+  v_user_plan public.user_plans;
+  v_plan public.plans;
+  v_start timestamptz;
+  v_end timestamptz;
+  v_postpaid boolean;
+  v_lines jsonb := null;
+  v_calls jsonb;
+  v_plan_cost bigint := 0;
+  v_usage bigint := 0;
+begin
+  perform billing_private.require_user(p_user_id);
+  select * into v_user_plan from public.user_plans u where u.user_id = p_user_id and u.status <> 'ended';
+  if found and v_user_plan.cancel_at_period_end and v_now >= v_user_plan.current_period_end then
+    -- Stripe ended the subscription at the period end (its webhook has not landed yet): cards only, as 017 charges.
+    v_user_plan := null;
+  end if;
+  v_postpaid := v_user_plan.id is not null and v_user_plan.status <> 'pending';
+  if v_user_plan.id is not null then
+    select * into v_plan from public.plans p where p.id = v_user_plan.plan_id;
+  else
+    select * into v_plan from public.plans p where p.kind = 'prepaid' and p.status = 'active' order by p.sort_order, p.key limit 1;
+  end if;
+  if v_postpaid then
+    v_start := v_user_plan.current_period_start;
+    v_end := v_user_plan.current_period_end;
+    if v_now >= v_end then
+      -- The period that contains now, as 017 charges it: the next one, until Stripe's webhook says its end.
+      v_start := v_end;
+      v_end := null;
+    end if;
+    v_lines := billing_private.period_lines(v_user_plan, v_start);
+    v_usage := (v_lines ->> 'usage_cents')::bigint;
+    v_plan_cost := v_usage + (v_lines ->> 'fee_cents')::bigint;
+  else
+    v_start := billing_private.month_start(v_now);
+    v_end := billing_private.plus_utc(v_start, interval '1 month');
+  end if;
+  v_calls := billing_private.window_calls(p_user_id, v_start, coalesce(v_end, 'infinity'::timestamptz));
+  return pg_catalog.jsonb_build_object(
+    'user_id', p_user_id,
+    'billing', case when v_postpaid then 'postpaid' else 'prepaid' end,
+    'plan', case when v_plan.id is null then null else billing_private.plan_offer_json(v_plan) end,
+    'status', case when v_user_plan.id is null then 'active' else v_user_plan.status end,
+    'suspended_reason', v_user_plan.suspended_reason,
+    'hosted_invoice_url', v_user_plan.suspended_invoice_url,
+    'cancel_at_period_end', coalesce(v_user_plan.cancel_at_period_end, false),
+    'month', pg_catalog.to_char(v_start at time zone 'UTC', 'YYYY-MM'),
+    'period_start', v_start,
+    'period_end', v_end,
+    'total_calls', (v_calls ->> 'calls')::bigint,
+    'total_seconds', (v_calls ->> 'seconds')::bigint,
+    'card_seconds', (v_calls ->> 'card_seconds')::bigint,
+    'included_seconds', case when v_postpaid then v_plan.included_seconds else 0 end,
+    'included_seconds_used', coalesce((v_lines ->> 'included_seconds')::bigint, 0),
+    'included_seconds_left', case when v_postpaid
+      then greatest(0, v_plan.included_seconds - (v_lines ->> 'included_seconds')::bigint) else 0 end,
+    'rated_seconds', coalesce((v_lines ->> 'rated_seconds')::bigint, 0),
+    'usage_exact_cents', coalesce((v_lines ->> 'exact_cents')::numeric, 0),
+    'usage_cents', v_usage,
+    'fee_cents', coalesce((v_lines ->> 'fee_cents')::bigint, 0),
+    'plan_cost_cents', v_plan_cost,
+    'prepaid_cost_cents', (v_calls ->> 'prepaid_cost_cents')::numeric,
+    'total_cost_cents', v_plan_cost + (v_calls ->> 'prepaid_cost_cents')::numeric,
+    'currency', coalesce(v_plan.currency, 'usd'),
+    'lines', coalesce(v_lines -> 'lines', '[]'::jsonb),
+    'cap_cents', case when v_postpaid then v_user_plan.spending_cap_cents end,
+    'cap_used_cents', case when v_postpaid then v_usage end,
+    'cap_left_cents', case when v_postpaid then greatest(0, v_user_plan.spending_cap_cents - v_usage) end,
+    'max_cap_cents', case when v_postpaid then v_plan.max_cap_cents end,
+    'balance_seconds', billing_private.spendable_seconds(p_user_id, v_now));
+end
+$$;
+

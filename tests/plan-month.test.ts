@@ -31,7 +31,7 @@ const SENDER: MeterSenderOptions = { batchSize: 100, concurrency: 4, leaseSecond
 interface UsageLine { kind: 'usage' | 'fee'; plan_key: string; plan_version: number; amount_cents: number; rated_seconds?: number; included_seconds?: number }
 interface Usage {
   billing: string; status: string; suspended_reason: string | null; hosted_invoice_url: string | null; cancel_at_period_end: boolean;
-  period_start: string; period_end: string; usage_cents: number; fee_cents: number; plan_cost_cents: number;
+  period_start: string; period_end: string | null; usage_cents: number; fee_cents: number; plan_cost_cents: number;
   lines: UsageLine[]; cap_cents: number | null; cap_used_cents: number | null; cap_left_cents: number | null;
 }
 
@@ -150,7 +150,7 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
     await deliverMeterEvents();
     const said = await usage(userId);
     assert.equal(new Date(said.period_start).getTime() / 1000, start);
-    assert.equal(new Date(said.period_end).getTime() / 1000, end);
+    assert.equal(new Date(said.period_end!).getTime() / 1000, end);
     assert.equal(sum(said.lines.map((l) => l.amount_cents)), said.plan_cost_cents, 'the lines add up to the period cost');
     assert.equal(said.usage_cents + said.fee_cents, said.plan_cost_cents);
     const closed = await billing.closePeriod(subscriptionId);
@@ -319,6 +319,11 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
         `select period_start, included_seconds + rated_seconds as seconds from public.usage_charges where session_id = $1 order by id`,
         [spanning.session_id]);
       assert.deepEqual(rows.map((r) => [r.period_start.getTime() / 1000, r.seconds]), [[start, 60], [start, 180], [end, 660]]);
+      // The usage API shows that period too.
+      const rolled = await usage(caller);
+      assert.equal(new Date(rolled.period_start).getTime() / 1000, end);
+      assert.equal(rolled.period_end, null);
+      assert.equal(rolled.plan_cost_cents, 66);
       await deliverMeterEvents();
       await to(end + HOUR + MIN);
     } finally {
@@ -380,6 +385,7 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
       assert.deepEqual(said.lines.map((l) => [l.kind, l.amount_cents]), [['usage', 0], ['fee', 4900]]);
       await to(periodEnd + MIN);
       await refusedWith(caller, /no conversation time left/);
+      assert.equal((await usage(caller)).billing, 'prepaid', 'past the end of a cancelled subscription, before its webhook');
       billing.setWebhookEndpoint(endpoint());
       const closed = await billing.closePeriod(subscriptionId);
       clock.set(new Date(billing.now() * 1000));
