@@ -68,6 +68,18 @@ begin
 end
 $$;
 
+-- Where a period of a user plan ends: the row's period end for its current period; for an earlier one where the
+-- next period began (the row's, or a later one's charges); null when not known (a period after the row's).
+create function billing_private.period_end_of(p_user_plan public.user_plans, p_period_start timestamptz)
+  returns timestamptz language sql stable
+as $$
+  select case when p_period_start = p_user_plan.current_period_start then p_user_plan.current_period_end
+              when p_period_start < p_user_plan.current_period_start then
+                least(p_user_plan.current_period_start,
+                      (select min(c.period_start) from public.usage_charges c
+                        where c.user_plan_id = p_user_plan.id and c.period_start > p_period_start)) end
+$$;
+
 -- 018's period lines, with the fee line as Stripe bills it (period_fee). The period's end is the user plan's
 -- when it is the current period, else where the next period began.
 create or replace function billing_private.period_lines(p_user_plan public.user_plans, p_period_start timestamptz)
@@ -80,10 +92,7 @@ declare
   v_fee integer;
 begin
   select * into v_plan from public.plans p where p.id = p_user_plan.plan_id;
-  v_end := case when p_period_start = p_user_plan.current_period_start then p_user_plan.current_period_end
-                when p_period_start < p_user_plan.current_period_start then
-                  (select min(c.period_start) from public.usage_charges c
-                    where c.user_plan_id = p_user_plan.id and c.period_start > p_period_start) end;
+  v_end := billing_private.period_end_of(p_user_plan, p_period_start);
   v_fee := billing_private.period_fee(p_user_plan, p_period_start, v_end);
   with usage as (
     select c.plan_id, sum(c.included_seconds)::bigint as included_seconds, sum(c.rated_seconds)::bigint as rated_seconds,
@@ -194,6 +203,91 @@ begin
     'cap_left_cents', case when v_postpaid then greatest(0, v_user_plan.spending_cap_cents - v_usage) end,
     'max_cap_cents', case when v_postpaid then v_plan.max_cap_cents end,
     'balance_seconds', billing_private.spendable_seconds(p_user_id, v_now));
+end
+$$;
+
+
+-- 018's month of usage, with each period's fee as Stripe bills it (period_fee: prorated on a plan change).
+create or replace function public.get_usage_history(p_user_id uuid, p_month text, p_now timestamptz default null)
+  returns jsonb language plpgsql stable security definer set search_path = ''
+as $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.now());
+  v_from timestamptz;
+  v_to timestamptz;
+  v_calls jsonb;
+  v_usage bigint;
+  v_exact numeric;
+  v_fees jsonb;
+  v_fee_cents bigint;
+  v_days jsonb;
+  v_last date;
+begin
+  perform billing_private.require_user(p_user_id);
+  v_from := billing_private.parse_month(p_month);
+  v_to := billing_private.plus_utc(v_from, interval '1 month');
+  v_calls := billing_private.window_calls(p_user_id, v_from, v_to);
+  select coalesce(sum(pg_catalog.round(l.exact)), 0)::bigint, coalesce(sum(l.exact), 0)
+    into v_usage, v_exact
+    from (select sum(c.amount_exact) as exact from public.usage_charges c
+           where c.user_id = p_user_id and c.created_at >= v_from and c.created_at < v_to
+           group by c.user_plan_id, c.period_start, c.plan_id) l;
+  -- A period's fee is charged when the period begins; a period is known by its charges or by being current.
+  with periods as (
+    select distinct c.user_plan_id, c.period_start, c.plan_id from public.usage_charges c
+     where c.user_id = p_user_id and c.period_start >= v_from and c.period_start < v_to
+    union
+    select u.id, u.current_period_start, u.plan_id from public.user_plans u
+     where u.user_id = p_user_id and u.status in ('active', 'suspended')
+       and u.current_period_start >= v_from and u.current_period_start < v_to
+  ), named as (
+    select distinct on (f.user_plan_id, f.period_start) f.user_plan_id, f.period_start, p.key, p.version, p.currency
+      from periods f join public.plans p on p.id = f.plan_id
+     order by f.user_plan_id, f.period_start, p.monthly_fee_cents > 0 desc, p.version desc
+  ), fees as (
+    select n.period_start, n.key, n.version, n.currency,
+           billing_private.period_fee(u, n.period_start, billing_private.period_end_of(u, n.period_start)) as monthly_fee_cents
+      from named n join public.user_plans u on u.id = n.user_plan_id
+  )
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('plan_key', f.key, 'plan_version', f.version,
+           'period_start', f.period_start, 'currency', f.currency, 'amount_cents', f.monthly_fee_cents) order by f.period_start), '[]'::jsonb),
+         coalesce(sum(f.monthly_fee_cents), 0)::bigint
+    into v_fees, v_fee_cents
+    from fees f
+   where f.monthly_fee_cents <> 0;
+  v_last := least((v_to at time zone 'UTC')::date - 1, (v_now at time zone 'UTC')::date);
+  with days as (
+    select g::date as day from pg_catalog.generate_series((v_from at time zone 'UTC')::timestamp, v_last::timestamp, interval '1 day') g
+  )
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'date', pg_catalog.to_char(d.day, 'YYYY-MM-DD'),
+           'calls', (select count(*) from public.voice_sessions s
+                      where s.user_id = p_user_id and (s.started_at at time zone 'UTC')::date = d.day),
+           'seconds', (select coalesce(sum(s.billed_seconds), 0) from public.voice_sessions s
+                        where s.user_id = p_user_id and (s.started_at at time zone 'UTC')::date = d.day),
+           'included_seconds', (select coalesce(sum(c.included_seconds), 0) from public.usage_charges c
+                                 where c.user_id = p_user_id and (c.created_at at time zone 'UTC')::date = d.day),
+           'rated_seconds', (select coalesce(sum(c.rated_seconds), 0) from public.usage_charges c
+                              where c.user_id = p_user_id and (c.created_at at time zone 'UTC')::date = d.day),
+           'usage_exact_cents', (select pg_catalog.round(coalesce(sum(c.amount_exact), 0), 4) from public.usage_charges c
+                                  where c.user_id = p_user_id and (c.created_at at time zone 'UTC')::date = d.day))
+           order by d.day), '[]'::jsonb)
+    into v_days
+    from days d;
+  return pg_catalog.jsonb_build_object(
+    'user_id', p_user_id,
+    'month', pg_catalog.to_char(v_from at time zone 'UTC', 'YYYY-MM'),
+    'total_calls', (v_calls ->> 'calls')::bigint,
+    'total_seconds', (v_calls ->> 'seconds')::bigint,
+    'card_seconds', (v_calls ->> 'card_seconds')::bigint,
+    'usage_exact_cents', pg_catalog.round(v_exact, 4),
+    'usage_cents', v_usage,
+    'fee_cents', v_fee_cents,
+    'fees', v_fees,
+    'plan_cost_cents', v_usage + v_fee_cents,
+    'prepaid_cost_cents', (v_calls ->> 'prepaid_cost_cents')::numeric,
+    'total_cost_cents', v_usage + v_fee_cents + (v_calls ->> 'prepaid_cost_cents')::numeric,
+    'days', v_days);
 end
 $$;
 

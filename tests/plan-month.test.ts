@@ -438,6 +438,13 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
       [['usage', 'payg', 150], ['usage', 'pro_monthly', 0], ['fee', 'pro_monthly', fee]]);
     assert.equal(month.closing.total, 150 + fee + 4900);
     assert.equal(month.nextFee, 4900);
+    // The month's history shows the period's fee as billed, too.
+    const feesOf = async (at: number) => {
+      const history = await api('GET', `/api/usage/history?month=${new Date(at * 1000).toISOString().slice(0, 7)}`, caller);
+      assert.equal(history.status, 200, JSON.stringify(history.body));
+      return (history.body.fees as { plan_key: string; amount_cents: number }[]).map((f) => [f.plan_key, f.amount_cents]);
+    };
+    assert.deepEqual(await feesOf(start), [['pro_monthly', fee]]);
 
     // Back down to pay as you go: due at the period end. Stripe renews on the subscription (its fee in advance),
     // then the renewal's event makes the downgrade, which credits that fee in full: the period has no fee.
@@ -456,6 +463,8 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
     const month3 = await closePeriod(caller, customerId, subscriptionId);
     assert.deepEqual(month3.said.lines.map((l) => [l.kind, l.plan_key, l.amount_cents]), [['usage', 'payg', 60]]);
     assert.equal(month3.said.plan_cost_cents, 60);
+    assert.deepEqual(await feesOf(end), [['pro_monthly', 4900]]);
+    assert.deepEqual(await feesOf(month3.row.current_period_start.getTime() / 1000), []);
     assert.deepEqual(month3.closing.lines.data.filter((l) => l.amount !== 0).map((l) => l.amount).sort((a, b) => a - b), [-4900, 60]);
     await assertBooks();
   });
