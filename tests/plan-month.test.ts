@@ -129,11 +129,13 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
 
   const invoice = async (id: string) => (await stripe.invoices.retrieve(id)) as unknown as BillingInvoice;
   /** Every invoice line Stripe billed the customer for time inside [start, end): usage in arrears, fees in advance, prorations. */
-  async function billedFor(customerId: string, start: number, end: number): Promise<{ amount: number; description: string | null }[]> {
+  async function billedFor(customerId: string, start: number, end: number): Promise<{ amount: number; description: string | null; usage: boolean }[]> {
     const all = (await stripe.invoices.list({ customer: customerId, limit: 100 })).data;
+    const { rows } = await db.sql.query<{ id: string }>('select stripe_usage_price_id as id from public.plans where stripe_usage_price_id is not null');
+    const usagePrices = new Set(rows.map((r) => r.id));
     return all.flatMap((i) => i.lines.data)
       .filter((l) => l.period.start >= start && l.period.end <= end && l.period.end > l.period.start)
-      .map((l) => ({ amount: l.amount, description: l.description }));
+      .map((l) => ({ amount: l.amount, description: l.description, usage: usagePrices.has(l.pricing?.price_details?.price as string) }));
   }
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
@@ -161,8 +163,12 @@ for (const [engine, createDatabase] of ENGINES) describe(`a month of each postpa
     assert.equal(closing.period_end, end);
     const lines = await billedFor(customerId, start, end);
     assert.equal(sum(lines.map((l) => l.amount)), said.plan_cost_cents, `Stripe billed for the period ${JSON.stringify(lines)}; we said ${JSON.stringify(said.lines)}`);
+    // Usage lines (metered, and usage billed at an old price on a change) are our usage lines; the rest the fee.
+    assert.equal(sum(lines.filter((l) => l.usage).map((l) => l.amount)), said.usage_cents);
+    assert.equal(sum(lines.filter((l) => !l.usage).map((l) => l.amount)), said.fee_cents);
     // The closing invoice is the period's usage (and prorations) and the next period's fee in advance.
     const next = closing.lines.data.filter((l) => l.period.start >= end);
+    assert.ok(closing.lines.data.every((l) => l.period.start >= end || (l.period.start >= start && l.period.end <= end)));
     assert.equal(closing.total, sum(closing.lines.data.map((l) => l.amount)));
     const { rows: [recorded] } = await db.sql.query<Record<string, any>>('select * from public.stripe_invoices where invoice_id = $1', [closing.id]);
     assert.ok(recorded, 'the closing invoice is recorded');
