@@ -91,23 +91,44 @@ create type billing_private.plan_state as (
   other_amount_exact  numeric
 );
 
--- The user's current postpaid plan and its period so far; null when the user has none (prepaid, cards only).
--- A plan of kind prepaid is the cards. Reads the usage charges of the period, which the user's lock guards.
-create function billing_private.plan_state(p_user_id uuid) returns billing_private.plan_state
+-- The user's current postpaid plan and its period at p_now so far; null when the user has none (prepaid, cards
+-- only). A plan of kind prepaid is the cards. Reads the usage charges of the period, which the user's lock guards.
+-- The period is the one containing p_now, as Stripe files a meter event by its timestamp: once p_now reaches
+-- current_period_end, before customer.subscription.updated has moved the row, the period is the next one, which
+-- starts at current_period_end (its end is not known until Stripe says it: null). Stripe renews on the same
+-- prices (a downgrade is made after the renewal), and ends a subscription cancelled at the period end there:
+-- then the user has no plan (cards only).
+create function billing_private.plan_state(p_user_id uuid, p_now timestamptz) returns billing_private.plan_state
   language plpgsql stable
 as $$
 declare
   v billing_private.plan_state;
   v_included integer;
+  v_row public.user_plans;
 begin
-  select up.id, p.id, p.kind, up.status, p.currency, up.current_period_start, up.current_period_end,
-         up.spending_cap_cents, sc.customer_id, up.suspended_reason, up.suspended_invoice_url, p.included_seconds
-    into v.user_plan_id, v.plan_id, v.kind, v.status, v.currency, v.period_start, v.period_end,
-         v.cap_cents, v.customer_id, v.suspended_reason, v.suspended_invoice_url, v_included
+  select up.* into v_row
     from public.user_plans up
-    join public.plans p on p.id = up.plan_id
-    left join public.stripe_customers sc on sc.user_id = up.user_id
-   where up.user_id = p_user_id and up.status <> 'ended' and p.kind <> 'prepaid';
+   where up.user_id = p_user_id and up.status <> 'ended';
+  if not found then
+    return null;
+  end if;
+  v.period_start := v_row.current_period_start;
+  v.period_end := v_row.current_period_end;
+  v.plan_id := v_row.plan_id;
+  if v_row.current_period_end is not null and p_now >= v_row.current_period_end then
+    if v_row.cancel_at_period_end then
+      return null;
+    end if;
+    v.period_start := v_row.current_period_end;
+    v.period_end := null;
+  end if;
+  select v_row.id, p.kind, v_row.status, p.currency, v_row.spending_cap_cents, sc.customer_id,
+         v_row.suspended_reason, v_row.suspended_invoice_url, p.included_seconds
+    into v.user_plan_id, v.kind, v.status, v.currency, v.cap_cents, v.customer_id,
+         v.suspended_reason, v.suspended_invoice_url, v_included
+    from public.plans p
+    left join public.stripe_customers sc on sc.user_id = p_user_id
+   where p.id = v.plan_id and p.kind <> 'prepaid';
   if not found then
     return null;
   end if;
@@ -166,7 +187,7 @@ create function billing_private.pay_seconds(
 ) returns jsonb language plpgsql
 as $$
 declare
-  v_state billing_private.plan_state := billing_private.plan_state(p_user_id);
+  v_state billing_private.plan_state := billing_private.plan_state(p_user_id, p_now);
   v_pays boolean := billing_private.plan_pays(v_state);
   v_included integer := 0;
   v_rated integer := 0;
@@ -211,11 +232,11 @@ end
 $$;
 
 -- Why a call cannot start when nothing could be paid, in the terms of the user's plan.
-create function billing_private.refuse_start(p_user_id uuid) returns void
+create function billing_private.refuse_start(p_user_id uuid, p_now timestamptz) returns void
   language plpgsql
 as $$
 declare
-  v_state billing_private.plan_state := billing_private.plan_state(p_user_id);
+  v_state billing_private.plan_state := billing_private.plan_state(p_user_id, p_now);
 begin
   if v_state.user_plan_id is not null and v_state.status = 'suspended' then
     perform billing_private.fail('insufficient_balance', pg_catalog.format(
@@ -328,7 +349,7 @@ begin
   v_charged := (v_spent ->> 'deducted_seconds')::integer;
   if v_charged = 0 then
     -- Raising rolls the new session back with it.
-    perform billing_private.refuse_start(p_user_id);
+    perform billing_private.refuse_start(p_user_id, v_now);
   end if;
   if v_charged < v_due then
     update public.voice_sessions s set billed_seconds = v_charged where s.id = v_session.id returning * into v_session;
@@ -382,7 +403,8 @@ as $$
 declare
   v_covered timestamptz := p_session.started_at + pg_catalog.make_interval(secs => p_session.billed_seconds);
   v_outlook jsonb;
-  v_state billing_private.plan_state := billing_private.plan_state(p_session.user_id);
+  -- The plan as it stands at the session's latest charge (its answers are about that instant).
+  v_state billing_private.plan_state := billing_private.plan_state(p_session.user_id, p_session.last_metered_at);
   v_plan_left integer := billing_private.plan_seconds_left(v_state);
   v_included integer := 0;
   v_shifted public.voice_sessions := p_session;

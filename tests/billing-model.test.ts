@@ -248,7 +248,13 @@ interface MPlan {
   tiers: Array<{ upTo: number | null; perSecond: bigint }>;
   capCents: number;
   status: 'active' | 'suspended';
+  /** Stripe's period as the user plan row has it (the webhooks move it). */
   periodStart: number;
+  periodEnd: number;
+}
+
+/** A plan in the period that contains a moment, with that period's usage so far. */
+interface MPeriodPlan extends MPlan {
   includedUsed: number;
   rated: number;
   amount: bigint;
@@ -375,26 +381,45 @@ class Model {
       started_at: s.startedAt, last_metered_at: s.lastMeteredAt, ended_at: s.endedAt, end_reason: s.endReason,
       billed_seconds: s.billed, covered_until: s.startedAt + s.billed, increment_seconds: s.increment,
       charged_seconds: charged, shortfall_seconds: shortfall,
-      remaining_seconds: Math.min(INT_MAX, this.spendable(s.userId) + this.planLeft(s.userId)), replayed,
-      plan: this.planJson(s.userId),
+      // The plan block is of the period containing the session's latest charge (017's session_json).
+      remaining_seconds: Math.min(INT_MAX, this.spendable(s.userId) + this.planLeft(s.userId, s.lastMeteredAt)), replayed,
+      plan: this.planJson(s.userId, s.lastMeteredAt),
     };
   }
 
-  /** The plan block of a session's answer: the period so far in the plan's terms; null for a prepaid user. */
-  planJson(userId: string): Record<string, unknown> | null {
+  /**
+   * The user's plan in the period that contains `at`, as Stripe files usage by its time: from the row's period
+   * end on (before the webhook moves the period) the next period, which starts there; with its usage so far.
+   */
+  planAt(userId: string, at: number): MPeriodPlan | undefined {
     const plan = this.plans.get(userId);
+    if (!plan) return undefined;
+    const periodStart = at >= plan.periodEnd ? plan.periodEnd : plan.periodStart;
+    const view: MPeriodPlan = { ...plan, periodStart, includedUsed: 0, rated: 0, amount: 0n };
+    for (const c of this.charges) {
+      if (c.userId !== userId || c.periodStart !== periodStart) continue;
+      view.includedUsed += c.included;
+      view.rated += c.rated;
+      view.amount += c.amount;
+    }
+    return view;
+  }
+
+  /** The plan block of a session's answer: the period so far in the plan's terms; null for a prepaid user. */
+  planJson(userId: string, at: number): Record<string, unknown> | null {
+    const plan = this.planAt(userId, at);
     if (!plan) return null;
     const charged = this.charges.some((c) => c.userId === userId && c.periodStart === plan.periodStart);
     const usage = Number(roundLine(plan.amount));
     return {
       status: plan.status, period_cost_exact: charged ? formatExact(plan.amount) : '0', period_usage_cents: usage,
       cap_cents: plan.capCents, cap_left_cents: Math.max(0, plan.capCents - usage),
-      included_left_seconds: plan.includedSeconds - plan.includedUsed, seconds_left: this.planLeft(userId),
+      included_left_seconds: plan.includedSeconds - plan.includedUsed, seconds_left: this.planLeft(userId, at),
     };
   }
 
   /** The most rated seconds the period can still take with its usage line rounding to at most the cap. */
-  underCap(plan: MPlan): number {
+  underCap(plan: MPeriodPlan): number {
     const fits = (n: number) => roundLine(plan.amount + tierCost(plan, plan.rated, n)) <= BigInt(plan.capCents);
     if (!fits(0)) return 0;
     if (fits(INT_MAX)) return INT_MAX;
@@ -409,8 +434,8 @@ class Model {
   }
 
   /** What the plan can still pay: included seconds left, then up to the cap; nothing while suspended. */
-  planLeft(userId: string): number {
-    const plan = this.plans.get(userId);
+  planLeft(userId: string, at: number): number {
+    const plan = this.planAt(userId, at);
     if (!plan || plan.status !== 'active') return 0;
     return Math.min(INT_MAX, plan.includedSeconds - plan.includedUsed + this.underCap(plan));
   }
@@ -616,7 +641,7 @@ class Model {
     let shortfall = 0;
     if (owed > 0) {
       // Included seconds, then cards, then the rate under the cap (docs/plans.md).
-      const plan = this.plans.get(s.userId);
+      const plan = this.planAt(s.userId, this.now);
       const pays = plan !== undefined && plan.status === 'active';
       const included = pays ? Math.min(owed, plan.includedSeconds - plan.includedUsed) : 0;
       const spent = this.spend(s.userId, owed - included, 'usage');
@@ -627,9 +652,7 @@ class Model {
         const amount = tierCost(plan, plan.rated, rated);
         this.charges.push({ identifier: `${s.id}:${s.billed}`, userId: s.userId, sessionId: s.id,
           periodStart: plan.periodStart, included, rated, amount });
-        plan.includedUsed += included;
-        plan.rated += rated;
-        plan.amount += amount;
+        if (plan.periodStart !== this.plans.get(s.userId)!.periodStart) this.cover('postpaid-charge-past-period-end');
         if (included > 0) this.cover('postpaid-included');
         if (rated > 0) this.cover('postpaid-rated');
         if (included > 0 && spent.deducted > 0) this.cover('postpaid-included-then-cards');
@@ -657,7 +680,7 @@ class Model {
     }
     const active = [...this.sessions.values()].filter((s) => s.userId === userId && s.status === 'active').length;
     if (active >= this.settings.maxConcurrent) return fail('too_many_sessions');
-    if (this.spendable(userId) + this.planLeft(userId) === 0) return fail('insufficient_balance');
+    if (this.spendable(userId) + this.planLeft(userId, this.now) === 0) return fail('insufficient_balance');
     const session: MSession = {
       id: fresh?.id ?? '<no id>', userId, externalKey, roomName, status: 'active', startedAt: this.now,
       lastMeteredAt: this.now, endedAt: null, endReason: null, billed: 0, increment: this.settings.increment,
@@ -1149,7 +1172,7 @@ async function setUpPlan(sql: SqlClient, model: Model, userId: string, spec: {
     userPlanId: created.rows[0]!.id, planId, includedSeconds: spec.includedSeconds, capCents: spec.capCents,
     // cents_per_second is cents_per_minute / 60 rounded half-up to 12 decimals (016's generated column).
     tiers: spec.tiers.map(([upTo, cpm]) => ({ upTo, perSecond: (BigInt(cpm) * EXACT * 2n + 60n) / 120n })),
-    status: 'active', periodStart: model.now, includedUsed: 0, rated: 0, amount: 0n,
+    status: 'active', periodStart: model.now, periodEnd: model.now + 30 * DAY,
   });
 }
 
@@ -1444,9 +1467,7 @@ async function runModel(
         await db.sql.query(`update public.user_plans set spending_cap_cents = $2 where id = $1`, [plan.userPlanId, plan.capCents]);
       } else {
         desc = `plan of ${who(userId)}: new period from now`;
-        if (plan.periodStart !== model.now) {
-          Object.assign(plan, { periodStart: model.now, includedUsed: 0, rated: 0, amount: 0n });
-        }
+        Object.assign(plan, { periodStart: model.now, periodEnd: model.now + 30 * DAY });
         await db.sql.query(
           `update public.user_plans set current_period_start = to_timestamp($2), current_period_end = to_timestamp($3)
             where id = $1`, [plan.userPlanId, model.now, model.now + 30 * DAY]);

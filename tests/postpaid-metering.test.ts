@@ -426,6 +426,39 @@ function postpaidSuite(engine: string, open: () => Promise<TestDatabase>): void 
         await assertBooks(store);
       });
 
+      it('a charge from the period end on, before Stripe\'s webhook moves the period, is in the next period (Stripe files usage by its time)', async () => {
+        const { store, clock } = fresh();
+        const user = newUserId();
+        const plan = await createPlan({ kind: 'subscription', includedSeconds: 120, tiers: [[null, 60]] });   // then 1 c/s
+        await subscribe(user, plan);
+        clock.set(new Date(new Date(PERIOD_END).getTime() - 180 * 1000));
+        const before = await store.startSession({ userId: user, externalKey: `${user}:a`, roomName: 'room-a' });
+        clock.advance(120);
+        await store.endSession({ sessionId: before.session_id, reason: 'caller_left' });    // 120 s included, in May
+        clock.set(PERIOD_END);
+        const after = await store.startSession({ userId: user, externalKey: `${user}:b`, roomName: 'room-b' });
+        // A new period from the old one's end: its included seconds are whole again, its end not known yet.
+        assert.equal(after.plan?.period_start && new Date(after.plan.period_start).toISOString(), new Date(PERIOD_END).toISOString());
+        assert.equal(after.plan?.period_end, null);
+        assert.equal(after.plan?.included_left_seconds, 60);
+        assert.equal(after.plan?.period_usage_cents, 0);
+        const { rows } = await db.sql.query<{ period_start: Date; included_seconds: number; rated_seconds: number }>(
+          `select period_start, included_seconds, rated_seconds from public.usage_charges where user_id = $1 order by id`, [user]);
+        assert.deepEqual(rows.map((r) => [r.period_start.toISOString(), r.included_seconds, r.rated_seconds]), [
+          [new Date(PERIOD_START).toISOString(), 60, 0], [new Date(PERIOD_START).toISOString(), 60, 0],
+          [new Date(PERIOD_END).toISOString(), 60, 0],
+        ]);
+        await store.endSession({ sessionId: after.session_id, reason: 'caller_left' });
+        // Cancelled at the period end: past it the plan pays nothing (Stripe ended the subscription there).
+        await db.sql.query('update public.user_plans set cancel_at_period_end = true where user_id = $1', [user]);
+        clock.advance(60);
+        await rejectsWithMessage(store.startSession({ userId: user, externalKey: `${user}:c`, roomName: 'room-c' }), /no conversation time left/);
+        clock.set(new Date(new Date(PERIOD_END).getTime() - 60 * 1000));
+        const last = await store.startSession({ userId: user, externalKey: `${user}:d`, roomName: 'room-d' });
+        assert.equal(last.plan?.period_end && new Date(last.plan.period_end).toISOString(), new Date(PERIOD_END).toISOString());
+        await assertBooks(store);
+      });
+
       it('a prepaid user is charged as before: no plan block, no usage charge', async () => {
         const { store } = fresh();
         const user = newUserId();

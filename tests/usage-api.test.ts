@@ -44,7 +44,7 @@ function usageSql(engine: string, open: () => Promise<TestDatabase>) {
       assert.deepEqual([usage.usage_cents, usage.fee_cents, usage.plan_cost_cents, usage.total_cost_cents], [1, 0, 1, 1]);
       assert.deepEqual(usage.lines.map((l) => [l.kind, l.plan_key, l.plan_version, l.amount_cents]), [['usage', 'payg', 1, 1]]);
       assert.deepEqual([usage.cap_cents, usage.cap_used_cents, usage.cap_left_cents, usage.max_cap_cents], [5000, 1, 4999, 50000]);
-      assert.deepEqual([usage.period_start.toISOString(), usage.period_end.toISOString(), usage.month],
+      assert.deepEqual([usage.period_start.toISOString(), usage.period_end?.toISOString(), usage.month],
         ['2026-03-01T00:00:00.000Z', '2026-04-01T00:00:00.000Z', '2026-03']);
     });
 

@@ -106,7 +106,7 @@ export const UsageCurrentSchema = z.object({
   cancel_at_period_end: z.boolean(),
   month: z.string().regex(/^\d{4}-\d{2}$/),
   period_start: timestamp,
-  period_end: timestamp,
+  period_end: timestamp.nullable(),
   total_calls: count,
   total_seconds: count,
   card_seconds: count,

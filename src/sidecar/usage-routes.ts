@@ -78,7 +78,7 @@ export function usageCurrentView(usage: UsageCurrent): Api.UsageCurrentResponse 
     hosted_invoice_url: usage.hosted_invoice_url,
     cancel_at_period_end: usage.cancel_at_period_end,
     period_start: usage.period_start.toISOString(),
-    period_end: usage.period_end.toISOString(),
+    period_end: usage.period_end?.toISOString() ?? null,
     card_seconds: usage.card_seconds,
     included_seconds: usage.included_seconds,
     included_seconds_used: usage.included_seconds_used,
