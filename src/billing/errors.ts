@@ -8,6 +8,7 @@ export const BILLING_ERROR_CODES = [
   'unknown_payment',
   'unknown_session',
   'unknown_revocation',
+  'unknown_plan',
   'insufficient_balance',
   'too_many_sessions',
   'idempotency_conflict',

@@ -14,9 +14,17 @@ import {
   type BillingUserList, type MonthlyUsage, type PaymentRecord, type RevenueReport, type SessionRecord, type TierWrite,
   type UsageReport, type UserAnalytics, type UserReport,
 } from './types.ts';
+import {
+  INVOICE_FILTERS, InvoiceListSchema, MeterDriftListSchema, MrrSchema, PlanListSchema, PlanSubscribersSchema, PlanWriteSchema,
+  UsageByAgentSchema, UsageByPlanSchema, UsageCurrentSchema, UsageHistorySchema,
+  type InvoiceFilter, type InvoiceList, type MeterDriftList, type Mrr, type PlanChanges, type PlanDefinition, type PlanList,
+  type PlanSubscribers, type PlanWrite, type UsageByAgent, type UsageByPlan, type UsageCurrent, type UsageHistory,
+} from './plan-types.ts';
 
 export type { Adjustment, Balance, BillingSettings, Card, Deduction, ExpiryRun, PricingTier, ReapRun, Restoration,
   Revocation, SessionState, StripeEventOutcome, ClaimedNotification, NotificationScan };
+export type { InvoiceFilter, InvoiceList, MeterDriftList, Mrr, PlanChanges, PlanDefinition, PlanList, PlanSubscribers,
+  PlanWrite, UsageByAgent, UsageByPlan, UsageCurrent, UsageHistory };
 export type { BillingUserList, MonthlyUsage, PaymentRecord, RevenueReport, SessionRecord, TierWrite, UsageReport,
   UserAnalytics, UserReport, PaymentDetail, GiftRecord, CheckoutPurchase, StripeAttentionList, Books };
 
@@ -207,6 +215,28 @@ export interface BillingStore {
   getMonthlyUsage(input: { userId: string; month?: string | undefined }): Promise<MonthlyUsage>;
   getUserAnalytics(input: { userId: string; months?: number }): Promise<UserAnalytics>;
 
+  // Plans and usage in a plan's terms (migrations/018_plan_admin_usage.sql, docs/plans.md).
+  /** The offered plans (with retired versions when asked), each with its tiers and prices per hour. */
+  listPlans(options?: { includeRetired?: boolean }): Promise<PlanList>;
+  /** Version 1 of a new plan key; the SQL function checks the rules of its kind. */
+  createPlan(definition: PlanDefinition): Promise<PlanWrite>;
+  /** A new version of the key (the offered one retired in the same transaction; its users keep it). */
+  revisePlan(key: string, changes: PlanChanges): Promise<PlanWrite>;
+  retirePlan(key: string): Promise<PlanWrite>;
+  /** This period: plan, minutes, included left, cost so far (rounded once per invoice line), cap, status. */
+  getUsageCurrent(userId: string): Promise<UsageCurrent>;
+  /** One UTC calendar month (YYYY-MM) with its days. */
+  getUsageHistory(input: { userId: string; month: string }): Promise<UsageHistory>;
+  /** Sets the postpaid period's spending cap (within the plan's maximum); answers the period as it now is. */
+  setSpendingCap(input: { userId: string; capCents: number }): Promise<UsageCurrent>;
+  listPlanSubscribers(options?: { planKey?: string | undefined; limit?: number; offset?: number }): Promise<PlanSubscribers>;
+  /** Per currency, never summed across currencies. */
+  getMrr(): Promise<Mrr>;
+  getUsageByPlan(options?: { days?: number }): Promise<UsageByPlan>;
+  getUsageByAgent(options?: { days?: number }): Promise<UsageByAgent>;
+  listInvoices(options?: { status?: InvoiceFilter; limit?: number }): Promise<InvoiceList>;
+  listMeterDrift(options?: { includeResolved?: boolean; limit?: number }): Promise<MeterDriftList>;
+
   // Administration.
   /** One currency's revenue (by default the one most paid in over the period). */
   getRevenueReport(options?: { days?: number; currency?: string | undefined }): Promise<RevenueReport>;
@@ -362,6 +392,34 @@ const inputs = {
     })
     .partial()
     .strict(),
+};
+
+// Shapes only: the rules of a plan of each kind are checked by the SQL functions, with their own messages.
+const planTier = z.object({ up_to_seconds: z.number().int().nullable(), cents_per_minute: z.number() }).strict();
+const planFields = {
+  name: z.string(),
+  description: z.string(),
+  currency: z.string(),
+  monthly_fee_cents: z.number().int(),
+  included_seconds: z.number().int(),
+  default_cap_cents: z.number().int().nullable(),
+  max_cap_cents: z.number().int().nullable(),
+  sort_order: z.number().int(),
+  tiers: z.array(planTier).max(20),
+};
+const planInputs = {
+  key: z.string().regex(/^[a-z][a-z0-9_]{1,39}$/, 'a plan key like pro_monthly'),
+  definition: z.object({
+    key: z.string(),
+    kind: z.enum(['prepaid', 'payg', 'tiered', 'subscription']),
+    ...planFields,
+  }).partial({ description: true, currency: true, monthly_fee_cents: true, included_seconds: true,
+    default_cap_cents: true, max_cap_cents: true, sort_order: true, tiers: true }).strict(),
+  changes: z.object(planFields).partial().strict()
+    .refine((changes) => Object.values(changes).some((v) => v !== undefined), 'at least one field to change'),
+  month: z.string().regex(/^[12]\d{3}-(0[1-9]|1[0-2])$/, 'a month like 2026-01'),
+  cap: z.number().int().positive().max(2_147_483_647),
+  limit: z.number().int().min(1).max(1000),
 };
 
 function validated<T>(schema: z.ZodType<T>, value: unknown): T {
@@ -664,6 +722,76 @@ export class RpcBillingStore implements BillingStore {
       p_user_id: validated(inputs.userId, input.userId),
       p_months: validated(inputs.months, input.months),
     }, UserAnalyticsSchema);
+  }
+
+  async listPlans(options: { includeRetired?: boolean } = {}): Promise<PlanList> {
+    return this.call('list_plans', { p_include_retired: options.includeRetired ?? false }, PlanListSchema, false);
+  }
+
+  async createPlan(definition: PlanDefinition): Promise<PlanWrite> {
+    return this.call('create_plan', { p_definition: validated(planInputs.definition, definition) }, PlanWriteSchema);
+  }
+
+  async revisePlan(key: string, changes: PlanChanges): Promise<PlanWrite> {
+    return this.call('revise_plan', {
+      p_key: validated(planInputs.key, key), p_changes: validated(planInputs.changes, changes),
+    }, PlanWriteSchema);
+  }
+
+  async retirePlan(key: string): Promise<PlanWrite> {
+    return this.call('retire_plan', { p_key: validated(planInputs.key, key) }, PlanWriteSchema);
+  }
+
+  async getUsageCurrent(userId: string): Promise<UsageCurrent> {
+    return this.call('get_usage_current', { p_user_id: validated(inputs.userId, userId) }, UsageCurrentSchema);
+  }
+
+  async getUsageHistory(input: { userId: string; month: string }): Promise<UsageHistory> {
+    return this.call('get_usage_history', {
+      p_user_id: validated(inputs.userId, input.userId),
+      p_month: validated(planInputs.month, input.month),
+    }, UsageHistorySchema);
+  }
+
+  async setSpendingCap(input: { userId: string; capCents: number }): Promise<UsageCurrent> {
+    return this.call('set_spending_cap', {
+      p_user_id: validated(inputs.userId, input.userId),
+      p_cap_cents: validated(planInputs.cap, input.capCents),
+    }, UsageCurrentSchema);
+  }
+
+  async listPlanSubscribers(options: { planKey?: string | undefined; limit?: number; offset?: number } = {}): Promise<PlanSubscribers> {
+    return this.call('list_plan_subscribers', {
+      p_plan_key: validated(planInputs.key.optional(), options.planKey) ?? null,
+      p_limit: validated(planInputs.limit, options.limit ?? 100),
+      p_offset: validated(inputs.usersPage.shape.offset, options.offset ?? 0),
+    }, PlanSubscribersSchema, false);
+  }
+
+  async getMrr(): Promise<Mrr> {
+    return this.call('get_mrr', {}, MrrSchema);
+  }
+
+  async getUsageByPlan(options: { days?: number } = {}): Promise<UsageByPlan> {
+    return this.call('get_usage_by_plan', { p_days: validated(inputs.days, options.days) }, UsageByPlanSchema);
+  }
+
+  async getUsageByAgent(options: { days?: number } = {}): Promise<UsageByAgent> {
+    return this.call('get_usage_by_agent', { p_days: validated(inputs.days, options.days) }, UsageByAgentSchema);
+  }
+
+  async listInvoices(options: { status?: InvoiceFilter; limit?: number } = {}): Promise<InvoiceList> {
+    return this.call('list_stripe_invoices', {
+      p_status: validated(z.enum(INVOICE_FILTERS), options.status ?? 'outstanding'),
+      p_limit: validated(planInputs.limit, options.limit ?? 100),
+    }, InvoiceListSchema, false);
+  }
+
+  async listMeterDrift(options: { includeResolved?: boolean; limit?: number } = {}): Promise<MeterDriftList> {
+    return this.call('list_meter_drift', {
+      p_include_resolved: options.includeResolved ?? false,
+      p_limit: validated(planInputs.limit, options.limit ?? 100),
+    }, MeterDriftListSchema, false);
   }
 
   async getRevenueReport(options: { days?: number; currency?: string | undefined } = {}): Promise<RevenueReport> {

@@ -18,6 +18,8 @@ import { createMetrics, installMetrics } from './metrics.ts';
 import { mintCallToken, roomNameFor, type LiveKitSettings } from './livekit-token.ts';
 import { registerClientRoutes, UserIdParam } from './client-routes.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
+import { registerPlanRoutes } from './plan-routes.ts';
+import { registerUsageRoutes } from './usage-routes.ts';
 import { registerWebApp, type WebAppSettings } from './web-app.ts';
 
 export interface SidecarDeps {
@@ -129,6 +131,8 @@ export async function buildSidecar(deps: SidecarDeps): Promise<FastifyInstance> 
   if (deps.web) await registerWebApp(app, deps.web);
   registerClientRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
   registerAdminRoutes(app, { store: deps.store, principal, ownOrAdmin, input, stripe: deps.stripe });
+  registerUsageRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
+  registerPlanRoutes(app, { store: deps.store, principal, ownOrAdmin, input });
 
   app.post('/token', async (request) => {
     const who = await principal(request);

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Principal } from '../auth/verify-token.ts';
-import type { BillingStore, MonthlyUsage, PaymentRecord, SessionRecord, SessionState } from '../billing/store.ts';
+import type { BillingStore, PaymentRecord, SessionRecord, SessionState } from '../billing/store.ts';
 import { HttpError } from './http-errors.ts';
 
 /** What the route modules need from the app: the store and the app's own auth and validation helpers. */
@@ -40,10 +40,6 @@ const EndBody = z.strictObject({
 });
 const HeartbeatBody = z.strictObject({ session_id: ClientSessionId });
 const LimitQuery = (fallback: number) => z.strictObject({ limit: queryInt(1, 100, fallback) });
-const MonthQuery = z.strictObject({
-  month: z.string().regex(/^[12]\d{3}-(0[1-9]|1[0-2])$/, 'a month written YYYY-MM, like 2026-01'),
-});
-const NoQuery = z.strictObject({});
 const CheckoutParam = z.strictObject({ sessionId: z.string().regex(/^cs_\w{1,200}$/, 'a Checkout Session id like cs_...') });
 const AnalyticsQuery = z.strictObject({ months: queryInt(1, 120, 12) });
 
@@ -130,18 +126,6 @@ export function paymentView(payment: PaymentRecord) {
   };
 }
 
-/** Seed 003's month of usage. */
-function usageView(usage: MonthlyUsage) {
-  return {
-    month: usage.month,
-    total_calls: usage.calls,
-    total_minutes: minutes(usage.seconds),
-    total_seconds: usage.seconds,
-    total_cost_usd: dollars(usage.cost_cents, 2),
-    total_cost_cents: usage.cost_cents,
-  };
-}
-
 export function registerClientRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { store, principal, ownOrAdmin, input } = deps;
 
@@ -223,19 +207,7 @@ export function registerClientRoutes(app: FastifyInstance, deps: RouteDeps): voi
     };
   });
 
-  // Seed 003: calls, minutes and cost per calendar month (UTC).
-  app.get('/api/usage/current', async (request) => {
-    const who = await principal(request);
-    input(NoQuery, request.query);
-    return usageView(await store.getMonthlyUsage({ userId: who.userId }));
-  });
-
-  app.get('/api/usage/history', async (request) => {
-    const who = await principal(request);
-    const { month } = input(MonthQuery, request.query);
-    return usageView(await store.getMonthlyUsage({ userId: who.userId, month }));
-  });
-
+  // Seed 003's /api/usage/current and /history answer in the plan's terms: usage-routes.ts.
   app.get('/api/usage/calls', async (request) => {
     const who = await principal(request);
     const { limit } = input(LimitQuery(20), request.query);

@@ -27,6 +27,7 @@ const BILLING_STATUS: Record<BillingErrorCode, number> = {
   unknown_payment: 404,
   unknown_session: 404,
   unknown_revocation: 404,
+  unknown_plan: 404,
   unknown_code: 404,
   insufficient_balance: 402,
   too_many_sessions: 409,
