@@ -98,6 +98,15 @@ export const EnvSchema = z.object({
   LOW_BALANCE_SECONDS: optional(positiveInt.max(86400)).default(1800),
   NOTIFY_WEBHOOK_URL: optional(z.string().url()),
   NOTIFY_WEBHOOK_SECRET: optional(z.string().min(16)),
+  // Postpaid usage: the meter event outbox delivered to Stripe Billing Meters, and the reconciliation of each
+  // period's totals with Stripe's meter event summaries. Both run only when STRIPE_SECRET_KEY is set.
+  METER_EVENTS_EVERY_SECONDS: optional(positiveInt.max(3600)).default(5),
+  METER_EVENTS_BATCH_SIZE: optional(positiveInt.max(5000)).default(500),
+  METER_EVENTS_CONCURRENCY: optional(positiveInt.max(256)).default(16),
+  METER_EVENTS_LEASE_SECONDS: optional(positiveInt.max(86400)).default(120),
+  METER_EVENTS_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(10_000),
+  METER_RECONCILE_EVERY_SECONDS: optional(positiveInt.max(86400)).default(3600),
+  METER_RECONCILE_SETTLE_SECONDS: optional(z.coerce.number().int().min(0).max(86400)).default(600),
 
   // Billing rules live in the database (table billing_settings); these, when set, are written there on migrate.
   BILLING_INCREMENT_SECONDS: optional(positiveInt.max(3600)),
@@ -170,7 +179,8 @@ export function devSignInConflicts(c: DevSignInSettings): string[] {
 }
 
 type TimingSettings = Pick<Config, 'SESSION_MAX_SILENCE_SECONDS' | 'REAP_EVERY_SECONDS' | 'BILLING_INCREMENT_SECONDS' |
-  'CALL_METER_LEAD_MS' | 'CALL_STORE_GRACE_SECONDS' | 'CALL_STORE_RETRY_INITIAL_MS' | 'CALL_STORE_RETRY_MAX_MS'>;
+  'CALL_METER_LEAD_MS' | 'CALL_STORE_GRACE_SECONDS' | 'CALL_STORE_RETRY_INITIAL_MS' | 'CALL_STORE_RETRY_MAX_MS'> &
+  Partial<Pick<Config, 'METER_EVENTS_LEASE_SECONDS' | 'METER_EVENTS_TIMEOUT_MS'>>;
 
 /**
  * Timing settings that cannot all hold at once, each named with its value. The reaper settles a call when no
@@ -201,6 +211,12 @@ export function timingContradictions(c: TimingSettings): string[] {
   if (c.CALL_STORE_RETRY_INITIAL_MS > c.CALL_STORE_RETRY_MAX_MS) {
     problems.push(`CALL_STORE_RETRY_INITIAL_MS (${c.CALL_STORE_RETRY_INITIAL_MS}) must not be longer than ` +
       `CALL_STORE_RETRY_MAX_MS (${c.CALL_STORE_RETRY_MAX_MS}), the longest wait between retries`);
+  }
+  if (c.METER_EVENTS_LEASE_SECONDS !== undefined && c.METER_EVENTS_TIMEOUT_MS !== undefined
+      && c.METER_EVENTS_LEASE_SECONDS * 1000 < c.METER_EVENTS_TIMEOUT_MS * 2 + 1000) {
+    problems.push(`METER_EVENTS_LEASE_SECONDS (${c.METER_EVENTS_LEASE_SECONDS}) must be at least twice ` +
+      `METER_EVENTS_TIMEOUT_MS (${c.METER_EVENTS_TIMEOUT_MS} ms) plus a second: a sender starts no request that could ` +
+      'outlive its lease, so a shorter lease leaves no time to send anything');
   }
   return problems;
 }

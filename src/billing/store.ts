@@ -2,6 +2,11 @@ import { z } from 'zod';
 import { BILLING_ERROR_CODES, BillingError, type BillingErrorCode } from './errors.ts';
 import { unstorableTextAt } from './storable-text.ts';
 import {
+  ClaimedMeterEventSchema, MeterEventReportSchema, MeterEventResultSchema, MeterOutboxStatsSchema, ReconciliationPeriodSchema,
+  ReconciliationRecordSchema, type ClaimedMeterEvent, type MeterEventReport, type MeterEventResult, type MeterOutboxStats,
+  type ReconciliationPeriod, type ReconciliationRecord,
+} from './meter-outbox.ts';
+import {
   ActivationAnswerSchema, AdjustmentSchema, BalanceSchema, BillingSettingsSchema, CardSchema, DeductionSchema,
   ExpiryRunSchema, PricingTierSchema, ReapRunSchema, RestorationSchema, RevocationSchema, SessionStateSchema,
   StripeEventOutcomeSchema, type StripeEventOutcome,
@@ -190,6 +195,14 @@ export interface BillingStore {
     id: string; delivered: boolean; error?: string | undefined; retrySeconds: number; maxAttempts: number;
   }): Promise<{ id: string; state: 'delivered' | 'retrying' | 'dead' }>;
   billingMetrics(): Promise<Record<string, number>>;
+  /** Leases up to `limit` due meter events to `owner` (migration 019). */
+  claimMeterEvents(options: { limit: number; leaseSeconds: number; owner: string }): Promise<ClaimedMeterEvent[]>;
+  /** A sender's batch of outcomes, in one call. */
+  reportMeterEvents(input: { owner: string; results: MeterEventResult[] }): Promise<MeterEventReport>;
+  meterOutboxStats(): Promise<MeterOutboxStats>;
+  /** Periods settled on our side, ready to compare with Stripe's meter event summaries. */
+  meterReconciliationPeriods(options?: { settleSeconds?: number; lookbackDays?: number; limit?: number }): Promise<ReconciliationPeriod[]>;
+  recordMeterReconciliation(results: (ReconciliationPeriod & { stripe_seconds: number })[]): Promise<ReconciliationRecord>;
 
   // Calls a client runs itself, known by the client's own id (1-100 letters, digits, _ or -).
   startClientSession(input: { userId: string; clientSessionId: string; roomName: string }): Promise<SessionState>;
@@ -666,6 +679,39 @@ export class RpcBillingStore implements BillingStore {
 
   async billingMetrics(): Promise<Record<string, number>> {
     return this.call('billing_metrics', {}, BillingMetricsSchema);
+  }
+
+  async claimMeterEvents(options: { limit: number; leaseSeconds: number; owner: string }): Promise<ClaimedMeterEvent[]> {
+    return this.call('claim_meter_events', {
+      p_limit: validated(z.number().int().min(1).max(5000), options.limit),
+      p_lease_seconds: validated(z.number().int().min(1).max(86400), options.leaseSeconds),
+      p_owner: validated(z.string().min(1).max(200), options.owner),
+    }, z.array(ClaimedMeterEventSchema));
+  }
+
+  async reportMeterEvents(input: { owner: string; results: MeterEventResult[] }): Promise<MeterEventReport> {
+    return this.call('report_meter_events', {
+      p_results: validated(z.array(MeterEventResultSchema).max(5000), input.results),
+      p_owner: validated(z.string().min(1).max(200), input.owner),
+    }, MeterEventReportSchema);
+  }
+
+  async meterOutboxStats(): Promise<MeterOutboxStats> {
+    return this.call('meter_outbox_stats', {}, MeterOutboxStatsSchema);
+  }
+
+  async meterReconciliationPeriods(options: { settleSeconds?: number; lookbackDays?: number; limit?: number } = {}): Promise<ReconciliationPeriod[]> {
+    return this.call('meter_reconciliation_periods', {
+      p_settle_seconds: validated(z.number().int().min(0).max(86400), options.settleSeconds ?? 300),
+      p_lookback_days: validated(z.number().int().min(1).max(400), options.lookbackDays ?? 40),
+      p_limit: validated(z.number().int().min(1).max(10_000), options.limit ?? 500),
+    }, z.array(ReconciliationPeriodSchema));
+  }
+
+  async recordMeterReconciliation(results: (ReconciliationPeriod & { stripe_seconds: number })[]): Promise<ReconciliationRecord> {
+    return this.call('record_meter_reconciliation', {
+      p_results: validated(z.array(ReconciliationPeriodSchema.extend({ stripe_seconds: z.number().int().min(0) })).max(10_000), results),
+    }, ReconciliationRecordSchema);
   }
 
   async startClientSession(input: { userId: string; clientSessionId: string; roomName: string }): Promise<SessionState> {

@@ -1,8 +1,20 @@
 import type { Logger } from 'pino';
+import type Stripe from 'stripe';
 import { isBillingError } from '../billing/errors.ts';
 import type { BillingStore } from '../billing/store.ts';
 import { expireInBatches, reapInBatches, scanNotificationsInBatches } from './job-batches.ts';
 import { deliverDueNotifications, type DeliveryOptions } from './notification-delivery.ts';
+import { defaultSenderOwner, sendDueMeterEvents, type MeterSenderOptions } from '../payments/meter-events.ts';
+import { reconcileMeterUsage } from '../payments/meter-reconciliation.ts';
+
+/** Postpaid usage to Stripe Billing Meters: only with a Stripe client. */
+export interface MeterJobSettings {
+  stripe: Stripe;
+  everySeconds: number;
+  sender: Omit<MeterSenderOptions, 'shouldStop' | 'owner'>;
+  reconcileEverySeconds: number;
+  settleSeconds: number;
+}
 
 export interface JobSettings {
   expireEverySeconds: number;
@@ -14,6 +26,7 @@ export interface JobSettings {
   delivery: DeliveryOptions | null;
   /** Rows per batch, one transaction each (default 500). */
   batchSize?: number;
+  meterEvents?: MeterJobSettings | null;
 }
 
 export interface RunningJobs {
@@ -46,6 +59,16 @@ export function startBackgroundJobs(store: BillingStore, log: Logger, settings: 
       },
     },
   ];
+  const meter = settings.meterEvents;
+  if (meter) {
+    const owner = defaultSenderOwner();
+    jobs.push(
+      { name: 'meter_events', everySeconds: meter.everySeconds,
+        run: () => sendDueMeterEvents(store, meter.stripe, log, { ...meter.sender, owner, shouldStop: () => stopped }) },
+      { name: 'meter_reconciliation', everySeconds: meter.reconcileEverySeconds,
+        run: () => reconcileMeterUsage(store, meter.stripe, log, { settleSeconds: meter.settleSeconds, shouldStop: () => stopped }) },
+    );
+  }
   const timers = new Set<NodeJS.Timeout>();
   const running = new Set<Promise<void>>();
   let stopped = false;

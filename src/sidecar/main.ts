@@ -68,6 +68,14 @@ async function main(): Promise<void> {
       notifyEverySeconds: cfg.NOTIFY_EVERY_SECONDS,
       lowBalanceSeconds: cfg.LOW_BALANCE_SECONDS,
       delivery: cfg.NOTIFY_WEBHOOK_URL ? { url: cfg.NOTIFY_WEBHOOK_URL, secret: cfg.NOTIFY_WEBHOOK_SECRET } : null,
+      meterEvents: stripe && {
+        stripe,
+        everySeconds: cfg.METER_EVENTS_EVERY_SECONDS,
+        sender: { batchSize: cfg.METER_EVENTS_BATCH_SIZE, concurrency: cfg.METER_EVENTS_CONCURRENCY,
+          leaseSeconds: cfg.METER_EVENTS_LEASE_SECONDS, timeoutMs: cfg.METER_EVENTS_TIMEOUT_MS },
+        reconcileEverySeconds: cfg.METER_RECONCILE_EVERY_SECONDS,
+        settleSeconds: cfg.METER_RECONCILE_SETTLE_SECONDS,
+      },
     });
   }
   let stopping = false;

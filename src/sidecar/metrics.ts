@@ -41,6 +41,20 @@ export function createMetrics(store: BillingStore): SidecarMetrics {
   fromDatabase('mindbot_active_sessions', 'Calls being metered now', 'active_sessions');
   fromDatabase('mindbot_notifications_pending', 'Notifications waiting for delivery', 'notifications_pending');
   fromDatabase('mindbot_notifications_dead', 'Notifications given up after their last retry', 'notifications_dead');
+  // The meter event outbox and reconciliation (migration 019), one query per scrape.
+  let outbox: Promise<Record<string, number>> | null = null;
+  const fromOutbox = (name: string, help: string, field: string) =>
+    new Gauge({
+      name, help, registers: [registry],
+      async collect() {
+        outbox ??= store.meterOutboxStats().finally(() => setTimeout(() => { outbox = null; }, 0));
+        this.set((await outbox)[field] ?? 0);
+      },
+    });
+  fromOutbox('mindbot_meter_events_pending', 'Meter events not yet delivered to Stripe', 'pending');
+  fromOutbox('mindbot_meter_events_retrying', 'Meter events waiting for a retry after a failed delivery', 'retrying');
+  fromOutbox('mindbot_meter_events_oldest_pending_seconds', 'Age of the oldest meter event not yet delivered', 'oldest_pending_seconds');
+  fromOutbox('mindbot_meter_drift_open', 'Periods where Stripe counted other seconds than we billed (table meter_drift)', 'drift_open');
   new Gauge({
     name: 'mindbot_stripe_events_needing_attention', help: 'Stripe events that can never apply, kept for an administrator (GET /admin/attention)',
     registers: [registry],
