@@ -32,12 +32,21 @@ missing_livekit() {
   echo "${missing[*]:-}"
 }
 
+# Installs when package-lock.json differs from what was installed, by content: a checkout's mtimes say nothing
+# (a fresh worktree's lock file is always newer than an older install).
 ensure_node_modules() {
   [ "${MINDBOT_SKIP_INSTALL:-0}" = 1 ] && return 0
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    log "installing npm packages"
-    npm ci --no-audit --no-fund --loglevel=error
+  local want stamp=node_modules/.mindbot-lock-sha256
+  want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
+  if [ -L node_modules ]; then
+    # npm ci empties the directory a symlink points at: another checkout's install.
+    log "node_modules is a symlink to a shared install: not reinstalling it (MINDBOT_SKIP_INSTALL=1 hides this)"
+    return 0
   fi
+  log "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
 }
 
 # The browser tests drive Debian's Chromium (playwright-core with its executablePath): install it when missing.
