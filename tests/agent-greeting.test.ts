@@ -104,5 +104,8 @@ describe('greetingText for a caller whose monthly plan pays (the spending cap en
     assert.equal(greetingText({ kind: 'plan', seconds: 424, usageCents: 0, capCents: 42, currency: 'usd' }),
       'Hi! You are about 7 minutes from your spending cap of 42 cents for this billing period. You can raise it in the ' +
       'MindBot app. How can I help you today?');
+    // No billed call (the text console): the period against the cap only.
+    assert.equal(greetingText({ kind: 'plan', seconds: null, usageCents: 210, capCents: 5000, currency: 'usd' }),
+      "Welcome back! This billing period you've used 2 dollars and 10 cents of your 50 dollars spending cap. How can I help you today?");
   });
 });

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { initializeLogger, voice } from '@livekit/agents';
 import pino from 'pino';
 import { CallController } from '../src/agent/call-controller.ts';
+import { greetingFor } from '../src/agent/mindbot-agent.ts';
 import type { BillingStore } from '../src/billing/store.ts';
 import { billingTools, type BillingToolDeps } from '../src/tools/index.ts';
 import { FakeTimers } from './helpers/fake-timers.ts';
@@ -239,6 +240,8 @@ describe('billing tools through the agent test harness', () => {
     const controller = new CallController({ store, clock: clock.now, timers });
     const deps = depsFor(user, { call: controller });
 
+    assert.equal(await greetingFor(store, user),
+      "Welcome back! This billing period you've used 0 dollars of your 1 dollar spending cap. How can I help you today?");
     const period = await ask(deps, 'how much time do I have');
     assert.equal(period.reply, 'This billing period you have talked for 0 minutes, and your Pay as you go plan has cost ' +
       '0 dollars so far. Your spending cap is 1 dollar, and 1 dollar of it is left. The period ends on April 1.');

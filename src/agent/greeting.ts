@@ -22,7 +22,8 @@ export type GreetingCaller =
  */
 export interface PlanCaller {
   kind: 'plan';
-  seconds: number;
+  /** null when no call is billed (the text console): the period and the cap only. */
+  seconds: number | null;
   usageCents: number;
   capCents: number;
   currency: string;
@@ -112,12 +113,13 @@ export function greetingText(caller: GreetingCaller): string {
 
 /** In the plan's terms: the cap, what the period has used of it, and how long this call can last before it. */
 function planGreeting(caller: PlanCaller): string {
-  const seconds = Math.max(0, Math.floor(caller.seconds));
   const cap = speakMoney(caller.capCents, caller.currency);
+  const used = `This billing period you've used ${speakMoney(caller.usageCents, caller.currency)} of your ${cap} spending cap`;
+  if (caller.seconds === null) return `Welcome back! ${used}. ${HELP}`;
+  const seconds = Math.max(0, Math.floor(caller.seconds));
   if (seconds < LOW_BALANCE_GREETING_SECONDS) {
     return `Hi! You are ${aboutMinutes(seconds)} from your spending cap of ${cap} for this billing period. ` +
       `You can raise it in the MindBot app. ${HELP}`;
   }
-  return `Welcome back! This billing period you've used ${speakMoney(caller.usageCents, caller.currency)} of your ` +
-    `${cap} spending cap, enough for ${callLength(seconds)} more of talking. ${HELP}`;
+  return `Welcome back! ${used}, enough for ${callLength(seconds)} more of talking. ${HELP}`;
 }

@@ -41,9 +41,16 @@ export class MindBotAgent extends voice.Agent {
   }
 }
 
-/** The opening line for this caller, from their balance read now (a guest when userId is null). */
+/**
+ * The opening line for this caller, from their balance read now (a guest when userId is null); a caller whose
+ * monthly plan pays hears the period against the cap instead.
+ */
 export async function greetingFor(store: BillingStore, userId: string | null): Promise<string> {
   if (userId === null) return greetingText({ kind: 'guest' });
+  const usage = await store.getUsageCurrent(userId);
+  if (usage.billing === 'postpaid' && usage.status === 'active' && usage.cap_cents !== null) {
+    return greetingText({ kind: 'plan', seconds: null, usageCents: usage.usage_cents, capCents: usage.cap_cents, currency: usage.currency });
+  }
   const balance = await store.getBalance(userId);
   return greetingText({ kind: 'user', totalSeconds: balance.total_seconds });
 }
