@@ -294,6 +294,18 @@ describe('billing tools through the agent test harness', () => {
     assert.equal(turn.reply, 'Calls on your Pay as you go plan are suspended because an invoice is unpaid. Once it is paid ' +
       '(the payment link is in the MindBot app), calls go on as before. You have no time cards to use meanwhile. ' +
       'This billing period you have talked for 0 minutes, and your Pay as you go plan has cost 0 dollars so far.');
+
+    // With a card, a call runs on it alone: the prepaid answers, said to be so.
+    await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `grant-${user}` });
+    const timers = new FakeTimers(clock);
+    const controller = new CallController({ store, clock: clock.now, timers });
+    await controller.join({ userId: user, externalKey: `call-${user}`, roomName: 'room-suspended' });
+    await timers.advance(150);
+    const cost = await ask(depsFor(user, { call: controller }), 'how much has this call cost');
+    assert.equal(cost.reply, 'Your monthly plan is suspended because an invoice is unpaid, so this call runs on your time cards. ' +
+      'So far this call has used 3 minutes of your talk time (it is charged in steps of 1 minute, each paid when it begins). ' +
+      'One minute of talking uses one minute of time, so what you have left lasts about 57 minutes more.');
+    await controller.leave('caller_left');
   });
 
   it('get_pricing_packages compares the packs and the monthly plans per hour', async () => {

@@ -2,7 +2,7 @@ import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import type { SessionState } from '../billing/store.ts';
 import { readCallState, type BillingToolDeps } from './deps.ts';
-import { describePlanCost, describePlanPeriod, isPostpaid, planPays } from './plan-answers.ts';
+import { describePlanCost, describePlanPeriod, isPostpaid, planNotPayingNote, planPays } from './plan-answers.ts';
 import { speakDuration, speakMinutesCharged } from './speak-time.ts';
 
 /** Talk time left for this call: what is paid for it and not yet used, plus the balance (live). */
@@ -74,7 +74,7 @@ export function estimateSessionCostTool(deps: BillingToolDeps) {
             ? `Your balance of ${speakDuration(balance)} lasts that long in calls.`
             : 'You have no talk time left; you can buy a package.');
       }
-      return describeCost(state, balance, now);
+      return planNotPayingNote(state.plan) + describeCost(state, balance, now);
     },
   });
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { SessionState } from '../billing/store.ts';
 import { readCallPhase, readCallState, type BillingToolDeps } from './deps.ts';
 import { callCostExact, liveBalanceSeconds, talkTimeLeftSeconds } from './estimate-session-cost.ts';
-import { describePlanPeriod, describePlanSummary, isPostpaid, planPays } from './plan-answers.ts';
+import { describePlanPeriod, describePlanSummary, isPostpaid, planNotPayingNote, planPays } from './plan-answers.ts';
 import { speakDuration, speakMinutesCharged } from './speak-time.ts';
 
 function timeLeft(seconds: number): string {
@@ -55,7 +55,7 @@ export function getSessionSummaryTool(deps: BillingToolDeps) {
           : "billing for this call hasn't started yet";
         return `There is nothing to summarize: ${why}. ${timeLeft(balance)}.`;
       }
-      return describeSummary(state, balance, now);
+      return planNotPayingNote(state.plan) + describeSummary(state, balance, now);
     },
   });
 }

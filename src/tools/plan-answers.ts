@@ -74,6 +74,18 @@ export function describePlanPeriod(usage: UsageCurrent, now: Date, timeZone = 'U
   return text;
 }
 
+/**
+ * Said before the prepaid answer about a running call whose plan pays nothing (suspended or pending): the call
+ * runs on the caller's time cards alone, so the card answer is the true one.
+ */
+export function planNotPayingNote(plan: SessionPlan | null | undefined): string {
+  if (plan?.status === 'suspended') {
+    return 'Your monthly plan is suspended because an invoice is unpaid, so this call runs on your time cards. ';
+  }
+  if (plan?.status === 'pending') return 'Your monthly plan is not confirmed yet, so this call runs on your time cards. ';
+  return '';
+}
+
 /** A pending plan: calls use cards until Stripe confirms it. */
 export const PENDING_PLAN_TEXT = 'Your monthly plan is waiting for its payment to be confirmed; until then calls use time cards.';
 
