@@ -41,6 +41,10 @@ export function refusedText(usage: UsageCurrent | null, tiers: ReadonlyArray<Tie
       "for this billing period, so I can't start our call. You can raise the cap in the MindBot app, or use a time card. " +
       `${packagesOnSale(tiers)}${graceOffer(graceSeconds)}`;
   }
+  if (usage?.status === 'pending') {
+    return "Hi, I'm MindBot. I'm sorry, your monthly plan isn't confirmed yet and you have no talk time left on time " +
+      `cards, so I can't start our call. ${packagesOnSale(tiers)}${graceOffer(graceSeconds)}`;
+  }
   return noBalanceText(tiers, graceSeconds);
 }
 
