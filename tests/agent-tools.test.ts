@@ -220,14 +220,15 @@ describe('billing tools through the agent test harness', () => {
 
   // A postpaid caller: a current user plan on one of the seeded plans (016), inserted as Stripe's webhook would
   // leave it, for the period of March 2026 (the test clock is March 2).
-  async function subscribe(userId: string, planKey: string, options: { capCents: number; status?: 'active' | 'suspended' }) {
+  async function subscribe(userId: string, planKey: string, options: { capCents: number; status?: 'active' | 'suspended' | 'pending' }) {
     const status = options.status ?? 'active';
     await db.sql.query('insert into public.stripe_customers (user_id, customer_id) values ($1, $2)',
       [userId, `cus_${userId.replaceAll('-', '').slice(0, 20)}`]);
     await db.sql.query(
       `insert into public.user_plans (user_id, plan_id, status, current_period_start, current_period_end,
          spending_cap_cents, suspended_reason, suspended_invoice_url)
-       select $1, p.id, $3, '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', $4, $5, $6
+       select $1, p.id, $3, case when $3 <> 'pending' then '2026-03-01T00:00:00Z'::timestamptz end,
+              case when $3 <> 'pending' then '2026-04-01T00:00:00Z'::timestamptz end, $4, $5, $6
          from public.plans p where p.key = $2 and p.status = 'active'`,
       [userId, planKey, status, options.capCents, status === 'suspended' ? 'invoice.payment_failed' : null,
         status === 'suspended' ? 'https://invoice.stripe.com/i/test' : null]);
@@ -306,6 +307,15 @@ describe('billing tools through the agent test harness', () => {
       'So far this call has used 3 minutes of your talk time (it is charged in steps of 1 minute, each paid when it begins). ' +
       'One minute of talking uses one minute of time, so what you have left lasts about 57 minutes more.');
     await controller.leave('caller_left');
+  });
+
+  it('a plan Stripe has not confirmed yet: its calls use cards, and the balance answer says so', async () => {
+    const user = newUserId();
+    await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `grant-${user}` });
+    await subscribe(user, 'payg', { capCents: 5000, status: 'pending' });
+    const turn = await ask(depsFor(user), 'how much time do I have');
+    assert.equal(turn.reply, 'Your monthly plan is waiting for its payment to be confirmed; until then calls use time cards. ' +
+      'You have 1 hour of talk time left, on one time card. It expires on March 2, 2027.');
   });
 
   it('get_pricing_packages compares the packs and the monthly plans per hour', async () => {

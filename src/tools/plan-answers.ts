@@ -136,11 +136,6 @@ export function describePlanSummary(state: SessionState, plan: SessionPlan, cost
     : `${going} You have reached ${cap}, so the call is about to end.`;
 }
 
-/** Before a postpaid call is billed: nothing charged yet, and where the period stands. */
-export function describePlanNotStarted(usage: UsageCurrent, why: string, now: Date, timeZone = 'UTC'): string {
-  return `${why} ${describePlanPeriod(usage, now, timeZone)}`;
-}
-
 /** "the Starter Pack 9 dollars and 99 cents" (a pack's price over its hours, bonus included). */
 function packPerHour(tier: PricingTier): string {
   const seconds = tier.base_seconds + tier.bonus_seconds;
