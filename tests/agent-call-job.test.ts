@@ -9,7 +9,7 @@ import { ParticipantKind } from '@livekit/rtc-node';
 import { callPartiesOf, type CallParties } from '../src/agent/call-parties.ts';
 import { readCallAttributes, CALL_ATTRIBUTES } from '../src/shared/call-protocol.ts';
 import {
-  CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, SHUTDOWN_TEXT, STORE_DOWN_TEXT, WARNING_TEXT,
+  CAP_CUT_OFF_TEXT, CAP_WARNING_TEXT, CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, SHUTDOWN_TEXT, STORE_DOWN_TEXT, WARNING_TEXT,
 } from '../src/agent/call-speech.ts';
 import { BillingError } from '../src/billing/errors.ts';
 import type { BillingStore } from '../src/billing/store.ts';
@@ -370,6 +370,79 @@ describe('CallJob (fake room and voice, real controller over PostgreSQL)', () =>
     assert.deepEqual(c.states().map((s) => s.state), ['starting', 'no_balance', 'ended']);
     assert.deepEqual(await sessionRows(user), []);
     assert.equal(timers.size, 0);
+  });
+
+  // A postpaid caller (migrations/017): a plan at 6 cents a minute (0.1 cent a second, exact) and a spending cap.
+  async function subscribeSixCents(userId: string, capCents: number, status: 'active' | 'suspended' = 'active') {
+    await db.sql.query(
+      `insert into public.plans (key, version, kind, name, default_cap_cents, max_cap_cents)
+       values ('test_six_cents', 1, 'payg', 'Six cents', 1000, 100000) on conflict do nothing`);
+    await db.sql.query(
+      `insert into public.plan_rate_tiers (plan_id, position, up_to_seconds, cents_per_minute)
+       select id, 1, null, 6.0 from public.plans where key = 'test_six_cents' on conflict do nothing`);
+    await db.sql.query('insert into public.stripe_customers (user_id, customer_id) values ($1, $2)',
+      [userId, `cus_${userId.replaceAll('-', '').slice(0, 20)}`]);
+    await db.sql.query(
+      `insert into public.user_plans (user_id, plan_id, status, current_period_start, current_period_end,
+         spending_cap_cents, suspended_reason, suspended_invoice_url)
+       select $1, p.id, $2, '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', $3, $4, $5
+         from public.plans p where p.key = 'test_six_cents'`,
+      [userId, status, capCents, status === 'suspended' ? 'invoice.payment_failed' : null,
+        status === 'suspended' ? 'https://invoice.stripe.com/i/test' : null]);
+  }
+
+  test('a postpaid call speaks of its spending cap: greeting, warnings at 5 and 1 minutes from it, the cap goodbye', async () => {
+    const { timers, call } = world();
+    const user = newUserId();
+    await subscribeSixCents(user, 42); // 424 s fit under 42 cents
+    const c = call(user);
+    await c.job.start();
+    await timers.advance(600);
+    assert.equal(await c.job.ended, 'balance_exhausted');
+    assert.deepEqual(c.speaker.said.map((s) => [s.at, s.text]), [
+      [0, 'Hi! You are about 7 minutes from your spending cap of 42 cents for this billing period. You can raise it in the ' +
+        'MindBot app. How can I help you today?'],
+      [124, 'Just so you know, you are about 5 minutes from your spending cap of 42 cents for this billing period.'],
+      [364, 'Just so you know, you are about 1 minute from your spending cap of 42 cents for this billing period.'],
+      [424, "You've reached your spending cap of 42 cents for this billing period, so I have to end our call here. You can " +
+        'raise the cap in the MindBot app. Thanks for talking with me, and goodbye!'],
+    ]);
+    assert.equal(c.speaker.said[1]!.text, CAP_WARNING_TEXT(300, 42, 'usd'));
+    assert.equal(c.speaker.said[3]!.text, CAP_CUT_OFF_TEXT(42, 'usd'));
+    assert.deepEqual((await sessionRows(user)).map((r) => [r.status, r.billed_seconds]), [['cut_off', 424]]);
+  });
+
+  test('a start refused for a suspended plan says so, with the packages as a way to talk meanwhile', async () => {
+    const { call } = world();
+    const user = newUserId();
+    await subscribeSixCents(user, 5000, 'suspended');
+    const c = call(user, { noBalanceGraceSeconds: 0 });
+    await c.job.start();
+    assert.equal(await c.job.ended, 'no_balance');
+    assert.equal(c.speaker.said.length, 1);
+    assert.match(c.speaker.said[0]!.text, new RegExp(
+      "^Hi, I'm MindBot\\. I'm sorry, I can't start our call: calls on your monthly plan are suspended because an invoice " +
+      "is unpaid\\. Once it's paid, with the payment link in the MindBot app, we can talk again; a time card works " +
+      'meanwhile\\. You can buy the Starter Pack, 1 hour for 9 dollars and 99 cents'));
+    assert.doesNotMatch(c.speaker.said[0]!.text, /https?:/, 'the invoice link is for the screen, not the voice');
+    assert.deepEqual(c.states().map((s) => s.state), ['starting', 'no_balance', 'ended']);
+    assert.deepEqual(await sessionRows(user), []);
+  });
+
+  test('a start refused because the spending cap is spent names the cap', async () => {
+    const { timers, call } = world();
+    const user = newUserId();
+    await subscribeSixCents(user, 1); // 14 s fit under 1 cent
+    const first = call(user);
+    await first.job.start();
+    await timers.advance(60);
+    assert.equal(await first.job.ended, 'balance_exhausted');
+    assert.equal(first.speaker.said.at(-1)!.text, CAP_CUT_OFF_TEXT(1, 'usd'));
+
+    const second = call(user, { noBalanceGraceSeconds: 0 });
+    await second.job.start();
+    assert.equal(await second.job.ended, 'no_balance');
+    assert.match(second.speaker.said[0]!.text, /^Hi, I'm MindBot\. I'm sorry, you've reached your spending cap of 1 cent for this billing period, so I can't start our call\. You can raise the cap in the MindBot app, or use a time card\. You can buy the Starter Pack/);
   });
 
   test('a guest is refused when the allowance is 0: told so, the job ended, no session', async () => {

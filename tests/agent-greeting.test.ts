@@ -77,3 +77,35 @@ describe('greetingText when part of the balance expires before the call can use 
       { kind: 'user', totalSeconds: 7200 });
   });
 });
+
+describe('greetingText for a caller whose monthly plan pays (the spending cap ends the call)', () => {
+  const now = new Date('2026-03-02T10:00:00Z');
+  const later = (seconds: number) => new Date(now.getTime() + seconds * 1000);
+  const plan = {
+    status: 'active', period_start: new Date('2026-03-01T00:00:00Z'), period_usage_cents: 210, cap_cents: 5000,
+    cap_left_cents: 4790, currency: 'usd',
+  } as NonNullable<SessionState['plan']>;
+  const state = {
+    covered_until: later(60), remaining_seconds: 95_000, payable_until: later(95_800),
+    expiring_unused_seconds: 0, expiring_unused_until: null, plan,
+  } as unknown as SessionState;
+
+  it('reads the plan block of the start answer: how long until the cap, the usage and the cap', () => {
+    assert.deepEqual(greetingCallerOf(state, now), { kind: 'plan', seconds: 95_800, usageCents: 210, capCents: 5000, currency: 'usd' });
+    // A suspended plan pays nothing: the call runs on cards, greeted as before.
+    assert.equal(greetingCallerOf({ ...state, plan: { ...plan, status: 'suspended' } }, now).kind, 'user');
+    assert.equal(greetingCallerOf({ ...state, plan: null }, now).kind, 'user');
+  });
+
+  it('speaks the period in money, and near the cap says how far it is', () => {
+    assert.equal(greetingText(greetingCallerOf(state, now)),
+      "Welcome back! This billing period you've used 2 dollars and 10 cents of your 50 dollars spending cap, enough for " +
+      'about 26.6 hours more of talking. How can I help you today?');
+    assert.equal(greetingText({ kind: 'plan', seconds: 424, usageCents: 0, capCents: 42, currency: 'usd' }),
+      'Hi! You are about 7 minutes from your spending cap of 42 cents for this billing period. You can raise it in the ' +
+      'MindBot app. How can I help you today?');
+    // No billed call (the text console): the period against the cap only.
+    assert.equal(greetingText({ kind: 'plan', seconds: null, usageCents: 210, capCents: 5000, currency: 'usd' }),
+      "Welcome back! This billing period you've used 2 dollars and 10 cents of your 50 dollars spending cap. How can I help you today?");
+  });
+});

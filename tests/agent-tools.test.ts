@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { initializeLogger, voice } from '@livekit/agents';
 import pino from 'pino';
 import { CallController } from '../src/agent/call-controller.ts';
+import { greetingFor } from '../src/agent/mindbot-agent.ts';
 import type { BillingStore } from '../src/billing/store.ts';
 import { billingTools, type BillingToolDeps } from '../src/tools/index.ts';
 import { FakeTimers } from './helpers/fake-timers.ts';
@@ -215,6 +216,117 @@ describe('billing tools through the agent test harness', () => {
     await controller.leave('caller_left');
     const ended = await ask(deps, 'summarize this call');
     assert.match(ended.reply, /^This call has ended\. It lasted about 2 minutes and was charged 3 minutes\. You have 57 minutes of talk time left\.$/);
+  });
+
+  // A postpaid caller: a current user plan on one of the seeded plans (016), inserted as Stripe's webhook would
+  // leave it, for the period of March 2026 (the test clock is March 2).
+  async function subscribe(userId: string, planKey: string, options: { capCents: number; status?: 'active' | 'suspended' | 'pending' }) {
+    const status = options.status ?? 'active';
+    await db.sql.query('insert into public.stripe_customers (user_id, customer_id) values ($1, $2)',
+      [userId, `cus_${userId.replaceAll('-', '').slice(0, 20)}`]);
+    await db.sql.query(
+      `insert into public.user_plans (user_id, plan_id, status, current_period_start, current_period_end,
+         spending_cap_cents, suspended_reason, suspended_invoice_url)
+       select $1, p.id, $3, case when $3 <> 'pending' then '2026-03-01T00:00:00Z'::timestamptz end,
+              case when $3 <> 'pending' then '2026-04-01T00:00:00Z'::timestamptz end, $4, $5, $6
+         from public.plans p where p.key = $2 and p.status = 'active'`,
+      [userId, planKey, status, options.capCents, status === 'suspended' ? 'invoice.payment_failed' : null,
+        status === 'suspended' ? 'https://invoice.stripe.com/i/test' : null]);
+  }
+
+  it('a pay-as-you-go caller hears the period, the cost and the cap, and each call\'s cost in money', async () => {
+    const user = newUserId();
+    await subscribe(user, 'payg', { capCents: 100 });
+    const timers = new FakeTimers(clock);
+    const controller = new CallController({ store, clock: clock.now, timers });
+    const deps = depsFor(user, { call: controller });
+
+    assert.equal(await greetingFor(store, user),
+      "Welcome back! This billing period you've used 0 dollars of your 1 dollar spending cap. How can I help you today?");
+    const period = await ask(deps, 'how much time do I have');
+    assert.equal(period.reply, 'This billing period you have talked for 0 minutes, and your Pay as you go plan has cost ' +
+      '0 dollars so far. Your spending cap is 1 dollar, and 1 dollar of it is left. The period ends on April 1.');
+    const before = await ask(deps, 'how much has this call cost');
+    assert.match(before.reply, /^Billing for this call hasn't started yet, so nothing has been charged\. This billing period/);
+
+    await controller.join({ userId: user, externalKey: `call-${user}`, roomName: 'room-payg' });
+    await timers.advance(150); // three 1-minute increments at 5 cents a minute: 15 cents
+    assert.equal(controller.state!.plan?.period_usage_cents, 15);
+
+    // The cap of 100 cents leaves 85.5 cents before the line would round above it: 1025 s at 1/12 cent a
+    // second, past the 30 s already paid ahead of now.
+    const cost = await ask(deps, 'how much has this call cost');
+    assert.equal(cost.reply,
+      'So far this call has cost 15 cents ($0.1500), for 3 minutes charged (in steps of 1 minute, each paid when it begins). ' +
+      'You can keep talking for about 17 minutes before you reach your spending cap of 1 dollar for this billing period ' +
+      '(85 cents of it is left).');
+    const summary = await ask(deps, 'summarize this call');
+    assert.equal(summary.reply,
+      'This call has been going for about 2 minutes, with 3 minutes charged so far, costing 15 cents ($0.1500). ' +
+      'You can keep talking for about 17 minutes before you reach your spending cap of 1 dollar for this billing period ' +
+      '(85 cents of it is left).');
+    const during = await ask(deps, 'how much time do I have');
+    assert.match(during.reply, /^This billing period you have talked for 3 minutes, and your Pay as you go plan has cost 15 cents so far\. Your spending cap is 1 dollar, and 85 cents of it is left\./);
+
+    await controller.leave('caller_left');
+    const ended = await ask(deps, 'summarize this call');
+    assert.equal(ended.reply, 'This call has ended. It lasted about 2 minutes, was charged 3 minutes and cost 15 cents ($0.1500). ' +
+      '85 cents of your spending cap of 1 dollar is left this billing period.');
+    const endedCost = await ask(deps, 'how much has this call cost');
+    assert.equal(endedCost.reply, 'This call has ended. It cost 15 cents ($0.1500), for 3 minutes charged. ' +
+      '85 cents of your spending cap of 1 dollar is left this billing period.');
+  });
+
+  it('a subscriber hears the fee, the included minutes left and the time cards used before the rate', async () => {
+    const user = newUserId();
+    await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `grant-${user}` });
+    await subscribe(user, 'pro_monthly', { capCents: 2000 });
+    const turn = await ask(depsFor(user), 'how much time do I have');
+    assert.equal(turn.reply, 'This billing period you have talked for 0 minutes, and your Pro monthly plan has cost ' +
+      '49 dollars so far, including the monthly fee of 49 dollars. You have 1000 minutes left of the 1000 minutes your plan ' +
+      'includes. Your spending cap is 20 dollars, and 20 dollars of it is left. You also have 1 hour on time cards, which are ' +
+      "used before your plan's rate. The period ends on April 1.");
+  });
+
+  it('a suspended plan is named with its reason, and its calls run on cards as a prepaid caller\'s do', async () => {
+    const user = newUserId();
+    await subscribe(user, 'payg', { capCents: 5000, status: 'suspended' });
+    const turn = await ask(depsFor(user), 'how much time do I have');
+    assert.equal(turn.reply, 'Calls on your Pay as you go plan are suspended because an invoice is unpaid. Once it is paid ' +
+      '(the payment link is in the MindBot app), calls go on as before. You have no time cards to use meanwhile. ' +
+      'This billing period you have talked for 0 minutes, and your Pay as you go plan has cost 0 dollars so far.');
+
+    // With a card, a call runs on it alone: the prepaid answers, said to be so.
+    await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `grant-${user}` });
+    const timers = new FakeTimers(clock);
+    const controller = new CallController({ store, clock: clock.now, timers });
+    await controller.join({ userId: user, externalKey: `call-${user}`, roomName: 'room-suspended' });
+    await timers.advance(150);
+    const cost = await ask(depsFor(user, { call: controller }), 'how much has this call cost');
+    assert.equal(cost.reply, 'Your monthly plan is suspended because an invoice is unpaid, so this call runs on your time cards. ' +
+      'So far this call has used 3 minutes of your talk time (it is charged in steps of 1 minute, each paid when it begins). ' +
+      'One minute of talking uses one minute of time, so what you have left lasts about 57 minutes more.');
+    await controller.leave('caller_left');
+  });
+
+  it('a plan Stripe has not confirmed yet: its calls use cards, and the balance answer says so', async () => {
+    const user = newUserId();
+    await store.grantCard({ userId: user, tierId: 'starter_1h', idempotencyKey: `grant-${user}` });
+    await subscribe(user, 'payg', { capCents: 5000, status: 'pending' });
+    const turn = await ask(depsFor(user), 'how much time do I have');
+    assert.equal(turn.reply, 'Your monthly plan is waiting for its payment to be confirmed; until then calls use time cards. ' +
+      'You have 1 hour of talk time left, on one time card. It expires on March 2, 2027.');
+  });
+
+  it('get_pricing_packages compares the packs and the monthly plans per hour', async () => {
+    const turn = await ask(depsFor(newUserId()), 'what do the packages cost');
+    assert.match(turn.reply, /^There are \d+ packages: .*the Starter Pack \(id starter_1h\): 1 hour for 9 dollars and 99 cents/);
+    assert.match(turn.reply, /Per hour, the packs come to .*the Starter Pack 9 dollars and 99 cents.* the Pro Pack 6 dollars and the Enterprise Pack 5 dollars\./);
+    assert.match(turn.reply, /Pay as you go, with no monthly fee: 3 dollars an hour \(5 cents a minute\); Volume/);
+    assert.match(turn.reply, /Volume, with no monthly fee: 3 dollars and 60 cents an hour at first, falling to 1 dollar and 20 cents an hour/);
+    assert.match(turn.reply, /Pro monthly: 49 dollars a month with 1000 minutes included \(2 dollars and 94 cents an hour if you use them all\), then 3 dollars an hour/);
+    assert.match(turn.reply, /Monthly plans are chosen in the MindBot app/);
+    assert.doesNotMatch(turn.reply, /\$/);
   });
 
   it('a guest gets the guest answers: no balance, no billing, no purchase', async () => {

@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { DisconnectReason, RoomEvent, type Room } from '@livekit/rtc-node';
 import { describe, it } from 'node:test';
 import { callRoomEvents, noBalanceText, userIdOf } from '../src/agent/worker.ts';
+import { refusedText } from '../src/agent/call-speech.ts';
+import type { UsageCurrent } from '../src/billing/store.ts';
 import { liveKitUnreachable } from '../src/agent/network-cause.ts';
 
 const run = promisify(execFile);
@@ -39,6 +41,18 @@ describe('agent worker', () => {
     assert.match(text, /no talk time left/);
     assert.match(text, /Basic/);
     assert.match(noBalanceText([], 0), /No packages are on sale/);
+  });
+
+  it("says why a start was refused in the plan's terms, and offers the packages each time", () => {
+    const tiers = [{ name: 'Basic', base_seconds: 3600, bonus_seconds: 0, price_cents: 500, currency: 'usd' }];
+    const period = (fields: Partial<UsageCurrent>) => ({ billing: 'postpaid', status: 'active', cap_cents: 5000, currency: 'usd', ...fields }) as UsageCurrent;
+    assert.equal(refusedText(null, tiers, 0), noBalanceText(tiers, 0));
+    assert.equal(refusedText(period({ billing: 'prepaid', cap_cents: null }), tiers, 0), noBalanceText(tiers, 0));
+    assert.match(refusedText(period({ status: 'suspended' }), tiers, 60),
+      /calls on your monthly plan are suspended because an invoice is unpaid\..*the Basic, 1 hour for 5 dollars.*I'll stay for 1 minute\.$/);
+    assert.match(refusedText(period({}), tiers, 0), /you've reached your spending cap of 50 dollars for this billing period, so I can't start our call\..*the Basic/);
+    assert.match(refusedText(period({ billing: 'prepaid', status: 'pending', cap_cents: null }), tiers, 0),
+      /your monthly plan isn't confirmed yet and you have no talk time left on time cards/);
   });
 
   it("turns the caller's hang-up and the room going away into the call's events, not the agent's own leaving", () => {

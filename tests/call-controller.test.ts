@@ -366,7 +366,8 @@ describe('CallController (PostgreSQL, fake timers)', () => {
     const rec = record(call, clock);
     assert.equal(await join(call, user), null);
     assert.equal(rec.of('no_balance').length, 1);
-    assert.deepEqual(rec.of('no_balance')[0]!.payload, { userId: user });
+    assert.deepEqual(rec.of('no_balance')[0]!.payload,
+      { userId: user, message: 'no conversation time left: buy or redeem a time card to start a call' });
     assert.equal(rec.of('started').length, 0);
     assert.equal(call.phase, 'not_started');
     const { rows } = await db.sql.query<{ n: number }>(
@@ -375,5 +376,71 @@ describe('CallController (PostgreSQL, fake timers)', () => {
     assert.equal(await call.leave(), null);
     assert.equal(rec.of('ended').length, 0);
     assert.equal(timers.size, 0);
+  });
+
+  // A postpaid caller (migrations/017): a plan at 6 cents a minute (0.1 cent a second, exact) and a spending cap.
+  async function subscribeSixCents(userId: string, capCents: number, status: 'active' | 'suspended' = 'active') {
+    await db.sql.query(
+      `insert into public.plans (key, version, kind, name, default_cap_cents, max_cap_cents)
+       values ('test_six_cents', 1, 'payg', 'Six cents', 1000, 100000) on conflict do nothing`);
+    await db.sql.query(
+      `insert into public.plan_rate_tiers (plan_id, position, up_to_seconds, cents_per_minute)
+       select id, 1, null, 6.0 from public.plans where key = 'test_six_cents' on conflict do nothing`);
+    await db.sql.query('insert into public.stripe_customers (user_id, customer_id) values ($1, $2)',
+      [userId, `cus_${userId.replaceAll('-', '').slice(0, 20)}`]);
+    await db.sql.query(
+      `insert into public.user_plans (user_id, plan_id, status, current_period_start, current_period_end,
+         spending_cap_cents, suspended_reason, suspended_invoice_url)
+       select $1, p.id, $2, '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', $3, $4, $5
+         from public.plans p where p.key = 'test_six_cents'`,
+      [userId, status, capCents, status === 'suspended' ? 'invoice.payment_failed' : null,
+        status === 'suspended' ? 'https://invoice.stripe.com/i/test' : null]);
+  }
+
+  test('a postpaid call is warned at 5 and 1 minutes before its spending cap and cut off at the cap', async () => {
+    const { clock, timers, controller } = world();
+    const user = newUserId();
+    // 42 cents: the line rounds above the cap from 42.5 cents on, so 424 s at 0.1 cent a second fit under it.
+    await subscribeSixCents(user, 42);
+    const call = controller();
+    const rec = record(call, clock);
+    const started = await join(call, user);
+    assert.ok(started);
+    assert.equal(started.plan?.cap_cents, 42);
+    assert.equal(rec.of('started')[0]!.payload.remainingSeconds, 424);
+
+    await timers.advance(10 * 60);
+    assert.deepEqual(rec.of('warning').map((w) => [w.payload.thresholdSeconds, w.payload.remainingSeconds, w.at.getTime()]),
+      [[300, 300, at(124).getTime()], [60, 60, at(364).getTime()]]);
+    assert.equal(rec.of('cut_off').length, 1);
+    assert.deepEqual(rec.of('cut_off')[0]!.at, at(424));
+    const row = await sessionRow(started.session_id);
+    assert.deepEqual([row.status, row.billed_seconds, row.ended_at], ['cut_off', 424, at(424)]);
+    const ended = rec.of('ended')[0]!.payload.state!;
+    assert.equal(ended.plan?.period_usage_cents, 42, 'the period reached the cap, not a cent over');
+    assert.equal(ended.plan?.cap_left_cents, 0);
+    assert.equal(timers.size, 0);
+  });
+
+  test('a suspended plan or a spent cap refuses the start with its own reason', async () => {
+    const { clock, timers, controller } = world();
+    const suspended = newUserId();
+    await subscribeSixCents(suspended, 5000, 'suspended');
+    const first = controller();
+    const rec1 = record(first, clock);
+    assert.equal(await join(first, suspended), null);
+    assert.match(rec1.of('no_balance')[0]!.payload.message,
+      /^calls on your plan are suspended because an invoice is unpaid \(https:\/\/invoice\.stripe\.com\/i\/test\)/);
+
+    const capped = newUserId();
+    await subscribeSixCents(capped, 1); // 14 s fit under 1 cent
+    const spend = controller();
+    assert.ok(await join(spend, capped));
+    await timers.advance(60);
+    assert.equal((await spend.finished())?.billed_seconds, 14);
+    const second = controller();
+    const rec2 = record(second, clock);
+    assert.equal(await join(second, capped), null);
+    assert.match(rec2.of('no_balance')[0]!.payload.message, /^your spending cap of 0\.01 USD for this period is reached/);
   });
 });

@@ -97,8 +97,12 @@ export interface CallEvents {
    * time left at that answer, as in 'started'. The caller's app follows these, not its own guess.
    */
   metered: { state: SessionState; remainingSeconds: number };
-  /** The user has no time at all: the call was not started. */
-  no_balance: { userId: string };
+  /**
+   * Nothing could pay for the call's first increment: it was not started. message is the store's reason, in the
+   * terms of the user's plan (migrations/017: no time left, the plan suspended for an unpaid invoice, the
+   * spending cap reached).
+   */
+  no_balance: { userId: string; message: string };
   /** The talk time left has reached a threshold (each threshold at most once per call). */
   warning: { remainingSeconds: number; thresholdSeconds: number };
   /** The paid time is over: say goodbye. The settlement follows. */
@@ -213,8 +217,8 @@ export class CallController {
         this.phaseValue = 'not_started';
         this.done.resolve(null);
         if (isBillingError(error, 'insufficient_balance')) {
-          this.log.info({ userId: input.userId }, 'call refused: no balance');
-          this.emit('no_balance', { userId: input.userId });
+          this.log.info({ userId: input.userId, reason: error.message }, 'call refused: nothing to pay for it');
+          this.emit('no_balance', { userId: input.userId, message: error.message });
           return null;
         }
         this.log.error({ userId: input.userId, err: describe(error) }, 'call could not be started');

@@ -12,8 +12,8 @@ import type { CallController, CallLog, CallRegistry, EndReason, Timers } from '.
 import type { CallParties } from './call-parties.ts';
 import { callAttributes, type CallStateName } from '../shared/call-protocol.ts';
 import {
-  CUT_OFF_TEXT, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, noBalanceText, SHUTDOWN_TEXT,
-  START_FAILED_TEXT, STORE_DOWN_TEXT, WARNING_TEXT,
+  cutOffText, GUEST_OVER_TEXT, GUEST_REFUSED_TEXT, NO_BALANCE_GOODBYE_TEXT, refusedText, SHUTDOWN_TEXT,
+  START_FAILED_TEXT, STORE_DOWN_TEXT, warningText,
 } from './call-speech.ts';
 import { greetingCallerOf, greetingText, type GreetingCaller } from './greeting.ts';
 
@@ -191,12 +191,20 @@ export class CallJob {
     this.greeted = true;
   }
 
-  /** No time at all: the packages, time to buy one (a purchase does not start billing here), then goodbye. */
+  /**
+   * Nothing to pay for the call: why, in the plan's terms (suspended, the cap reached, no time left), the
+   * packages, time to buy one (a purchase does not start billing here), then goodbye.
+   */
   private async startNoBalance(userId: string): Promise<void> {
     this.publish('no_balance', { remainingSeconds: 0 });
     if (this.closing) return;
     const grace = this.deps.noBalanceGraceSeconds;
-    const text = noBalanceText(await this.deps.store.listPricingTiers().catch(() => []), grace);
+    // The store's own answers, each bounded by its timeout; without them the plain no-time words still fit.
+    const [tiers, usage] = await Promise.all([
+      this.deps.store.listPricingTiers().catch(() => []),
+      this.deps.store.getUsageCurrent(userId).catch(() => null),
+    ]);
+    const text = refusedText(usage, tiers, grace);
     const speaker = await this.open({ userId, greeting: text, call: null });
     if (!speaker) return;
     const offer = speaker.say(text, { allowInterruptions: true, addToChatCtx: false });
@@ -228,12 +236,12 @@ export class CallJob {
     });
     // Queued behind the current speech, never cutting it; the caller cannot talk over it.
     call.on('warning', ({ remainingSeconds }) => {
-      if (this.greeted && !this.closing) this.speaker?.say(WARNING_TEXT(remainingSeconds), { allowInterruptions: false });
+      if (this.greeted && !this.closing) this.speaker?.say(warningText(call.state, remainingSeconds), { allowInterruptions: false });
     });
     call.on('cut_off', ({ state }) => {
       this.closing ??= 'balance_exhausted';
       this.publish('cut_off', { remainingSeconds: 0, sessionId: state.session_id });
-      this.goodbye ??= this.interruptAndSay(CUT_OFF_TEXT);
+      this.goodbye ??= this.interruptAndSay(cutOffText(state));
     });
     call.on('store_unreachable', () => {
       this.closing ??= 'store_unreachable';

@@ -1,6 +1,7 @@
 // What MindBot says first, chosen by the caller's prepaid balance. Pure: the caller reads the balance.
 
 import type { SessionState } from '../billing/store.ts';
+import { speakMoney } from '../tools/speak-money.ts';
 
 /** Below this much talk time the greeting warns and suggests buying more (30 minutes). */
 export const LOW_BALANCE_GREETING_SECONDS = 30 * 60;
@@ -12,7 +13,21 @@ export const LOW_BALANCE_GREETING_SECONDS = 30 * 60;
  */
 export type GreetingCaller =
   | { kind: 'guest' }
-  | { kind: 'user'; totalSeconds: number; usableSeconds?: number; expiring?: { seconds: number; inSeconds: number } };
+  | { kind: 'user'; totalSeconds: number; usableSeconds?: number; expiring?: { seconds: number; inSeconds: number } }
+  | PlanCaller;
+
+/**
+ * A caller whose active monthly plan pays for the call (migrations/017): how long the call can last before the
+ * spending cap ends it, and the period's usage against the cap, in the plan's currency.
+ */
+export interface PlanCaller {
+  kind: 'plan';
+  /** null when no call is billed (the text console): the period and the cap only. */
+  seconds: number | null;
+  usageCents: number;
+  capCents: number;
+  currency: string;
+}
 
 /**
  * The caller as the start of their call found them (the start answer's covered_until, balance and
@@ -20,6 +35,12 @@ export type GreetingCaller =
  */
 export function greetingCallerOf(state: SessionState, now: Date): GreetingCaller {
   const ahead = (instant: Date) => Math.max(0, (instant.getTime() - now.getTime()) / 1000);
+  const plan = state.plan;
+  if (plan && plan.status === 'active' && plan.period_start !== null) {
+    // The plan pays last (after included minutes and cards), so payable_until is where the cap ends the call.
+    return { kind: 'plan', seconds: ahead(state.payable_until), usageCents: plan.period_usage_cents,
+      capCents: plan.cap_cents, currency: plan.currency };
+  }
   const totalSeconds = ahead(state.covered_until) + state.remaining_seconds;
   if (state.expiring_unused_seconds <= 0) return { kind: 'user', totalSeconds };
   return {
@@ -71,6 +92,7 @@ export function greetingText(caller: GreetingCaller): string {
     return "Hi! I'm MindBot. You're talking as a guest, so your conversation time isn't tracked. " +
       `Create a free account to buy talk time and keep track of it. ${HELP}`;
   }
+  if (caller.kind === 'plan') return planGreeting(caller);
   const seconds = Math.max(0, Math.floor(caller.totalSeconds));
   if (caller.expiring && caller.expiring.seconds > 0 && seconds > 0) {
     const usable = Math.max(0, Math.floor(caller.usableSeconds ?? seconds - caller.expiring.seconds));
@@ -87,4 +109,17 @@ export function greetingText(caller: GreetingCaller): string {
     return `Hi! You have ${aboutMinutes(seconds)} left. Consider purchasing more time cards so we can keep talking. ${HELP}`;
   }
   return `Welcome back! You have ${hours(seconds)} of conversation time remaining. ${HELP}`;
+}
+
+/** In the plan's terms: the cap, what the period has used of it, and how long this call can last before it. */
+function planGreeting(caller: PlanCaller): string {
+  const cap = speakMoney(caller.capCents, caller.currency);
+  const used = `This billing period you've used ${speakMoney(caller.usageCents, caller.currency)} of your ${cap} spending cap`;
+  if (caller.seconds === null) return `Welcome back! ${used}. ${HELP}`;
+  const seconds = Math.max(0, Math.floor(caller.seconds));
+  if (seconds < LOW_BALANCE_GREETING_SECONDS) {
+    return `Hi! You are ${aboutMinutes(seconds)} from your spending cap of ${cap} for this billing period. ` +
+      `You can raise it in the MindBot app. ${HELP}`;
+  }
+  return `Welcome back! ${used}, enough for ${callLength(seconds)} more of talking. ${HELP}`;
 }

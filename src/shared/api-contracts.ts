@@ -290,7 +290,8 @@ export const UsageCurrentResponse = MonthlyUsageResponse.extend({
   hosted_invoice_url: z.string().nullable(),
   cancel_at_period_end: z.boolean(),
   period_start: timestamp,
-  period_end: timestamp,
+  /** null between a period's end and Stripe's word on the next one. */
+  period_end: timestamp.nullable(),
   card_seconds: seconds,
   included_seconds: seconds,
   included_seconds_used: seconds,

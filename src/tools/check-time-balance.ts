@@ -2,6 +2,7 @@ import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import type { Balance } from '../billing/store.ts';
 import { GUEST_NO_TRACKING, type BillingToolDeps } from './deps.ts';
+import { describePlanPeriod, isPostpaid, PENDING_PLAN_TEXT } from './plan-answers.ts';
 import { speakDuration, speakWhen } from '../shared/speak-time.ts';
 
 /** The balance as one or two sentences a voice can read out. */
@@ -24,13 +25,16 @@ export function describeBalance(balance: Balance, now: Date, timeZone = 'UTC'): 
 export function checkTimeBalanceTool(deps: BillingToolDeps) {
   return llm.tool({
     description:
-      "Look up how much prepaid talk time the caller has left right now, how many time cards it is on, and when the next card expires. Use it whenever the caller asks about their time, minutes, hours or balance.",
+      "Look up how much talk time the caller has left right now: prepaid time cards (how many, when the next expires) or, on a monthly plan, this period's minutes, cost so far, spending cap and what is left of it. Use it whenever the caller asks about their time, minutes, hours, balance, usage or bill.",
     parameters: z.object({}),
     execute: async () => {
       if (deps.userId === null) return GUEST_NO_TRACKING;
       // Read every time: the balance moves while the call is metered and when other calls or purchases land.
-      const balance = await deps.store.getBalance(deps.userId);
-      return describeBalance(balance, (deps.now ?? (() => new Date()))(), deps.timeZone);
+      const now = (deps.now ?? (() => new Date()))();
+      const usage = await deps.store.getUsageCurrent(deps.userId);
+      if (isPostpaid(usage)) return describePlanPeriod(usage, now, deps.timeZone);
+      const balance = describeBalance(await deps.store.getBalance(deps.userId), now, deps.timeZone);
+      return usage.status === 'pending' ? `${PENDING_PLAN_TEXT} ${balance}` : balance;
     },
   });
 }

@@ -2,6 +2,7 @@ import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import type { SessionState } from '../billing/store.ts';
 import { readCallState, type BillingToolDeps } from './deps.ts';
+import { describePlanCost, describePlanPeriod, isPostpaid, planNotPayingNote, planPays } from './plan-answers.ts';
 import { speakDuration, speakMinutesCharged } from '../shared/speak-time.ts';
 
 /** Talk time left for this call: what is paid for it and not yet used, plus the balance (live). */
@@ -18,6 +19,17 @@ export async function liveBalanceSeconds(deps: BillingToolDeps, state: SessionSt
     if (state) return state.remaining_seconds;
     throw error;
   }
+}
+
+/**
+ * What this call has cost in the plan's terms (its card seconds at what they were paid for, plus its usage
+ * charges exact: 018's per-call cost), read from the caller's recent calls.
+ */
+export async function callCostExact(deps: BillingToolDeps, sessionId: string): Promise<number> {
+  const calls = await deps.store.listSessions({ userId: deps.userId!, limit: 20 });
+  const call = calls.find((c) => c.session_id === sessionId);
+  if (!call) throw new llm.ToolError("This call's cost could not be found right now. Apologize and suggest asking again in a moment.");
+  return call.cost_cents;
 }
 
 export function describeCost(state: SessionState, balanceSeconds: number, now: Date): string {
@@ -37,7 +49,7 @@ export function describeCost(state: SessionState, balanceSeconds: number, now: D
 export function estimateSessionCostTool(deps: BillingToolDeps) {
   return llm.tool({
     description:
-      'Tell the caller what this call has cost so far (the talk time charged) and how much longer their time lasts if they keep talking. Use it for questions like "how much has this call cost" or "how long can I keep talking".',
+      'Tell the caller what this call has cost so far (the talk time charged, or on a monthly plan the money) and how much longer their time or spending cap lasts if they keep talking. Use it for questions like "how much has this call cost" or "how long can I keep talking".',
     parameters: z.object({}),
     execute: async () => {
       if (deps.userId === null) {
@@ -46,6 +58,15 @@ export function estimateSessionCostTool(deps: BillingToolDeps) {
       }
       const now = (deps.now ?? (() => new Date()))();
       const state = readCallState(deps.call);
+      if (state && planPays(state.plan)) {
+        return describePlanCost(state, state.plan, await callCostExact(deps, state.session_id), now);
+      }
+      if (!state) {
+        const usage = await deps.store.getUsageCurrent(deps.userId);
+        if (isPostpaid(usage)) {
+          return `Billing for this call hasn't started yet, so nothing has been charged. ${describePlanPeriod(usage, now, deps.timeZone)}`;
+        }
+      }
       const balance = await liveBalanceSeconds(deps, state);
       if (!state) {
         return `Billing for this call hasn't started yet, so nothing has been charged. ` +
@@ -53,7 +74,7 @@ export function estimateSessionCostTool(deps: BillingToolDeps) {
             ? `Your balance of ${speakDuration(balance)} lasts that long in calls.`
             : 'You have no talk time left; you can buy a package.');
       }
-      return describeCost(state, balance, now);
+      return planNotPayingNote(state.plan) + describeCost(state, balance, now);
     },
   });
 }

@@ -2,7 +2,8 @@ import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import type { SessionState } from '../billing/store.ts';
 import { readCallPhase, readCallState, type BillingToolDeps } from './deps.ts';
-import { liveBalanceSeconds, talkTimeLeftSeconds } from './estimate-session-cost.ts';
+import { callCostExact, liveBalanceSeconds, talkTimeLeftSeconds } from './estimate-session-cost.ts';
+import { describePlanPeriod, describePlanSummary, isPostpaid, planNotPayingNote, planPays } from './plan-answers.ts';
 import { speakDuration, speakMinutesCharged } from '../shared/speak-time.ts';
 
 function timeLeft(seconds: number): string {
@@ -28,7 +29,7 @@ export function describeSummary(state: SessionState, balanceSeconds: number, now
 export function getSessionSummaryTool(deps: BillingToolDeps) {
   return llm.tool({
     description:
-      'Summarize the current call for the caller: how long it has lasted, how much talk time it has been charged, and how much time is left. Use it when the caller asks for a summary of this call or their usage.',
+      'Summarize the current call for the caller: how long it has lasted, how much talk time it has been charged (on a monthly plan, what it cost), and how much time is left. Use it when the caller asks for a summary of this call or their usage.',
     parameters: z.object({}),
     execute: async () => {
       if (deps.userId === null) {
@@ -37,6 +38,16 @@ export function getSessionSummaryTool(deps: BillingToolDeps) {
       }
       const now = (deps.now ?? (() => new Date()))();
       const state = readCallState(deps.call);
+      if (state && planPays(state.plan)) {
+        return describePlanSummary(state, state.plan, await callCostExact(deps, state.session_id), now);
+      }
+      if (!state) {
+        const usage = await deps.store.getUsageCurrent(deps.userId);
+        if (isPostpaid(usage)) {
+          const why = readCallPhase(deps.call) === 'not_started' ? "this call wasn't started" : "billing for this call hasn't started yet";
+          return `There is nothing to summarize: ${why}. ${describePlanPeriod(usage, now, deps.timeZone)}`;
+        }
+      }
       const balance = await liveBalanceSeconds(deps, state);
       if (!state) {
         const phase = readCallPhase(deps.call);
@@ -44,7 +55,7 @@ export function getSessionSummaryTool(deps: BillingToolDeps) {
           : "billing for this call hasn't started yet";
         return `There is nothing to summarize: ${why}. ${timeLeft(balance)}.`;
       }
-      return describeSummary(state, balance, now);
+      return planNotPayingNote(state.plan) + describeSummary(state, balance, now);
     },
   });
 }
