@@ -1,3 +1,4 @@
+import './zod-jitless.ts';
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import type { AppConfig } from './app-config.ts';
