@@ -11,6 +11,7 @@ import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 import { assertAccessible, ensureWebBuilt, launchBrowser, openPage, screenshot, signInLocally, type OpenedPage } from './helpers/browser.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('web app: the admin page’s plans', () => {
   let db: TestDatabase;
@@ -80,7 +81,7 @@ describe('web app: the admin page’s plans', () => {
       // 3.5 cents a minute, exactly, and its hour.
       const rate = await page.evaluate(() => new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD', minimumFractionDigits: 2,
         maximumFractionDigits: 6 }).format(0.035));
-      assert.match(await paygRow.innerText(), new RegExp(`${rate.replace(/[$.]/g, '\\$&')}/min \\(${(await money(page, 210)).replace(/[$.]/g, '\\$&')}/h\\)`));
+      assert.match(await paygRow.innerText(), new RegExp(`${escape(rate)}/min \\(${escape(await money(page, 210))}/h\\)`));
 
       // A tiered plan whose first tier has no bound: refused by the form before anything is sent.
       await panel.getByRole('button', { name: 'New plan' }).click();
@@ -128,6 +129,59 @@ describe('web app: the admin page’s plans', () => {
     }
   });
 
+  it('creates a subscription with overage and a prepaid plan; caps the wrong way round are refused beside the field', async () => {
+    const { page, problems, close } = await openAdmin();
+    try {
+      const panel = page.getByRole('region', { name: 'Plans', exact: true });
+      await panel.getByRole('button', { name: 'New plan' }).click();
+      const form = panel.getByRole('form', { name: 'New plan' });
+      await form.getByLabel('Kind').selectOption({ label: 'Subscription + overage' });
+      await form.getByLabel('Plan key').fill('web_team');
+      await form.getByLabel('Name').fill('Web Team');
+      await form.getByLabel('Currency').fill('EUR');
+      await form.getByLabel('Monthly fee in cents').fill('2900');
+      await form.getByLabel('Included minutes a month').fill('600');
+      await form.getByLabel('Cents per minute').fill('4.5');
+      await form.getByLabel('Default spending cap in cents').fill('30000');
+      await form.getByLabel('Maximum spending cap in cents').fill('10000');
+      await form.getByRole('button', { name: 'Create plan' }).click();
+      await form.getByRole('alert').getByText('Not saved: correct the fields marked.').waitFor();
+      const cap = form.getByLabel('Default spending cap in cents');
+      assert.equal(await cap.getAttribute('aria-invalid'), 'true');
+      assert.match(await described(page, (await cap.getAttribute('aria-describedby'))!), /cannot be more than the maximum cap/);
+      assert.deepEqual(await versions('web_team'), [], 'nothing sent');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await assertAccessible(page, 'the new-plan form with a mistake named, dark scheme');
+      await page.emulateMedia({ colorScheme: 'light' });
+
+      await cap.fill('3000');
+      await form.getByRole('button', { name: 'Create plan' }).click();
+      await panel.getByRole('status').getByText('Created the plan Web Team (web_team).').waitFor();
+      const team = ((await adminGet('/admin/plans')).plans as Json[]).find((p) => p.key === 'web_team')!;
+      assert.deepEqual([team.kind, team.currency, team.monthly_fee_cents, team.included_seconds, team.default_cap_cents, team.max_cap_cents,
+        team.tiers.map((t: Json) => t.cents_per_minute)], ['subscription', 'eur', 2900, 36_000, 3000, 10_000, [4.5]]);
+      const row = await panel.getByRole('row', { name: /Web Team/ }).innerText();
+      assert.ok(row.includes(`${await money(page, 2900, 'EUR')} a month, 600 min included`), row);
+
+      await panel.getByRole('button', { name: 'New plan' }).click();
+      const packs = panel.getByRole('form', { name: 'New plan' });
+      await packs.getByLabel('Kind').selectOption({ label: 'Prepaid time packs' });
+      assert.equal(await packs.getByLabel('Cents per minute').count(), 0, 'a prepaid plan has no rates: its prices are the packs');
+      await packs.getByLabel('Plan key').fill('web_packs');
+      await packs.getByLabel('Name').fill('Web Packs');
+      await packs.getByRole('button', { name: 'Create plan' }).click();
+      await panel.getByRole('status').getByText('Created the plan Web Packs (web_packs).').waitFor();
+      const prepaid = ((await adminGet('/admin/plans')).plans as Json[]).find((p) => p.key === 'web_packs')!;
+      assert.deepEqual([prepaid.kind, prepaid.tiers, prepaid.max_cap_cents], ['prepaid', [], null]);
+      const first = prepaid.packs[0];
+      assert.match(await panel.getByRole('row', { name: /Web Packs/ }).innerText(),
+        new RegExp(`${escape(first.name)}: ${escape(await money(page, first.price_cents))}`));
+      assertClean(problems);
+    } finally {
+      await close();
+    }
+  });
+
   it('saves an edit as a new version, listing the old one as retired, and retires a plan after a confirmation', async () => {
     const { page, problems, close } = await openAdmin();
     try {
@@ -149,9 +203,22 @@ describe('web app: the admin page’s plans', () => {
       assert.match(await panel.getByRole('row', { name: /web_payg v2/ }).innerText(), /Offered/);
       await screenshot(page, 'admin-plan-new-version');
 
+      // A subscription's new version with a new name only: its fee, minutes, caps and rate are carried over.
+      await panel.getByRole('button', { name: 'Edit Web Team as a new version' }).click();
+      const team = panel.getByRole('form', { name: 'New version of Web Team' });
+      assert.equal(await team.getByLabel('Included minutes a month').inputValue(), '600');
+      await team.getByLabel('Name').fill('Web Team Plus');
+      await team.getByRole('button', { name: 'Save as a new version' }).click();
+      await panel.getByRole('status').getByText('Saved Web Team Plus as version 2 of web_team; version 1 is retired.').waitFor();
+      const teams = ((await adminGet('/admin/plans')).plans as Json[]).filter((p) => p.key === 'web_team');
+      const shape = (p: Json) => [p.currency, p.monthly_fee_cents, p.included_seconds, p.default_cap_cents, p.max_cap_cents, p.tiers.map((t: Json) => t.cents_per_minute)];
+      assert.deepEqual(teams.map((p) => [p.version, p.name, p.status]), [[2, 'Web Team Plus', 'active'], [1, 'Web Team', 'retired']]);
+      assert.deepEqual(shape(teams[0]!), shape(teams[1]!));
+
       await panel.getByRole('button', { name: 'Retire Web Volume' }).click();
       const confirm = panel.getByRole('group', { name: 'Retire Web Volume?' });
       await confirm.getByText(/its key is never used again/).waitFor();
+      assert.equal(await page.evaluate('document.activeElement?.id'), 'retire-plan-title', 'the keyboard moves to the question');
       assert.deepEqual(await versions('web_volume'), [[1, 'active']], 'nothing retired before the confirmation');
       await assertAccessible(page, 'the plans asking to confirm a retirement');
       await confirm.getByRole('button', { name: 'Yes, retire' }).click();

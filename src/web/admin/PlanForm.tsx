@@ -55,9 +55,14 @@ function tiersFor(kind: PlanKind, tiers: TierValues[]): TierValues[] {
 
 const postpaid = (kind: PlanKind) => kind !== 'prepaid';
 
-/** The kind's rules, by the API's field names (the SQL function checks the same ones). */
-export function validatePlan(values: Values, creating: boolean): Record<string, string> {
+/**
+ * The kind's rules, by the API's field names (the SQL function checks the same ones). For a new version, a
+ * value left as the offered version has it is not checked again: the API took it (in seconds, which need not be
+ * whole minutes), and it is not sent.
+ */
+export function validatePlan(values: Values, creating: boolean, initial: Values): Record<string, string> {
   const errors: Record<string, string> = {};
+  const kept = (field: keyof Values) => !creating && JSON.stringify(values[field]) === JSON.stringify(initial[field]);
   if (creating && !KEY.test(values.key.trim())) errors.key = 'a plan key of 2 to 40 lower-case letters, digits or _, like pro_monthly';
   if (values.name.trim() === '' || values.name.trim().length > 80) errors.name = 'a name of 1 to 80 characters is required';
   if (values.description.length > 500) errors.description = 'at most 500 characters';
@@ -67,7 +72,7 @@ export function validatePlan(values: Values, creating: boolean): Record<string, 
     if (!WHOLE.test(values.monthlyFeeCents.trim()) || Number(values.monthlyFeeCents) <= 0) {
       errors.monthly_fee_cents = 'a subscription needs a monthly fee: a whole number of cents above 0';
     }
-    if (!WHOLE.test(values.includedMinutes.trim()) || Number(values.includedMinutes) <= 0) {
+    if (!kept('includedMinutes') && (!WHOLE.test(values.includedMinutes.trim()) || Number(values.includedMinutes) <= 0)) {
       errors.included_minutes = 'a subscription includes a whole number of minutes above 0';
     }
   }
@@ -80,7 +85,7 @@ export function validatePlan(values: Values, creating: boolean): Record<string, 
       errors.default_cap_cents = 'the default cap cannot be more than the maximum cap';
     }
     let previous = 0;
-    values.tiers.forEach((tier, i) => {
+    if (!kept('tiers')) values.tiers.forEach((tier, i) => {
       if (!RATE.test(tier.rate.trim())) errors[`tiers.${i}.cents_per_minute`] = 'cents per minute: 0 or more, at most 4 decimals';
       if (values.kind !== 'tiered') return;
       const last = i === values.tiers.length - 1;
@@ -157,7 +162,7 @@ export function PlanForm({ plan, onSaved, onCancel }: {
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setError(null);
-    const found = validatePlan(values, creating);
+    const found = validatePlan(values, creating, initial);
     setChecked(found);
     if (Object.keys(found).length > 0) return;
     const payload = body(values, initial, creating);

@@ -1,7 +1,7 @@
 // Plans (GET /admin/plans, retired versions included): every version with its tiers and prices per hour; a
 // new plan of any kind; an edit saved as a new version (the offered one is retired with it, and its subscribers
 // keep it); retiring a plan after a confirmation. The rules are the SQL functions' (migrations/018).
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useApi } from '../auth.tsx';
 import { formatDate, formatMoney } from '../format.ts';
 import { useRequest } from '../use-request.ts';
@@ -47,6 +47,9 @@ export function PlansPanel({ onChanged }: { onChanged?: () => void }) {
   const [notice, setNotice] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  // The confirmation appears above the table the button was in: the keyboard goes to it.
+  const confirmTitle = useRef<HTMLHeadingElement>(null);
+  useEffect(() => { if (confirming) confirmTitle.current?.focus(); }, [confirming]);
 
   const changed = (text: string) => {
     setEditing(null);
@@ -85,7 +88,7 @@ export function PlansPanel({ onChanged }: { onChanged?: () => void }) {
       )}
       {confirming && (
         <div className="panel" role="group" aria-labelledby="retire-plan-title">
-          <h3 id="retire-plan-title">Retire {confirming.name}?</h3>
+          <h3 id="retire-plan-title" className="report-title" tabIndex={-1} ref={confirmTitle}>Retire {confirming.name}?</h3>
           <p>{confirming.key} leaves the offer and its key is never used again. Its subscribers keep version {confirming.version} until
             they change plans.</p>
           <div className="actions">
