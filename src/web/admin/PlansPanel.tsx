@@ -105,19 +105,19 @@ export function PlansPanel({ onChanged }: { onChanged?: () => void }) {
             <table className="compact" aria-label="Plans">
               <thead>
                 <tr>
-                  <th scope="col">Plan</th><th scope="col">Kind</th><th scope="col">Prices</th><th scope="col" className="num">Caps</th>
+                  <th scope="col">Plan</th><th scope="col">Prices</th><th scope="col" className="num">Caps</th>
                   <th scope="col">Status</th><th scope="col"><span className="visually-hidden">Actions</span></th>
                 </tr>
               </thead>
               <tbody>
                 {plans.map((p) => (
                   <tr key={p.plan_id}>
-                    <th scope="row">{p.name}<br /><span className="muted code-small">{p.key} v{p.version}</span></th>
-                    <td>{KIND_NAMES[p.kind]}</td>
-                    <td><Prices plan={p} /></td>
+                    <th scope="row">{p.name}<br /><span className="muted code-small">{p.key} v{p.version}</span>
+                      <br /><span className="muted">{KIND_NAMES[p.kind]}</span></th>
+                    <td className="wrap"><Prices plan={p} /></td>
                     <td className="num">{p.max_cap_cents === null ? '—'
                       : <>{formatMoney(p.default_cap_cents ?? 0, p.currency)}<br /><span className="muted">max {formatMoney(p.max_cap_cents, p.currency)}</span></>}</td>
-                    <td>{p.status === 'active' ? 'Offered' : `Retired ${formatDate(p.retired_at)}`}</td>
+                    <td>{p.status === 'active' ? 'Offered' : <>Retired<br /><span className="muted">{formatDate(p.retired_at)}</span></>}</td>
                     <td>
                       {p.status === 'active' && (
                         <div className="actions">
