@@ -257,7 +257,8 @@ describe('web app: the admin page’s plans', () => {
     await invoice('in_web_failed', suspended, true, 4900);
     await sql.query(
       `insert into public.meter_drift (user_plan_id, period_start, period_end, our_seconds, stripe_seconds, checked_at)
-       values ($1, $2, $3, 180, 120, $3)`, [paygPlan, iso(now - 40 * day), iso(now - 10 * day)]);
+       values ($1, $2, $3, 180, 120, $3), ($1, $4, $2, 60, 0, $2)`, [paygPlan, iso(now - 40 * day), iso(now - 10 * day), iso(now - 70 * day)]);
+    await sql.query(`update public.meter_drift set resolved_at = $1 where our_seconds = 60`, [iso(now - 39 * day)]);
 
     const subscribers = await adminGet('/admin/plans/subscribers?limit=100');
     const mrr = await adminGet('/admin/mrr');
@@ -303,6 +304,13 @@ describe('web app: the admin page’s plans', () => {
       await drift.getByRole('status').getByText('1 period(s) where Stripe’s meter and our seconds differ.').waitFor();
       const driftRow = drift.getByRole('row', { name: new RegExp(payer) });
       assert.deepEqual((await driftRow.getByRole('cell').allTextContents()).slice(2, 5), ['180', '120', '+60']);
+      assert.equal(await drift.locator('tbody tr').count(), 1, 'the resolved row only on request');
+      await drift.getByLabel('Show resolved rows too').check();
+      await drift.locator('tbody tr').nth(1).waitFor();
+      const all = await adminGet('/admin/meter-drift?include_resolved=true');
+      assert.equal(all.drift.length, 2);
+      assert.deepEqual(await drift.locator('tbody tr').evaluateAll((rows) => rows.map((r) =>
+        (r as unknown as { textContent: string }).textContent.includes('Open'))), all.drift.map((d: Json) => d.resolved_at === null));
 
       const books = await adminGet('/admin/books');
       const booksRegion = page.getByRole('region', { name: 'Books' });
