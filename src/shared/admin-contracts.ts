@@ -241,5 +241,201 @@ export const Books = z.object({
       ok: z.boolean(),
     })),
   }),
+  /**
+   * Postpaid identities (migrations/017_postpaid_metering.sql): each call's billed seconds are its card usage
+   * plus its plan's seconds; every usage charge has its one meter event; every invoice line is priced through
+   * its plan's tiers. Absent from a database older than 017.
+   */
+  postpaid: z.object({
+    ok: z.boolean(),
+    sessions: z.object({ billed_seconds: int, card_seconds: int, plan_seconds: int, sessions_out_of_step: int }),
+    meter_events: z.object({ charges: int, events: int, charges_without_event: int }),
+    lines: z.object({
+      lines: int,
+      rated_seconds: int,
+      /** Exact cents, as a decimal string (never rounded: the rounding is per line, at invoicing). */
+      amount_exact: z.string(),
+      lines_mispriced: int,
+      /** Lines above the user's cap of today (a cap lowered mid-period): reported, not a fault of the books. */
+      lines_over_cap: int,
+    }),
+  }).optional(),
 });
 export type Books = z.infer<typeof Books>;
+
+// ---------- plans and postpaid billing (src/sidecar/plan-admin-routes.ts, migrations/018_plan_admin_usage.sql) ----------
+// Declared whole: the plan routes shape their answers themselves, so the contract test checks them exactly.
+
+export const PlanKind = z.enum(['prepaid', 'payg', 'tiered', 'subscription']);
+export type PlanKind = z.infer<typeof PlanKind>;
+const currency = z.string();
+/** Exact decimals of a cent (at most 4 places), never charged as such: docs/plans.md's one rounding rule. */
+const decimalCents = z.number();
+
+/** A plan version as administrators see it: the public plan view plus its Stripe ids. */
+export const AdminPlan = z.object({
+  plan_id: z.string(),
+  key: z.string(),
+  version: int,
+  kind: PlanKind,
+  name: z.string(),
+  description: z.string(),
+  currency,
+  status: z.enum(['active', 'retired']),
+  sort_order: int,
+  monthly_fee_cents: int,
+  included_seconds: int,
+  included_minutes: z.number(),
+  default_cap_cents: int.nullable(),
+  max_cap_cents: int.nullable(),
+  /** Graduated by the period's seconds; the last tier (up_to_seconds null) prices the rest. */
+  tiers: z.array(z.object({
+    position: int,
+    up_to_seconds: int.nullable(),
+    up_to_minutes: z.number().nullable(),
+    cents_per_minute: decimalCents,
+    cents_per_hour: decimalCents,
+  })),
+  /** A prepaid plan's packs; null for a postpaid plan. */
+  packs: z.array(z.object({
+    package_id: z.string(), name: z.string(), price_cents: int, currency, total_seconds: int, cents_per_hour: decimalCents,
+  })).nullable(),
+  price_per_hour: z.object({
+    rate_cents_per_hour: decimalCents.nullable(),
+    included_cents_per_hour: decimalCents.nullable(),
+    cheapest_pack_cents_per_hour: decimalCents.nullable(),
+  }),
+  created_at: timestamp,
+  retired_at: timestamp.nullable(),
+  stripe_product_id: z.string().nullable(),
+  stripe_fee_price_id: z.string().nullable(),
+  stripe_usage_price_id: z.string().nullable(),
+});
+export type AdminPlan = z.infer<typeof AdminPlan>;
+
+/** GET /admin/plans?include_retired= (newest version first within a key) */
+export const AdminPlanList = z.object({ plans: z.array(AdminPlan) });
+export type AdminPlanList = z.infer<typeof AdminPlanList>;
+
+/**
+ * POST /admin/plans (201), POST /admin/plans/:key/versions (201: retired is the version it replaced),
+ * POST /admin/plans/:key/retire (retired: false when it was retired already).
+ */
+export const PlanWrite = z.object({ plan: AdminPlan, retired: z.union([AdminPlan, z.boolean()]).optional() });
+export type PlanWrite = z.infer<typeof PlanWrite>;
+
+const subscriptionStatus = z.enum(['pending', 'active', 'suspended']);
+
+/** GET /admin/plans/subscribers?plan=&limit=&offset= */
+export const PlanSubscribers = z.object({
+  total: int,
+  limit: int,
+  offset: int,
+  by_plan: z.array(z.object({
+    plan_key: z.string(), plan_version: int, kind: PlanKind, currency, pending: int, active: int, suspended: int,
+  })),
+  subscribers: z.array(z.object({
+    user_id: z.string(),
+    user_plan_id: z.string(),
+    plan_key: z.string(),
+    plan_version: int,
+    plan_name: z.string(),
+    kind: PlanKind,
+    status: subscriptionStatus,
+    current_period_start: timestamp.nullable(),
+    current_period_end: timestamp.nullable(),
+    spending_cap_cents: int,
+    cancel_at_period_end: z.boolean(),
+    scheduled_plan_key: z.string().nullable(),
+    stripe_subscription_id: z.string().nullable(),
+    created_at: timestamp,
+  })),
+});
+export type PlanSubscribers = z.infer<typeof PlanSubscribers>;
+
+/** GET /admin/mrr: one row per currency, never added across currencies. */
+export const Mrr = z.object({
+  generated_at: timestamp,
+  currencies: z.array(z.object({
+    currency,
+    subscriptions: int,
+    subscription_fees_cents: int,
+    usage_users: int,
+    usage_last_period_cents: int,
+    mrr_cents: int,
+  })),
+});
+export type Mrr = z.infer<typeof Mrr>;
+
+/** GET /admin/usage/by-plan?days= */
+export const UsageByPlan = z.object({
+  days: int,
+  since: timestamp,
+  until: timestamp,
+  plans: z.array(z.object({
+    plan_key: z.string(), plan_version: int, kind: PlanKind, currency, users: int, calls: int,
+    included_seconds: int, rated_seconds: int, amount_exact_cents: decimalCents, amount_cents: int,
+  })),
+  prepaid: z.object({ users: int, calls: int, card_seconds: int }),
+});
+export type UsageByPlan = z.infer<typeof UsageByPlan>;
+
+/** GET /admin/usage/by-agent?days=: an agent's plan money per currency. */
+export const UsageByAgent = z.object({
+  days: int,
+  since: timestamp,
+  until: timestamp,
+  agents: z.array(z.object({
+    agent_name: z.string(), calls: int, users: int, seconds: int, included_seconds: int, rated_seconds: int,
+    plan_amounts: z.array(z.object({ currency, amount_exact_cents: decimalCents })),
+  })),
+});
+export type UsageByAgent = z.infer<typeof UsageByAgent>;
+
+export const INVOICE_FILTERS = ['outstanding', 'failed', 'paid', 'void', 'uncollectible', 'all'] as const;
+export const InvoiceFilter = z.enum(INVOICE_FILTERS);
+export type InvoiceFilter = z.infer<typeof InvoiceFilter>;
+
+/** GET /admin/invoices?status=&limit=: Stripe's invoices as its webhooks told them, totals per currency. */
+export const InvoiceList = z.object({
+  status: InvoiceFilter,
+  totals: z.array(z.object({ currency, invoices: int, total_cents: int, amount_due_cents: int, amount_paid_cents: int })),
+  invoices: z.array(z.object({
+    invoice_id: z.string(),
+    user_id: z.string(),
+    user_plan_id: z.string().nullable(),
+    stripe_subscription_id: z.string().nullable(),
+    status: z.enum(['draft', 'open', 'paid', 'uncollectible', 'void']),
+    payment_failed: z.boolean(),
+    currency,
+    total_cents: int,
+    amount_due_cents: int,
+    amount_paid_cents: int,
+    hosted_invoice_url: z.string().nullable(),
+    period_start: timestamp.nullable(),
+    period_end: timestamp.nullable(),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })),
+});
+export type InvoiceList = z.infer<typeof InvoiceList>;
+
+/** GET /admin/meter-drift?include_resolved=&limit=: periods where our seconds and Stripe's meter differ. */
+export const MeterDriftList = z.object({
+  unresolved: int,
+  drift: z.array(z.object({
+    id: int,
+    user_id: z.string(),
+    user_plan_id: z.string(),
+    plan_key: z.string(),
+    plan_version: int,
+    period_start: timestamp,
+    period_end: timestamp,
+    our_seconds: int,
+    stripe_seconds: int,
+    difference_seconds: int,
+    checked_at: timestamp,
+    resolved_at: timestamp.nullable(),
+  })),
+});
+export type MeterDriftList = z.infer<typeof MeterDriftList>;

@@ -5,7 +5,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Principal } from '../auth/verify-token.ts';
-import { INVOICE_FILTERS, type PlanChanges, type PlanDefinition, type PlanWrite } from '../billing/plan-types.ts';
+import { INVOICE_FILTERS, type Plan, type PlanChanges, type PlanDefinition, type PlanWrite } from '../billing/plan-types.ts';
+import type * as Admin from '../shared/admin-contracts.ts';
 import { queryInt, type RouteDeps } from './client-routes.ts';
 import { HttpError } from './http-errors.ts';
 import { planView } from './usage-routes.ts';
@@ -96,11 +97,30 @@ function planFieldsOf(body: PlanBody): PlanChanges {
   return changes;
 }
 
-const writeView = (result: PlanWrite) => ({
-  plan: planView(result.plan, { admin: true }),
-  ...(typeof result.retired === 'object' && { retired: planView(result.retired, { admin: true }) }),
+/** A plan as administrators see it: the public view and its Stripe ids. */
+const adminPlanView = (plan: Plan): Admin.AdminPlan => ({
+  ...planView(plan),
+  stripe_product_id: plan.stripe_product_id,
+  stripe_fee_price_id: plan.stripe_fee_price_id,
+  stripe_usage_price_id: plan.stripe_usage_price_id,
+});
+
+const writeView = (result: PlanWrite): Admin.PlanWrite => ({
+  plan: adminPlanView(result.plan),
+  ...(typeof result.retired === 'object' && { retired: adminPlanView(result.retired) }),
   ...(typeof result.retired === 'boolean' && { retired: result.retired }),
 });
+
+/** An SQL report as JSON carries it: its timestamps as ISO strings (what the contracts declare). */
+type Wire<T> = T extends Date ? string : T extends readonly (infer U)[] ? Wire<U>[] : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
+function wire<T>(value: T): Wire<T> {
+  if (value instanceof Date) return value.toISOString() as Wire<T>;
+  if (Array.isArray(value)) return value.map(wire) as Wire<T>;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, wire(v)])) as Wire<T>;
+  }
+  return value as Wire<T>;
+}
 
 export function registerPlanAdminRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { store, principal, input } = deps;
@@ -110,10 +130,10 @@ export function registerPlanAdminRoutes(app: FastifyInstance, deps: RouteDeps): 
     return who;
   };
 
-  app.get('/admin/plans', async (request) => {
+  app.get('/admin/plans', async (request): Promise<Admin.AdminPlanList> => {
     await admin(request);
     const { include_retired } = input(PlansQuery, request.query);
-    return { plans: (await store.listPlans({ includeRetired: include_retired })).plans.map((p) => planView(p, { admin: true })) };
+    return { plans: (await store.listPlans({ includeRetired: include_retired })).plans.map(adminPlanView) };
   });
 
   app.post('/admin/plans', async (request, reply) => {
@@ -135,7 +155,7 @@ export function registerPlanAdminRoutes(app: FastifyInstance, deps: RouteDeps): 
     return reply.status(201).send(writeView(result));
   });
 
-  app.post('/admin/plans/:key/retire', async (request) => {
+  app.post('/admin/plans/:key/retire', async (request): Promise<Admin.PlanWrite> => {
     const who = await admin(request);
     const { key } = input(PlanKeyParam, request.params);
     const result = await store.retirePlan(key);
@@ -143,39 +163,39 @@ export function registerPlanAdminRoutes(app: FastifyInstance, deps: RouteDeps): 
     return writeView(result);
   });
 
-  app.get('/admin/plans/subscribers', async (request) => {
+  app.get('/admin/plans/subscribers', async (request): Promise<Admin.PlanSubscribers> => {
     await admin(request);
     const { plan, limit, offset } = input(SubscribersQuery, request.query);
-    return store.listPlanSubscribers({ planKey: plan, limit, offset });
+    return wire(await store.listPlanSubscribers({ planKey: plan, limit, offset }));
   });
 
-  app.get('/admin/mrr', async (request) => {
+  app.get('/admin/mrr', async (request): Promise<Admin.Mrr> => {
     await admin(request);
     input(NoQuery, request.query);
-    return store.getMrr();
+    return wire(await store.getMrr());
   });
 
-  app.get('/admin/usage/by-plan', async (request) => {
+  app.get('/admin/usage/by-plan', async (request): Promise<Admin.UsageByPlan> => {
     await admin(request);
     const { days } = input(DaysQuery, request.query);
-    return store.getUsageByPlan({ days });
+    return wire(await store.getUsageByPlan({ days }));
   });
 
-  app.get('/admin/usage/by-agent', async (request) => {
+  app.get('/admin/usage/by-agent', async (request): Promise<Admin.UsageByAgent> => {
     await admin(request);
     const { days } = input(DaysQuery, request.query);
-    return store.getUsageByAgent({ days });
+    return wire(await store.getUsageByAgent({ days }));
   });
 
-  app.get('/admin/invoices', async (request) => {
+  app.get('/admin/invoices', async (request): Promise<Admin.InvoiceList> => {
     await admin(request);
     const { status, limit } = input(InvoicesQuery, request.query);
-    return store.listInvoices({ status, limit });
+    return wire(await store.listInvoices({ status, limit }));
   });
 
-  app.get('/admin/meter-drift', async (request) => {
+  app.get('/admin/meter-drift', async (request): Promise<Admin.MeterDriftList> => {
     await admin(request);
     const { include_resolved, limit } = input(DriftQuery, request.query);
-    return store.listMeterDrift({ includeResolved: include_resolved, limit });
+    return wire(await store.listMeterDrift({ includeResolved: include_resolved, limit }));
   });
 }

@@ -1,5 +1,6 @@
-// The administrators' page (/admin): revenue, the books, usage, users, tiers, adjustments, refunds and the Stripe
-// events that need attention, from the admin API.
+// The administrators' page (/admin): revenue, the books, usage, users, tiers, adjustments, refunds, the Stripe
+// events that need attention, and postpaid plans (plans, subscribers, MRR and usage, invoices, meter drift),
+// from the admin API.
 // The first request (the revenue report) decides who may see the page: a 403 from it shows the refusal, and
 // no other panel asks the API anything before it answered.
 import { useState } from 'react';
@@ -11,6 +12,11 @@ import { RevenueReport } from '../../shared/admin-contracts.ts';
 import { AdminOnly } from './AdminOnly.tsx';
 import { AttentionPanel } from './AttentionPanel.tsx';
 import { BooksPanel } from './BooksPanel.tsx';
+import { InvoicesPanel } from './InvoicesPanel.tsx';
+import { MeterDriftPanel } from './MeterDriftPanel.tsx';
+import { PlansPanel } from './PlansPanel.tsx';
+import { PlanUsagePanel } from './PlanUsagePanel.tsx';
+import { SubscribersPanel } from './SubscribersPanel.tsx';
 import { RevenuePanel } from './RevenuePanel.tsx';
 import { TiersPanel } from './TiersPanel.tsx';
 import { UsagePanel } from './UsagePanel.tsx';
@@ -24,6 +30,8 @@ export function AdminApp() {
   const [days, setDays] = useState<number>(30);
   // null: the report's own choice (the currency most paid in over the period).
   const [currency, setCurrency] = useState<string | null>(null);
+  // Bumped when a plan is created, revised or retired: the plan panels read their lists again.
+  const [plansVersion, setPlansVersion] = useState(0);
   const revenue = useRequest(() => api.get(
     `/admin/analytics/revenue?days=${days}${currency ? `&currency=${encodeURIComponent(currency)}` : ''}`, RevenueReport), [days, currency]);
 
@@ -48,6 +56,11 @@ export function AdminApp() {
         <a href="#usage">Usage</a>
         <a href="#users">Users</a>
         <a href="#tiers">Pricing tiers</a>
+        <a href="#plans">Plans</a>
+        <a href="#subscribers">Subscribers</a>
+        <a href="#plan-usage">MRR, by plan and by agent</a>
+        <a href="#invoices">Invoices</a>
+        <a href="#meter-drift">Meter drift</a>
         <a href="#attention">Needs attention</a>
       </nav>
       <div className="admin-toolbar">
@@ -63,6 +76,11 @@ export function AdminApp() {
       <UsagePanel days={days} />
       <UsersPanel />
       <TiersPanel />
+      <PlansPanel onChanged={() => setPlansVersion((v) => v + 1)} />
+      <SubscribersPanel version={plansVersion} />
+      <PlanUsagePanel days={days} version={plansVersion} />
+      <InvoicesPanel version={plansVersion} />
+      <MeterDriftPanel version={plansVersion} />
       <AttentionPanel />
     </main>
   );

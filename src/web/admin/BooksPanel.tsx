@@ -12,6 +12,49 @@ const seconds = (s: number) => `${whole.format(s)} s`;
 const groupName = (g: SecondsFigures) => (g.currency === undefined ? 'Total'
   : g.currency === null ? 'No payment (manual credits)' : `Bought in ${g.currency.toUpperCase()}`);
 
+type Postpaid = NonNullable<Books['postpaid']>;
+
+/**
+ * Postpaid plans' identities (migrations/017): each a check with its verdict. The block's amount_exact adds
+ * lines of every currency together, so it is not shown as money.
+ */
+function PostpaidBooks({ postpaid }: { postpaid: Postpaid }) {
+  const { sessions, meter_events: events, lines } = postpaid;
+  const checks: Array<{ name: string; detail: string; ok: boolean | null }> = [
+    { name: 'Calls: billed = from cards + on plans',
+      detail: `${seconds(sessions.billed_seconds)} = ${seconds(sessions.card_seconds)} + ${seconds(sessions.plan_seconds)}`,
+      ok: sessions.sessions_out_of_step === 0 },
+    { name: 'Meter events: one per usage charge',
+      detail: `${whole.format(events.charges)} charges, ${whole.format(events.events)} events, ${whole.format(events.charges_without_event)} without one`,
+      ok: events.charges_without_event === 0 && events.charges === events.events },
+    { name: 'Invoice lines priced through their tiers',
+      detail: `${whole.format(lines.lines)} line(s), ${seconds(lines.rated_seconds)} rated, ${whole.format(lines.lines_mispriced)} mispriced`,
+      ok: lines.lines_mispriced === 0 },
+    { name: 'Lines above the subscriber’s cap of today',
+      detail: `${whole.format(lines.lines_over_cap)} (a cap lowered mid-period; reported, not a fault)`, ok: null },
+  ];
+  return (
+    <>
+      <h3 id="books-postpaid">Postpaid plans</h3>
+      <p className={postpaid.ok ? 'success' : 'error'}>{postpaid.ok ? 'The postpaid books balance.' : 'The postpaid books do not balance.'}</p>
+      <TableScroll labelledBy="books-postpaid">
+        <table className="compact" aria-labelledby="books-postpaid">
+          <thead><tr><th scope="col">Check</th><th scope="col">Figures</th><th scope="col">Holds</th></tr></thead>
+          <tbody>
+            {checks.map((c) => (
+              <tr key={c.name}>
+                <th scope="row">{c.name}</th>
+                <td className="wrap">{c.detail}</td>
+                <td>{c.ok === null ? '—' : c.ok ? 'Yes' : 'No'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableScroll>
+    </>
+  );
+}
+
 export function BooksPanel() {
   const api = useApi();
   const request = useRequest(() => api.get('/admin/books', Books), []);
@@ -96,6 +139,7 @@ export function BooksPanel() {
                 </table>
               </TableScroll>
             )}
+            {books.postpaid && <PostpaidBooks postpaid={books.postpaid} />}
           </>
         )}
       </Loaded>
