@@ -97,7 +97,8 @@ describe('store calls through a faulty network', () => {
     faults.blackHole();
     await unavailable(store.getBalance(user), 'getBalance');
     await unavailable(store.deductTime({ userId: user, seconds: 60, idempotencyKey: `frozen:${user}` }), 'deductTime');
-    for (const call of parallel()) await unavailable(call, 'a call queued behind the pool');
+    // All at once: awaited one by one, a later call can reject before anything listens to it.
+    await Promise.all(parallel().map((call) => unavailable(call, 'a call queued behind the pool')));
 
     faults.resume();
     const balances = await eventually(() => Promise.all(parallel()), 'after resume');
