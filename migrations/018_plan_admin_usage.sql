@@ -4,8 +4,8 @@
 -- Same conventions as 002 and 004: SECURITY DEFINER, an empty search_path and qualified names, domain errors
 -- through billing_private.fail, p_now as the billing clock, every function granted to service_role alone (the
 -- sidecar decides who may read what). docs/plans.md is the contract; in particular the one rounding rule:
---   an invoice line is (user plan, period, plan version); its amount = round(sum(amount_exact)) half-up, once.
--- amount_exact is never negative, so PostgreSQL's round(numeric) (half away from zero) is half-up here.
+--   an invoice line is (user plan, period, plan version); its amount = round_line(sum(amount_exact)) (017's
+--   half-up rounding), once; every invoice line below is rounded by it and by nothing else.
 --
 -- Prices per hour. So that a caller can compare a plan with prepaid packs, every plan answers what an hour
 -- costs on it: a pack its price over its hours, a rated plan its first tier's rate x 60 (and every tier's),
@@ -366,16 +366,86 @@ $$;
 
 -- ---------- a user's usage in their plan's terms ----------
 
--- The invoice lines of one period of a user plan: per plan version, the usage rounded once (half-up), and
--- the subscription fee. {lines: [...], usage_cents, fee_cents, exact_cents, included_seconds, rated_seconds}.
+-- Changes of a user plan's plan within a known period, so that a period's fee line is what Stripe bills.
+-- Stripe bills a subscription's licensed fee in advance for the whole period; a change of plan mid-period
+-- (an upgrade now, or the downgrade made just after a renewal) is prorated: the unused time on the old fee is
+-- credited and the remaining time on the new fee charged, each rounded once, for the fraction
+-- (period end - change) / (period end - period start). Each change is recorded (by 020's trigger, when Stripe
+-- made it: the created time of the subscription event that told us, kept in stripe_state_at).
+create table public.user_plan_changes (
+  id            bigint generated always as identity primary key,
+  user_plan_id  uuid not null references public.user_plans(id),
+  from_plan_id  uuid not null references public.plans(id),
+  to_plan_id    uuid not null references public.plans(id),
+  changed_at    timestamptz not null,
+  created_at    timestamptz not null default now()
+);
+create index user_plan_changes_idx on public.user_plan_changes (user_plan_id, changed_at, id);
+alter table public.user_plan_changes enable row level security;  -- no policy: only the service sees them
+
+-- The fee Stripe bills for the period [p_start, p_end) of a user plan: the fee of the plan it began on (billed
+-- in advance), then for each change in the period the remaining time on the new plan's fee less the unused
+-- time on the old one's, each rounded half-up once as Stripe rounds a proration line.
+create function billing_private.period_fee(p_user_plan public.user_plans, p_start timestamptz, p_end timestamptz)
+  returns integer language plpgsql stable
+as $$
+declare
+  v_change record;
+  v_first_plan uuid;
+  v_fee bigint;
+  v_fraction numeric;
+begin
+  select c.from_plan_id into v_first_plan from public.user_plan_changes c
+   where c.user_plan_id = p_user_plan.id and c.changed_at >= p_start
+   order by c.changed_at, c.id limit 1;
+  select p.monthly_fee_cents into v_fee from public.plans p where p.id = coalesce(v_first_plan, p_user_plan.plan_id);
+  if p_end is null or p_end <= p_start then
+    return v_fee;
+  end if;
+  for v_change in
+    select f.monthly_fee_cents as from_fee, t.monthly_fee_cents as to_fee, c.changed_at
+      from public.user_plan_changes c
+      join public.plans f on f.id = c.from_plan_id
+      join public.plans t on t.id = c.to_plan_id
+     where c.user_plan_id = p_user_plan.id and c.changed_at >= p_start and c.changed_at < p_end
+     order by c.changed_at, c.id
+  loop
+    v_fraction := extract(epoch from p_end - v_change.changed_at)::numeric / extract(epoch from p_end - p_start)::numeric;
+    v_fee := v_fee - billing_private.round_line(v_change.from_fee * v_fraction)
+                   + billing_private.round_line(v_change.to_fee * v_fraction);
+  end loop;
+  return v_fee;
+end
+$$;
+
+-- Where a period of a user plan ends: the row's period end for its current period; for an earlier one where the
+-- next period began (the row's, or a later one's charges); null when not known (a period after the row's).
+create function billing_private.period_end_of(p_user_plan public.user_plans, p_period_start timestamptz)
+  returns timestamptz language sql stable
+as $$
+  select case when p_period_start = p_user_plan.current_period_start then p_user_plan.current_period_end
+              when p_period_start < p_user_plan.current_period_start then
+                least(p_user_plan.current_period_start,
+                      (select min(c.period_start) from public.usage_charges c
+                        where c.user_plan_id = p_user_plan.id and c.period_start > p_period_start)) end
+$$;
+
+-- The invoice lines of one period of a user plan: per plan version, the usage rounded once (round_line), and
+-- the subscription fee as Stripe bills it (period_fee). The period's end is the user plan's when it is the
+-- current period, else where the next period began.
+-- {lines: [...], usage_cents, fee_cents, exact_cents, included_seconds, rated_seconds}.
 create function billing_private.period_lines(p_user_plan public.user_plans, p_period_start timestamptz)
   returns jsonb language plpgsql stable
 as $$
 declare
   v_result jsonb;
   v_plan public.plans;
+  v_end timestamptz;
+  v_fee integer;
 begin
   select * into v_plan from public.plans p where p.id = p_user_plan.plan_id;
+  v_end := billing_private.period_end_of(p_user_plan, p_period_start);
+  v_fee := billing_private.period_fee(p_user_plan, p_period_start, v_end);
   with usage as (
     select c.plan_id, sum(c.included_seconds)::bigint as included_seconds, sum(c.rated_seconds)::bigint as rated_seconds,
            sum(c.amount_exact) as exact
@@ -387,15 +457,15 @@ begin
     'lines', coalesce((select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                  'kind', 'usage', 'plan_key', p.key, 'plan_version', p.version, 'currency', p.currency,
                  'included_seconds', u.included_seconds, 'rated_seconds', u.rated_seconds,
-                 'amount_exact', pg_catalog.round(u.exact, 4), 'amount_cents', pg_catalog.round(u.exact)::bigint)
+                 'amount_exact', pg_catalog.round(u.exact, 4), 'amount_cents', billing_private.round_line(u.exact))
                  order by p.key, p.version)
                from usage u join public.plans p on p.id = u.plan_id), '[]'::jsonb)
-             || case when v_plan.monthly_fee_cents > 0 then pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+             || case when v_fee <> 0 or v_plan.monthly_fee_cents > 0 then pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
                  'kind', 'fee', 'plan_key', v_plan.key, 'plan_version', v_plan.version, 'currency', v_plan.currency,
-                 'amount_cents', v_plan.monthly_fee_cents)) else '[]'::jsonb end,
-    'usage_cents', coalesce((select sum(pg_catalog.round(u.exact)) from usage u), 0)::bigint,
+                 'amount_cents', v_fee)) else '[]'::jsonb end,
+    'usage_cents', coalesce((select sum(billing_private.round_line(u.exact)) from usage u), 0)::bigint,
     'exact_cents', pg_catalog.round(coalesce((select sum(u.exact) from usage u), 0), 4),
-    'fee_cents', v_plan.monthly_fee_cents,
+    'fee_cents', v_fee,
     'included_seconds', coalesce((select sum(u.included_seconds) from usage u), 0)::bigint,
     'rated_seconds', coalesce((select sum(u.rated_seconds) from usage u), 0)::bigint)
     into v_result;
@@ -434,6 +504,9 @@ $$;
 --   prepaid_cost_cents = what the card seconds used this period were paid for (004's rule), exact.
 --   total_cost_cents = both.
 -- The spending cap limits the rated usage (not the fee): cap_used_cents is the rounded usage lines.
+-- From the row's period end on, before customer.subscription.updated moves it, the period is the next one (as
+-- 017 charges; period_end null until Stripe says it); once a subscription cancelled at the period end has
+-- reached it, the user is prepaid.
 create function public.get_usage_current(p_user_id uuid, p_now timestamptz default null)
   returns jsonb language plpgsql stable security definer set search_path = ''
 as $$
@@ -451,8 +524,12 @@ declare
 begin
   perform billing_private.require_user(p_user_id);
   select * into v_user_plan from public.user_plans u where u.user_id = p_user_id and u.status <> 'ended';
-  v_postpaid := found and v_user_plan.status <> 'pending';
-  if found then
+  if found and v_user_plan.cancel_at_period_end and v_now >= v_user_plan.current_period_end then
+    -- Stripe ended the subscription at the period end (its webhook has not landed yet): cards only, as 017 charges.
+    v_user_plan := null;
+  end if;
+  v_postpaid := v_user_plan.id is not null and v_user_plan.status <> 'pending';
+  if v_user_plan.id is not null then
     select * into v_plan from public.plans p where p.id = v_user_plan.plan_id;
   else
     select * into v_plan from public.plans p where p.kind = 'prepaid' and p.status = 'active' order by p.sort_order, p.key limit 1;
@@ -460,6 +537,11 @@ begin
   if v_postpaid then
     v_start := v_user_plan.current_period_start;
     v_end := v_user_plan.current_period_end;
+    if v_now >= v_end then
+      -- The period that contains now, as 017 charges it: the next one, until Stripe's webhook says its end.
+      v_start := v_end;
+      v_end := null;
+    end if;
     v_lines := billing_private.period_lines(v_user_plan, v_start);
     v_usage := (v_lines ->> 'usage_cents')::bigint;
     v_plan_cost := v_usage + (v_lines ->> 'fee_cents')::bigint;
@@ -467,7 +549,7 @@ begin
     v_start := billing_private.month_start(v_now);
     v_end := billing_private.plus_utc(v_start, interval '1 month');
   end if;
-  v_calls := billing_private.window_calls(p_user_id, v_start, v_end);
+  v_calls := billing_private.window_calls(p_user_id, v_start, coalesce(v_end, 'infinity'::timestamptz));
   return pg_catalog.jsonb_build_object(
     'user_id', p_user_id,
     'billing', case when v_postpaid then 'postpaid' else 'prepaid' end,
@@ -506,7 +588,8 @@ $$;
 -- One UTC calendar month (YYYY-MM) in the plan's terms, with every day of it (up to today in the current
 -- month). A postpaid month's usage is its charges made that month, in lines of (user plan, period, plan
 -- version) each rounded once (a period that straddles two months is two partial lines: the invoice rounds
--- the whole period once), plus the fees of the periods that began that month. A day shows exact amounts.
+-- the whole period once), plus the fees of the periods that began that month
+-- (each as Stripe bills it: period_fee, prorated on a plan change). A day shows exact amounts.
 create function public.get_usage_history(p_user_id uuid, p_month text, p_now timestamptz default null)
   returns jsonb language plpgsql stable security definer set search_path = ''
 as $$
@@ -526,7 +609,7 @@ begin
   v_from := billing_private.parse_month(p_month);
   v_to := billing_private.plus_utc(v_from, interval '1 month');
   v_calls := billing_private.window_calls(p_user_id, v_from, v_to);
-  select coalesce(sum(pg_catalog.round(l.exact)), 0)::bigint, coalesce(sum(l.exact), 0)
+  select coalesce(sum(billing_private.round_line(l.exact)), 0)::bigint, coalesce(sum(l.exact), 0)
     into v_usage, v_exact
     from (select sum(c.amount_exact) as exact from public.usage_charges c
            where c.user_id = p_user_id and c.created_at >= v_from and c.created_at < v_to
@@ -539,17 +622,21 @@ begin
     select u.id, u.current_period_start, u.plan_id from public.user_plans u
      where u.user_id = p_user_id and u.status in ('active', 'suspended')
        and u.current_period_start >= v_from and u.current_period_start < v_to
-  ), fees as (
-    select distinct on (f.user_plan_id, f.period_start) f.period_start, p.key, p.version, p.currency, p.monthly_fee_cents
+  ), named as (
+    select distinct on (f.user_plan_id, f.period_start) f.user_plan_id, f.period_start, p.key, p.version, p.currency
       from periods f join public.plans p on p.id = f.plan_id
-     where p.monthly_fee_cents > 0
-     order by f.user_plan_id, f.period_start, p.version desc
+     order by f.user_plan_id, f.period_start, p.monthly_fee_cents > 0 desc, p.version desc
+  ), fees as (
+    select n.period_start, n.key, n.version, n.currency,
+           billing_private.period_fee(u, n.period_start, billing_private.period_end_of(u, n.period_start)) as monthly_fee_cents
+      from named n join public.user_plans u on u.id = n.user_plan_id
   )
   select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('plan_key', f.key, 'plan_version', f.version,
            'period_start', f.period_start, 'currency', f.currency, 'amount_cents', f.monthly_fee_cents) order by f.period_start), '[]'::jsonb),
          coalesce(sum(f.monthly_fee_cents), 0)::bigint
     into v_fees, v_fee_cents
-    from fees f;
+    from fees f
+   where f.monthly_fee_cents <> 0;
   v_last := least((v_to at time zone 'UTC')::date - 1, (v_now at time zone 'UTC')::date);
   with days as (
     select g::date as day from pg_catalog.generate_series((v_from at time zone 'UTC')::timestamp, v_last::timestamp, interval '1 day') g
@@ -726,7 +813,7 @@ begin
                where c.user_plan_id = cp.id and c.period_start < cp.current_period_start) as period_start
         from current_plans cp
     ), usage_lines as (
-      select c.currency, c.user_plan_id, pg_catalog.round(sum(c.amount_exact)) as cents
+      select c.currency, c.user_plan_id, billing_private.round_line(sum(c.amount_exact)) as cents
         from last_period lp
         join public.usage_charges c on c.user_plan_id = lp.id and c.period_start = lp.period_start
        group by c.currency, c.user_plan_id, c.period_start, c.plan_id
@@ -787,7 +874,7 @@ begin
                order by p.sort_order, p.key, p.version), '[]'::jsonb)
         from (select l.plan_id, count(distinct l.user_id) as users, sum(l.calls)::bigint as calls,
                      sum(l.included_seconds)::bigint as included_seconds, sum(l.rated_seconds)::bigint as rated_seconds,
-                     sum(l.exact) as exact, sum(pg_catalog.round(l.exact))::bigint as cents
+                     sum(l.exact) as exact, sum(billing_private.round_line(l.exact))::bigint as cents
                 from lines l group by l.plan_id) g
         join public.plans p on p.id = g.plan_id),
     'prepaid', (select pg_catalog.jsonb_build_object('users', count(distinct l.user_id), 'calls', count(distinct l.session_id),
@@ -900,6 +987,10 @@ end
 $$;
 
 -- ---------- privileges ----------
+revoke all on public.user_plan_changes from public, anon, authenticated, service_role;
+-- Written only by 020's trigger (as the owner of user_plans' changes: the subscription webhook functions).
+grant select on public.user_plan_changes to service_role;
+
 revoke all on all functions in schema billing_private from public;
 
 select billing_private.grant_to_service_only(

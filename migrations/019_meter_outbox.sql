@@ -30,9 +30,7 @@ declare
   v_now timestamptz := coalesce(p_now, pg_catalog.now());
   v_claimed jsonb;
 begin
-  if p_limit is null or p_limit not between 1 and 5000 then
-    perform billing_private.fail('invalid_argument', 'limit must be between 1 and 5000');
-  end if;
+  perform billing_private.require_limit(p_limit, 5000);
   if p_lease_seconds is null or p_lease_seconds not between 1 and 86400 then
     perform billing_private.fail('invalid_argument', 'lease must be between 1 and 86400 seconds');
   end if;
@@ -155,9 +153,7 @@ begin
   if p_lookback_days is null or p_lookback_days not between 1 and 400 then
     perform billing_private.fail('invalid_argument', 'lookback_days must be between 1 and 400');
   end if;
-  if p_limit is null or p_limit not between 1 and 10000 then
-    perform billing_private.fail('invalid_argument', 'limit must be between 1 and 10000');
-  end if;
+  perform billing_private.require_limit(p_limit, 10000);
 
   with starts as (
     -- Each period a plan had usage in, and its current one.

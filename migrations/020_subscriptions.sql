@@ -12,6 +12,22 @@ alter table public.stripe_invoices add column stripe_event_at timestamptz;
 -- A downgrade is due from this instant (the end of the period it was asked in).
 alter table public.user_plans add column scheduled_from timestamptz;
 
+-- Each change of a user plan's plan within a known period, as 018's period_fee reads them (here, where the
+-- time Stripe made the change, stripe_state_at, exists).
+create function billing_private.note_plan_change() returns trigger
+  language plpgsql
+as $$
+begin
+  if old.current_period_start is not null and new.plan_id is distinct from old.plan_id then
+    insert into public.user_plan_changes (user_plan_id, from_plan_id, to_plan_id, changed_at)
+    values (new.id, old.plan_id, new.plan_id, coalesce(new.stripe_state_at, new.updated_at));
+  end if;
+  return null;
+end
+$$;
+create trigger user_plans_note_plan_change after update of plan_id on public.user_plans
+  for each row execute function billing_private.note_plan_change();
+
 -- ---------- the catalogue ----------
 
 -- Every plan with its tiers and Stripe ids, for `./launch.sh stripe-sync` (which also deactivates the prices of
