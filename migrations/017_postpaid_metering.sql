@@ -181,13 +181,15 @@ $$;
 -- (spend(), FIFO by expiry, as before), then the rate under the cap. One usage charge (and its meter event in
 -- the outbox) when the plan paid any of it. The caller holds the user's lock, so the period's usage and the
 -- cap cannot move under it. Answers as spend() does (deducted_seconds is all that was paid, remaining_seconds
--- the cards') plus what the plan paid.
+-- the cards') plus what the plan paid (amount_exact as stored). p_state is plan_state(p_user_id, p_now), read
+-- once by the caller under that lock, which brings it forward with plan_state_paid() instead of reading again.
 create function billing_private.pay_seconds(
-  p_user_id uuid, p_session_id uuid, p_billed_before integer, p_owed integer, p_now timestamptz
+  p_user_id uuid, p_session_id uuid, p_billed_before integer, p_owed integer, p_now timestamptz,
+  p_state billing_private.plan_state
 ) returns jsonb language plpgsql
 as $$
 declare
-  v_state billing_private.plan_state := billing_private.plan_state(p_user_id, p_now);
+  v_state billing_private.plan_state := p_state;
   v_pays boolean := billing_private.plan_pays(v_state);
   v_included integer := 0;
   v_rated integer := 0;
@@ -215,7 +217,8 @@ begin
       rated_seconds, amount_exact, currency, identifier, created_at)
     values (p_user_id, v_state.user_plan_id, v_state.plan_id, p_session_id, v_state.period_start, v_included,
       v_rated, v_amount, v_state.currency, v_identifier, p_now)
-    returning id into v_charge_id;
+    -- The stored amount (numeric(24, 12)) is what plan_state() sums, so plan_state_paid() adds that one.
+    returning id, amount_exact into v_charge_id, v_amount;
     insert into public.meter_event_outbox (usage_charge_id, identifier, event_name, stripe_customer_id,
       value_seconds, occurred_at, next_attempt_at)
     values (v_charge_id, v_identifier, 'mindbot_voice_seconds', v_state.customer_id, v_included + v_rated,
@@ -231,12 +234,29 @@ begin
 end
 $$;
 
+-- The plan state once pay_seconds() has paid p_paid from it: what plan_state() would read after that charge, as
+-- the charge is the only change to the period's usage while the user's lock is held.
+create function billing_private.plan_state_paid(p_state billing_private.plan_state, p_paid jsonb)
+  returns billing_private.plan_state language plpgsql immutable
+as $$
+declare
+  v billing_private.plan_state := p_state;
+begin
+  if v.user_plan_id is not null then
+    v.included_left := v.included_left - (p_paid ->> 'included_seconds')::integer;
+    v.rated_seconds := v.rated_seconds + (p_paid ->> 'rated_seconds')::integer;
+    v.amount_exact := v.amount_exact + (p_paid ->> 'amount_exact')::numeric;
+  end if;
+  return v;
+end
+$$;
+
 -- Why a call cannot start when nothing could be paid, in the terms of the user's plan.
-create function billing_private.refuse_start(p_user_id uuid, p_now timestamptz) returns void
+create function billing_private.refuse_start(p_state billing_private.plan_state) returns void
   language plpgsql
 as $$
 declare
-  v_state billing_private.plan_state := billing_private.plan_state(p_user_id, p_now);
+  v_state billing_private.plan_state := p_state;
 begin
   if v_state.user_plan_id is not null and v_state.status = 'suspended' then
     perform billing_private.fail('insufficient_balance', pg_catalog.format(
@@ -268,10 +288,14 @@ declare
   v_charged integer := 0;
   v_shortfall integer := 0;
   v_remaining integer;
+  -- Read once per charge (a prepaid user: one probe of user_plans_one_current finding nothing).
+  v_state billing_private.plan_state := billing_private.plan_state(p_session.user_id, p_now);
 begin
   if v_owed > 0 then
     -- billed_seconds only grows, so it makes each charge's key (and usage charge identifier) unique.
-    v_spent := billing_private.pay_seconds(p_session.user_id, p_session.id, p_session.billed_seconds, v_owed, p_now);
+    v_spent := billing_private.pay_seconds(p_session.user_id, p_session.id, p_session.billed_seconds, v_owed, p_now,
+                                           v_state);
+    v_state := billing_private.plan_state_paid(v_state, v_spent);
     v_charged := (v_spent ->> 'deducted_seconds')::integer;
     v_shortfall := (v_spent ->> 'shortfall_seconds')::integer;
     v_remaining := (v_spent ->> 'remaining_seconds')::integer;
@@ -287,7 +311,11 @@ begin
          end_reason = coalesce(p_end_reason, s.end_reason)
    where s.id = p_session.id
   returning * into v_session;
-  return billing_private.session_json(v_session, v_charged, v_shortfall, v_remaining, false);
+  if v_session.last_metered_at <> p_now then
+    -- A charge behind the session's latest one (a clock that went back): its answer is about that later instant.
+    return billing_private.session_json(v_session, v_charged, v_shortfall, v_remaining, false);
+  end if;
+  return billing_private.session_json(v_session, v_charged, v_shortfall, v_remaining, false, v_state);
 end
 $$;
 
@@ -306,6 +334,7 @@ declare
   v_due integer;
   v_spent jsonb;
   v_charged integer;
+  v_state billing_private.plan_state;
 begin
   perform billing_private.require_user(p_user_id);
   perform billing_private.require_session_key(p_external_key);
@@ -345,17 +374,19 @@ begin
   values (p_user_id, p_external_key, p_room_name, 'active', v_now, v_now,
     v_due, v_settings.billing_increment_seconds, v_settings.minimum_charge_seconds, v_agent, p_call_from, p_call_to)
   returning * into v_session;
-  v_spent := billing_private.pay_seconds(p_user_id, v_session.id, 0, v_due, v_now);
+  v_state := billing_private.plan_state(p_user_id, v_now);
+  v_spent := billing_private.pay_seconds(p_user_id, v_session.id, 0, v_due, v_now, v_state);
   v_charged := (v_spent ->> 'deducted_seconds')::integer;
   if v_charged = 0 then
-    -- Raising rolls the new session back with it.
-    perform billing_private.refuse_start(p_user_id, v_now);
+    -- Raising rolls the new session back with it (nothing was paid, so v_state still stands).
+    perform billing_private.refuse_start(v_state);
   end if;
+  v_state := billing_private.plan_state_paid(v_state, v_spent);
   if v_charged < v_due then
     update public.voice_sessions s set billed_seconds = v_charged where s.id = v_session.id returning * into v_session;
   end if;
   return billing_private.session_json(v_session, v_charged, (v_spent ->> 'shortfall_seconds')::integer,
-    (v_spent ->> 'remaining_seconds')::integer, false);
+    (v_spent ->> 'remaining_seconds')::integer, false, v_state);
 end
 $$;
 
@@ -396,15 +427,17 @@ $$;
 -- so the controller warns and cuts off at the cap as it does at the end of a balance. Included seconds are
 -- used before cards, so the cards' outlook (008) starts where they end (cards that expire meanwhile are
 -- forfeit for this call); the rate pays after the cards.
-create or replace function billing_private.session_json(
-  p_session public.voice_sessions, p_charged integer, p_shortfall integer, p_remaining integer, p_replayed boolean
+-- p_state is plan_state(user, p_session.last_metered_at): the plan as it stands at the session's latest charge
+-- (its answers are about that instant), which a charge has just brought forward (plan_state_paid).
+create function billing_private.session_json(
+  p_session public.voice_sessions, p_charged integer, p_shortfall integer, p_remaining integer, p_replayed boolean,
+  p_state billing_private.plan_state
 ) returns jsonb language plpgsql volatile
 as $$
 declare
   v_covered timestamptz := p_session.started_at + pg_catalog.make_interval(secs => p_session.billed_seconds);
   v_outlook jsonb;
-  -- The plan as it stands at the session's latest charge (its answers are about that instant).
-  v_state billing_private.plan_state := billing_private.plan_state(p_session.user_id, p_session.last_metered_at);
+  v_state billing_private.plan_state := p_state;
   v_plan_left integer := billing_private.plan_seconds_left(v_state);
   v_included integer := 0;
   v_shifted public.voice_sessions := p_session;
@@ -444,6 +477,17 @@ begin
     'remaining_seconds', least(2147483647::bigint, p_remaining::bigint + v_plan_left)::integer,
     'replayed', p_replayed,
     'plan', billing_private.plan_json(v_state)) || v_outlook;
+end
+$$;
+
+-- The answers that charge nothing (a replayed start, an already ended session) read the plan themselves.
+create or replace function billing_private.session_json(
+  p_session public.voice_sessions, p_charged integer, p_shortfall integer, p_remaining integer, p_replayed boolean
+) returns jsonb language plpgsql volatile
+as $$
+begin
+  return billing_private.session_json(p_session, p_charged, p_shortfall, p_remaining, p_replayed,
+    billing_private.plan_state(p_session.user_id, p_session.last_metered_at));
 end
 $$;
 
