@@ -132,19 +132,19 @@ begin
   if not found then
     return null;
   end if;
-  select coalesce(sum(u.included_seconds) filter (where u.plan_id = v.plan_id), 0)::integer,
-         coalesce(sum(u.rated_seconds) filter (where u.plan_id = v.plan_id), 0)::integer,
-         coalesce(sum(u.amount_exact) filter (where u.plan_id = v.plan_id), 0)
-    into v.included_left, v.rated_seconds, v.amount_exact
-    from public.usage_charges u
-   where u.user_plan_id = v.user_plan_id and u.period_start = v.period_start;
-  v.included_left := greatest(0, v_included - v.included_left);
-  select coalesce(sum(billing_private.round_line(l.amount)), 0)::integer, coalesce(sum(l.amount), 0)
-    into v.other_lines_cents, v.other_amount_exact
-    from (select sum(u.amount_exact) as amount
+  -- One pass over the period's charges (usage_charges_period_idx), a line per plan version.
+  select coalesce(sum(l.included) filter (where l.plan_id = v.plan_id), 0)::integer,
+         coalesce(sum(l.rated) filter (where l.plan_id = v.plan_id), 0)::integer,
+         coalesce(sum(l.amount) filter (where l.plan_id = v.plan_id), 0),
+         coalesce(sum(billing_private.round_line(l.amount)) filter (where l.plan_id <> v.plan_id), 0)::integer,
+         coalesce(sum(l.amount) filter (where l.plan_id <> v.plan_id), 0)
+    into v.included_left, v.rated_seconds, v.amount_exact, v.other_lines_cents, v.other_amount_exact
+    from (select u.plan_id, sum(u.included_seconds) as included, sum(u.rated_seconds) as rated,
+                 sum(u.amount_exact) as amount
             from public.usage_charges u
-           where u.user_plan_id = v.user_plan_id and u.period_start = v.period_start and u.plan_id <> v.plan_id
+           where u.user_plan_id = v.user_plan_id and u.period_start = v.period_start
            group by u.plan_id) l;
+  v.included_left := greatest(0, v_included - v.included_left);
   return v;
 end
 $$;
