@@ -393,8 +393,9 @@ $$;
 -- ---------- what a running call can still be paid for ----------
 
 -- The plan block of a session's answer: the period so far in the plan's terms (what the agent and the screens
--- speak), null for a user without a postpaid plan.
-create function billing_private.plan_json(p_state billing_private.plan_state) returns jsonb
+-- speak), null for a user without a postpaid plan. p_seconds_left is plan_seconds_left(p_state), which the
+-- session's answer has already worked out (it walks the tiers).
+create function billing_private.plan_json(p_state billing_private.plan_state, p_seconds_left integer) returns jsonb
   language plpgsql stable
 as $$
 declare
@@ -417,7 +418,7 @@ begin
     'cap_cents', p_state.cap_cents,
     'cap_left_cents', greatest(0, p_state.cap_cents - v_lines),
     'included_left_seconds', p_state.included_left,
-    'seconds_left', billing_private.plan_seconds_left(p_state),
+    'seconds_left', p_seconds_left,
     'suspended_reason', p_state.suspended_reason,
     'suspended_invoice_url', p_state.suspended_invoice_url);
 end
@@ -476,7 +477,7 @@ begin
     'shortfall_seconds', p_shortfall,
     'remaining_seconds', least(2147483647::bigint, p_remaining::bigint + v_plan_left)::integer,
     'replayed', p_replayed,
-    'plan', billing_private.plan_json(v_state)) || v_outlook;
+    'plan', billing_private.plan_json(v_state, v_plan_left)) || v_outlook;
 end
 $$;
 

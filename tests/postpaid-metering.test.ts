@@ -474,7 +474,8 @@ function postpaidSuite(engine: string, open: () => Promise<TestDatabase>): void 
         const answers: Awaited<ReturnType<BillingStore['meterSession']>>[] = [];
         const checkFresh = async (answer: Awaited<ReturnType<BillingStore['meterSession']>>) => {
           const { rows } = await db.sql.query<{ plan: unknown }>(
-            `select billing_private.plan_json(billing_private.plan_state($1, $2)) as plan`, [user, answer.last_metered_at]);
+            `select billing_private.plan_json(s, billing_private.plan_seconds_left(s)) as plan
+               from billing_private.plan_state($1, $2) s`, [user, answer.last_metered_at]);
           assert.deepEqual(instants(answer.plan), instants(rows[0]!.plan), `answer ${answers.length}`);
           answers.push(answer);
         };
