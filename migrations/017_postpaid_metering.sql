@@ -18,16 +18,20 @@ $$;
 
 -- The exact cost (minor units, never rounded) of p_seconds billable seconds beginning at billable position
 -- p_position of the period, through the plan's graduated tiers: each second is priced by the tier it falls in.
+-- PL/pgSQL rather than SQL (here and in seconds_under_cap): a SQL function that cannot be inlined is planned
+-- again in every transaction that calls it, and each charge of a call calls these.
 create function billing_private.tier_cost(p_plan_id uuid, p_position integer, p_seconds integer) returns numeric
-  language sql stable
+  language plpgsql stable
 as $$
-  select coalesce(sum(greatest(0::bigint,
+begin
+  return (select coalesce(sum(greatest(0::bigint,
              least(p_position::bigint + p_seconds, coalesce(t.up_to_seconds::bigint, 9223372036854775807))
              - greatest(p_position::bigint, t.lower)) * t.cents_per_second), 0)::numeric
     from (select r.up_to_seconds, r.cents_per_second,
                  coalesce(lag(r.up_to_seconds) over (order by r.position), 0)::bigint as lower
             from public.plan_rate_tiers r
-           where r.plan_id = p_plan_id) t
+           where r.plan_id = p_plan_id) t);
+end
 $$;
 
 -- The inverse: how many billable seconds from position p_position can be rated before the line whose exact
@@ -38,9 +42,10 @@ $$;
 -- cannot be rated (a plan without tiers rates nothing) rather than being free.
 create function billing_private.seconds_under_cap(
   p_plan_id uuid, p_position integer, p_amount numeric, p_cap_cents integer
-) returns integer language sql stable
+) returns integer language plpgsql stable
 as $$
-  with budget as (
+begin
+  return (with budget as (
     select p_cap_cents + 0.5 - p_amount as b
   ), segments as (
     select t.position, t.cents_per_second as r,
@@ -65,7 +70,8 @@ as $$
                           then (w.s - p_position) + pg_catalog.ceil(((select b from budget) - w.cost_before) / w.r)::bigint - 1
                      end), 2147483647::bigint))::integer
          end
-    from walked w
+    from walked w);
+end
 $$;
 
 -- ---------- where a user's plan stands ----------
