@@ -18,16 +18,20 @@ $$;
 
 -- The exact cost (minor units, never rounded) of p_seconds billable seconds beginning at billable position
 -- p_position of the period, through the plan's graduated tiers: each second is priced by the tier it falls in.
+-- PL/pgSQL rather than SQL (here and in seconds_under_cap): a SQL function that cannot be inlined is planned
+-- again in every transaction that calls it, and each charge of a call calls these.
 create function billing_private.tier_cost(p_plan_id uuid, p_position integer, p_seconds integer) returns numeric
-  language sql stable
+  language plpgsql stable
 as $$
-  select coalesce(sum(greatest(0::bigint,
+begin
+  return (select coalesce(sum(greatest(0::bigint,
              least(p_position::bigint + p_seconds, coalesce(t.up_to_seconds::bigint, 9223372036854775807))
              - greatest(p_position::bigint, t.lower)) * t.cents_per_second), 0)::numeric
     from (select r.up_to_seconds, r.cents_per_second,
                  coalesce(lag(r.up_to_seconds) over (order by r.position), 0)::bigint as lower
             from public.plan_rate_tiers r
-           where r.plan_id = p_plan_id) t
+           where r.plan_id = p_plan_id) t);
+end
 $$;
 
 -- The inverse: how many billable seconds from position p_position can be rated before the line whose exact
@@ -38,9 +42,10 @@ $$;
 -- cannot be rated (a plan without tiers rates nothing) rather than being free.
 create function billing_private.seconds_under_cap(
   p_plan_id uuid, p_position integer, p_amount numeric, p_cap_cents integer
-) returns integer language sql stable
+) returns integer language plpgsql stable
 as $$
-  with budget as (
+begin
+  return (with budget as (
     select p_cap_cents + 0.5 - p_amount as b
   ), segments as (
     select t.position, t.cents_per_second as r,
@@ -65,7 +70,8 @@ as $$
                           then (w.s - p_position) + pg_catalog.ceil(((select b from budget) - w.cost_before) / w.r)::bigint - 1
                      end), 2147483647::bigint))::integer
          end
-    from walked w
+    from walked w);
+end
 $$;
 
 -- ---------- where a user's plan stands ----------
@@ -132,19 +138,19 @@ begin
   if not found then
     return null;
   end if;
-  select coalesce(sum(u.included_seconds) filter (where u.plan_id = v.plan_id), 0)::integer,
-         coalesce(sum(u.rated_seconds) filter (where u.plan_id = v.plan_id), 0)::integer,
-         coalesce(sum(u.amount_exact) filter (where u.plan_id = v.plan_id), 0)
-    into v.included_left, v.rated_seconds, v.amount_exact
-    from public.usage_charges u
-   where u.user_plan_id = v.user_plan_id and u.period_start = v.period_start;
-  v.included_left := greatest(0, v_included - v.included_left);
-  select coalesce(sum(billing_private.round_line(l.amount)), 0)::integer, coalesce(sum(l.amount), 0)
-    into v.other_lines_cents, v.other_amount_exact
-    from (select sum(u.amount_exact) as amount
+  -- One pass over the period's charges (usage_charges_period_idx), a line per plan version.
+  select coalesce(sum(l.included) filter (where l.plan_id = v.plan_id), 0)::integer,
+         coalesce(sum(l.rated) filter (where l.plan_id = v.plan_id), 0)::integer,
+         coalesce(sum(l.amount) filter (where l.plan_id = v.plan_id), 0),
+         coalesce(sum(billing_private.round_line(l.amount)) filter (where l.plan_id <> v.plan_id), 0)::integer,
+         coalesce(sum(l.amount) filter (where l.plan_id <> v.plan_id), 0)
+    into v.included_left, v.rated_seconds, v.amount_exact, v.other_lines_cents, v.other_amount_exact
+    from (select u.plan_id, sum(u.included_seconds) as included, sum(u.rated_seconds) as rated,
+                 sum(u.amount_exact) as amount
             from public.usage_charges u
-           where u.user_plan_id = v.user_plan_id and u.period_start = v.period_start and u.plan_id <> v.plan_id
+           where u.user_plan_id = v.user_plan_id and u.period_start = v.period_start
            group by u.plan_id) l;
+  v.included_left := greatest(0, v_included - v.included_left);
   return v;
 end
 $$;
@@ -181,13 +187,15 @@ $$;
 -- (spend(), FIFO by expiry, as before), then the rate under the cap. One usage charge (and its meter event in
 -- the outbox) when the plan paid any of it. The caller holds the user's lock, so the period's usage and the
 -- cap cannot move under it. Answers as spend() does (deducted_seconds is all that was paid, remaining_seconds
--- the cards') plus what the plan paid.
+-- the cards') plus what the plan paid (amount_exact as stored). p_state is plan_state(p_user_id, p_now), read
+-- once by the caller under that lock, which brings it forward with plan_state_paid() instead of reading again.
 create function billing_private.pay_seconds(
-  p_user_id uuid, p_session_id uuid, p_billed_before integer, p_owed integer, p_now timestamptz
+  p_user_id uuid, p_session_id uuid, p_billed_before integer, p_owed integer, p_now timestamptz,
+  p_state billing_private.plan_state
 ) returns jsonb language plpgsql
 as $$
 declare
-  v_state billing_private.plan_state := billing_private.plan_state(p_user_id, p_now);
+  v_state billing_private.plan_state := p_state;
   v_pays boolean := billing_private.plan_pays(v_state);
   v_included integer := 0;
   v_rated integer := 0;
@@ -215,7 +223,8 @@ begin
       rated_seconds, amount_exact, currency, identifier, created_at)
     values (p_user_id, v_state.user_plan_id, v_state.plan_id, p_session_id, v_state.period_start, v_included,
       v_rated, v_amount, v_state.currency, v_identifier, p_now)
-    returning id into v_charge_id;
+    -- The stored amount (numeric(24, 12)) is what plan_state() sums, so plan_state_paid() adds that one.
+    returning id, amount_exact into v_charge_id, v_amount;
     insert into public.meter_event_outbox (usage_charge_id, identifier, event_name, stripe_customer_id,
       value_seconds, occurred_at, next_attempt_at)
     values (v_charge_id, v_identifier, 'mindbot_voice_seconds', v_state.customer_id, v_included + v_rated,
@@ -231,12 +240,29 @@ begin
 end
 $$;
 
+-- The plan state once pay_seconds() has paid p_paid from it: what plan_state() would read after that charge, as
+-- the charge is the only change to the period's usage while the user's lock is held.
+create function billing_private.plan_state_paid(p_state billing_private.plan_state, p_paid jsonb)
+  returns billing_private.plan_state language plpgsql immutable
+as $$
+declare
+  v billing_private.plan_state := p_state;
+begin
+  if v.user_plan_id is not null then
+    v.included_left := v.included_left - (p_paid ->> 'included_seconds')::integer;
+    v.rated_seconds := v.rated_seconds + (p_paid ->> 'rated_seconds')::integer;
+    v.amount_exact := v.amount_exact + (p_paid ->> 'amount_exact')::numeric;
+  end if;
+  return v;
+end
+$$;
+
 -- Why a call cannot start when nothing could be paid, in the terms of the user's plan.
-create function billing_private.refuse_start(p_user_id uuid, p_now timestamptz) returns void
+create function billing_private.refuse_start(p_state billing_private.plan_state) returns void
   language plpgsql
 as $$
 declare
-  v_state billing_private.plan_state := billing_private.plan_state(p_user_id, p_now);
+  v_state billing_private.plan_state := p_state;
 begin
   if v_state.user_plan_id is not null and v_state.status = 'suspended' then
     perform billing_private.fail('insufficient_balance', pg_catalog.format(
@@ -268,10 +294,14 @@ declare
   v_charged integer := 0;
   v_shortfall integer := 0;
   v_remaining integer;
+  -- Read once per charge (a prepaid user: one probe of user_plans_one_current finding nothing).
+  v_state billing_private.plan_state := billing_private.plan_state(p_session.user_id, p_now);
 begin
   if v_owed > 0 then
     -- billed_seconds only grows, so it makes each charge's key (and usage charge identifier) unique.
-    v_spent := billing_private.pay_seconds(p_session.user_id, p_session.id, p_session.billed_seconds, v_owed, p_now);
+    v_spent := billing_private.pay_seconds(p_session.user_id, p_session.id, p_session.billed_seconds, v_owed, p_now,
+                                           v_state);
+    v_state := billing_private.plan_state_paid(v_state, v_spent);
     v_charged := (v_spent ->> 'deducted_seconds')::integer;
     v_shortfall := (v_spent ->> 'shortfall_seconds')::integer;
     v_remaining := (v_spent ->> 'remaining_seconds')::integer;
@@ -287,7 +317,11 @@ begin
          end_reason = coalesce(p_end_reason, s.end_reason)
    where s.id = p_session.id
   returning * into v_session;
-  return billing_private.session_json(v_session, v_charged, v_shortfall, v_remaining, false);
+  if v_session.last_metered_at <> p_now then
+    -- A charge behind the session's latest one (a clock that went back): its answer is about that later instant.
+    return billing_private.session_json(v_session, v_charged, v_shortfall, v_remaining, false);
+  end if;
+  return billing_private.session_json(v_session, v_charged, v_shortfall, v_remaining, false, v_state);
 end
 $$;
 
@@ -306,6 +340,7 @@ declare
   v_due integer;
   v_spent jsonb;
   v_charged integer;
+  v_state billing_private.plan_state;
 begin
   perform billing_private.require_user(p_user_id);
   perform billing_private.require_session_key(p_external_key);
@@ -345,25 +380,28 @@ begin
   values (p_user_id, p_external_key, p_room_name, 'active', v_now, v_now,
     v_due, v_settings.billing_increment_seconds, v_settings.minimum_charge_seconds, v_agent, p_call_from, p_call_to)
   returning * into v_session;
-  v_spent := billing_private.pay_seconds(p_user_id, v_session.id, 0, v_due, v_now);
+  v_state := billing_private.plan_state(p_user_id, v_now);
+  v_spent := billing_private.pay_seconds(p_user_id, v_session.id, 0, v_due, v_now, v_state);
   v_charged := (v_spent ->> 'deducted_seconds')::integer;
   if v_charged = 0 then
-    -- Raising rolls the new session back with it.
-    perform billing_private.refuse_start(p_user_id, v_now);
+    -- Raising rolls the new session back with it (nothing was paid, so v_state still stands).
+    perform billing_private.refuse_start(v_state);
   end if;
+  v_state := billing_private.plan_state_paid(v_state, v_spent);
   if v_charged < v_due then
     update public.voice_sessions s set billed_seconds = v_charged where s.id = v_session.id returning * into v_session;
   end if;
   return billing_private.session_json(v_session, v_charged, (v_spent ->> 'shortfall_seconds')::integer,
-    (v_spent ->> 'remaining_seconds')::integer, false);
+    (v_spent ->> 'remaining_seconds')::integer, false, v_state);
 end
 $$;
 
 -- ---------- what a running call can still be paid for ----------
 
 -- The plan block of a session's answer: the period so far in the plan's terms (what the agent and the screens
--- speak), null for a user without a postpaid plan.
-create function billing_private.plan_json(p_state billing_private.plan_state) returns jsonb
+-- speak), null for a user without a postpaid plan. p_seconds_left is plan_seconds_left(p_state), which the
+-- session's answer has already worked out (it walks the tiers).
+create function billing_private.plan_json(p_state billing_private.plan_state, p_seconds_left integer) returns jsonb
   language plpgsql stable
 as $$
 declare
@@ -386,7 +424,7 @@ begin
     'cap_cents', p_state.cap_cents,
     'cap_left_cents', greatest(0, p_state.cap_cents - v_lines),
     'included_left_seconds', p_state.included_left,
-    'seconds_left', billing_private.plan_seconds_left(p_state),
+    'seconds_left', p_seconds_left,
     'suspended_reason', p_state.suspended_reason,
     'suspended_invoice_url', p_state.suspended_invoice_url);
 end
@@ -396,15 +434,17 @@ $$;
 -- so the controller warns and cuts off at the cap as it does at the end of a balance. Included seconds are
 -- used before cards, so the cards' outlook (008) starts where they end (cards that expire meanwhile are
 -- forfeit for this call); the rate pays after the cards.
-create or replace function billing_private.session_json(
-  p_session public.voice_sessions, p_charged integer, p_shortfall integer, p_remaining integer, p_replayed boolean
+-- p_state is plan_state(user, p_session.last_metered_at): the plan as it stands at the session's latest charge
+-- (its answers are about that instant), which a charge has just brought forward (plan_state_paid).
+create function billing_private.session_json(
+  p_session public.voice_sessions, p_charged integer, p_shortfall integer, p_remaining integer, p_replayed boolean,
+  p_state billing_private.plan_state
 ) returns jsonb language plpgsql volatile
 as $$
 declare
   v_covered timestamptz := p_session.started_at + pg_catalog.make_interval(secs => p_session.billed_seconds);
   v_outlook jsonb;
-  -- The plan as it stands at the session's latest charge (its answers are about that instant).
-  v_state billing_private.plan_state := billing_private.plan_state(p_session.user_id, p_session.last_metered_at);
+  v_state billing_private.plan_state := p_state;
   v_plan_left integer := billing_private.plan_seconds_left(v_state);
   v_included integer := 0;
   v_shifted public.voice_sessions := p_session;
@@ -443,7 +483,18 @@ begin
     'shortfall_seconds', p_shortfall,
     'remaining_seconds', least(2147483647::bigint, p_remaining::bigint + v_plan_left)::integer,
     'replayed', p_replayed,
-    'plan', billing_private.plan_json(v_state)) || v_outlook;
+    'plan', billing_private.plan_json(v_state, v_plan_left)) || v_outlook;
+end
+$$;
+
+-- The answers that charge nothing (a replayed start, an already ended session) read the plan themselves.
+create or replace function billing_private.session_json(
+  p_session public.voice_sessions, p_charged integer, p_shortfall integer, p_remaining integer, p_replayed boolean
+) returns jsonb language plpgsql volatile
+as $$
+begin
+  return billing_private.session_json(p_session, p_charged, p_shortfall, p_remaining, p_replayed,
+    billing_private.plan_state(p_session.user_id, p_session.last_metered_at));
 end
 $$;
 

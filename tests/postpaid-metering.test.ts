@@ -459,6 +459,49 @@ function postpaidSuite(engine: string, open: () => Promise<TestDatabase>): void 
         await assertBooks(store);
       });
 
+      it('each charge answers with the plan as a fresh read finds it after the charge (the state is read once per charge)', async () => {
+        const { store, clock } = fresh();
+        const user = newUserId();
+        // Included seconds, then a card, then tiers whose per-second rates have no exact decimal (7 and 11 c/min),
+        // so the amounts carried forward within a charge must be the stored (numeric(24, 12)) ones.
+        const plan = await createPlan({ kind: 'subscription', includedSeconds: 90, tiers: [[200, 7], [null, 11]] });
+        await subscribe(user, plan, { capCents: 90 });
+        await store.adjustUserTime({ userId: user, seconds: 45, reason: 'test credit', idempotencyKey: `${user}:credit` });
+        const keys = [`${user}:a`, `${user}:b`];
+        // Timestamps compared as instants: the store parses them, the SQL answers them as text.
+        const instants = (plan: unknown) => JSON.parse(JSON.stringify(plan), (k, v) =>
+          (k === 'period_start' || k === 'period_end') && v !== null ? new Date(v).getTime() : v);
+        const answers: Awaited<ReturnType<BillingStore['meterSession']>>[] = [];
+        const checkFresh = async (answer: Awaited<ReturnType<BillingStore['meterSession']>>) => {
+          const { rows } = await db.sql.query<{ plan: unknown }>(
+            `select billing_private.plan_json(s, billing_private.plan_seconds_left(s)) as plan
+               from billing_private.plan_state($1, $2) s`, [user, answer.last_metered_at]);
+          assert.deepEqual(instants(answer.plan), instants(rows[0]!.plan), `answer ${answers.length}`);
+          answers.push(answer);
+        };
+        const sessions = [];
+        for (const key of keys) {
+          const s = await store.startSession({ userId: user, externalKey: key, roomName: `room-${key}` });
+          await checkFresh(s);
+          sessions.push(s);
+        }
+        for (let step = 0; step < 8; step++) {
+          clock.advance(47);
+          for (const s of sessions) await checkFresh(await store.meterSession(s.session_id));
+        }
+        assert.ok(answers.some((a) => a.plan?.seconds_left === 0 && a.shortfall_seconds > 0), 'the cap is reached within the steps');
+        assert.ok(answers.some((a) => (a.plan?.included_left_seconds ?? 1) === 0 && Number(a.plan?.period_cost_exact) > 0));
+        const last = answers.slice(-2);
+        for (const [i, key] of keys.entries()) {
+          const replayed = await store.startSession({ userId: user, externalKey: key, roomName: `room-${key}` });
+          assert.equal(replayed.replayed, true);
+          assert.deepEqual(replayed.plan, last[i]!.plan);
+          assert.equal(new Date(replayed.payable_until).getTime(), new Date(last[i]!.payable_until).getTime());
+          assert.equal(replayed.remaining_seconds, last[i]!.remaining_seconds);
+        }
+        await assertBooks(store);
+      });
+
       it('a prepaid user is charged as before: no plan block, no usage charge', async () => {
         const { store } = fresh();
         const user = newUserId();
